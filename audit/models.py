@@ -1,0 +1,93 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from tenants.querysets import TenantQuerySet
+
+
+class AuditLog(models.Model):
+    """Who changed what, when and from where. Append-only.
+
+    Rows outlive what they describe: the tenant is kept as a bare id (no foreign
+    key constraint, nothing cascades onto it) and the actor's e-mail is copied.
+    """
+
+    tenant = models.ForeignKey(
+        "tenants.Tenant",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_text = models.CharField(max_length=254, blank=True)
+    action = models.CharField(max_length=32)
+    object_type = models.CharField(max_length=100, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_text = models.CharField(max_length=255, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.TextField(blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        db_table = "audit_logs"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "created_at"], name="idx_audit_logs_tenant_created"),
+            models.Index(fields=["object_type", "object_id"], name="idx_audit_logs_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_text or 'system'} {self.action} {self.object_type}"
+
+
+class EventStore(models.Model):
+    """Domain events in commit order, to replay what happened. Append-only."""
+
+    position = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(
+        "tenants.Tenant",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    aggregate_type = models.CharField(max_length=50)
+    aggregate_id = models.CharField(max_length=64)
+    version = models.PositiveIntegerField()
+    event_type = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict)
+    metadata = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        db_table = "event_store"
+        ordering = ["position"]
+        constraints = [
+            # Optimistic concurrency: two writers of the same version cannot both commit.
+            models.UniqueConstraint(
+                fields=["aggregate_type", "aggregate_id", "version"], name="uniq_event_store_aggregate_version"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "position"], name="idx_event_store_tenant_pos"),
+            models.Index(fields=["event_type", "position"], name="idx_event_store_type_pos"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position} {self.event_type} {self.aggregate_type}:{self.aggregate_id} v{self.version}"

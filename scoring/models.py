@@ -1,0 +1,182 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from challenges.models import Project
+from tenants.models import Tenant
+from tenants.querysets import TenantQuerySet
+
+
+class SubmissionQuerySet(TenantQuerySet):
+    def pending(self):
+        return self.filter(status=Submission.Status.PENDING)
+
+    def approved(self):
+        return self.filter(status=Submission.Status.APPROVED)
+
+
+class Submission(models.Model):
+    """One attempt of a student at a challenge: a flag or a write-up."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        APPROVED = "APPROVED", "Approved"
+        REJECTED = "REJECTED", "Rejected"
+
+    class Kind(models.TextChoices):
+        FLAG = "FLAG", "Flag"
+        WRITEUP = "WRITEUP", "Write-up"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="submissions")
+    # user and project lookups are served by the composite indexes below
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions", db_index=False
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="submissions", db_index=False)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.WRITEUP)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    score = models.SmallIntegerField(null=True, blank=True, help_text="0 to 100; required once graded.")
+    points_awarded = models.IntegerField(default=0)
+    answer = models.TextField(blank=True, help_text="The write-up, or the flag as given.")
+    link = models.URLField(max_length=500, blank=True)
+    feedback = models.TextField(blank=True)
+    graded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    submitted_at = models.DateTimeField(default=timezone.now)
+    graded_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SubmissionQuerySet.as_manager()
+
+    class Meta:
+        db_table = "submissions"
+        ordering = ["-submitted_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(score__gte=0, score__lte=100), name="chk_score_positive"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="PENDING") | models.Q(score__isnull=False),
+                name="chk_score_required_when_graded",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(points_awarded__gte=0), name="chk_submissions_points_awarded_positive"
+            ),
+            # Points count once per student and challenge, even under races.
+            models.UniqueConstraint(
+                fields=["tenant", "user", "project"],
+                condition=models.Q(status="APPROVED"),
+                name="uniq_submissions_one_approved",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "tenant"], name="idx_submissions_user_tenant"),
+            models.Index(fields=["project", "status"], name="idx_submissions_project_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.project} ({self.status})"
+
+
+class Badge(models.Model):
+    """An award: given by an automatic rule, or by hand when it has none."""
+
+    class RuleKind(models.TextChoices):
+        FIRST_SOLVE = "FIRST_SOLVE", "First solve"
+        POINTS_AT_LEAST = "POINTS_AT_LEAST", "Points at least N"
+        SOLVES_AT_LEAST = "SOLVES_AT_LEAST", "Solves at least N"
+        CATEGORY_SOLVES = "CATEGORY_SOLVES", "N solves in a category"
+        CATEGORY_COMPLETE = "CATEGORY_COMPLETE", "Every challenge of a category"
+        DIFFICULTY_SOLVES = "DIFFICULTY_SOLVES", "N solves at a difficulty"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="badges")
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=100)
+    description = models.TextField(blank=True)
+    icon = models.CharField(max_length=50, blank=True, help_text="Icon name from the bundled set.")
+    rule_kind = models.CharField(
+        max_length=20, choices=RuleKind.choices, blank=True, help_text="Empty: awarded by hand only."
+    )
+    rule_params = models.JSONField(default=dict, blank=True, help_text='e.g. {"n": 5, "category": "Web Security"}')
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        db_table = "badges"
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "slug"], name="uniq_badges_tenant_slug"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UserBadge(models.Model):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="user_badges")
+    # user lookups are served by idx_user_badges_user_tenant
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="user_badges", db_index=False
+    )
+    badge = models.ForeignKey(Badge, on_delete=models.CASCADE, related_name="awards")
+    awarded_at = models.DateTimeField(default=timezone.now)
+    awarded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Empty when a rule awarded it.",
+    )
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        db_table = "user_badges"
+        ordering = ["-awarded_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user", "badge"], name="uniq_user_badges_user_badge"),
+        ]
+        indexes = [
+            models.Index(fields=["user", "tenant"], name="idx_user_badges_user_tenant"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.badge} → {self.user}"
+
+
+class LeaderboardQuerySet(TenantQuerySet):
+    def ranked(self):
+        return self.order_by("rank", "last_scored_at", "user_id")
+
+
+class Leaderboard(models.Model):
+    """Materialised standings: one row per student of a tenant, ranked by points."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="leaderboard")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="leaderboard_rows")
+    points = models.IntegerField(default=0)
+    solves = models.IntegerField(default=0)
+    rank = models.IntegerField()
+    last_scored_at = models.DateTimeField(null=True, blank=True, help_text="Tie-break: who got there first.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LeaderboardQuerySet.as_manager()
+
+    class Meta:
+        db_table = "leaderboards"
+        ordering = ["rank", "last_scored_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], name="uniq_leaderboards_tenant_user"),
+            models.CheckConstraint(condition=models.Q(rank__gt=0), name="chk_rank_positive"),
+            models.CheckConstraint(
+                condition=models.Q(points__gte=0, solves__gte=0), name="chk_leaderboards_totals_positive"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "rank"], name="idx_leaderboards_tenant_rank"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.rank} {self.user} ({self.points})"

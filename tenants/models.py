@@ -1,0 +1,140 @@
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from .querysets import TenantQuerySet
+
+
+class TenantQuerySetBase(models.QuerySet):
+    def active(self):
+        return self.filter(is_active=True)
+
+    def for_host(self, host: str):
+        """The active tenant served on `host` (a request's host, port stripped)."""
+        return self.active().filter(domain__iexact=host.lower())
+
+
+class Tenant(models.Model):
+    class RegistrationMode(models.TextChoices):
+        OPEN = "OPEN", "Open to anyone"
+        INVITE = "INVITE", "With an invite code"
+        CLOSED = "CLOSED", "Closed (accounts made by staff)"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    domain = models.CharField(
+        max_length=253, help_text="Host name the tenant is served on, e.g. class.example.edu."
+    )
+    settings = models.JSONField(default=dict, blank=True, help_text="Theme and other options.")
+    registration_mode = models.CharField(
+        max_length=10, choices=RegistrationMode.choices, default=RegistrationMode.OPEN
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TenantQuerySetBase.as_manager()
+
+    class Meta:
+        db_table = "tenants"
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(Lower("domain"), name="uniq_tenants_domain_ci"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UserQuerySet(TenantQuerySet):
+    def students(self):
+        return self.filter(role=User.Role.STUDENT)
+
+    def staff(self):
+        return self.filter(role__in=User.STAFF_ROLES)
+
+
+class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, email):
+        # Natural key of platform accounts (createsuperuser); tenant users log in
+        # through tenants.backends.TenantEmailBackend, which knows the tenant.
+        return self.get(email__iexact=email, tenant__isnull=True)
+
+    def _create_user(self, email, password, **extra):
+        if not email:
+            raise ValueError("An e-mail address is required.")
+        user = self.model(email=self.normalize_email(email), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email, password=None, **extra):
+        extra.setdefault("is_superuser", False)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email, password=None, **extra):
+        extra["is_superuser"] = True
+        extra.setdefault("role", User.Role.ADMIN)
+        return self._create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person on one tenant (platform superusers may have none), logging in by e-mail."""
+
+    class Role(models.TextChoices):
+        ADMIN = "ADMIN", "Tenant admin"
+        INSTRUCTOR = "INSTRUCTOR", "Instructor"
+        STUDENT = "STUDENT", "Student"
+
+    STAFF_ROLES = (Role.ADMIN, Role.INSTRUCTOR)
+
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="users", null=True, blank=True
+    )
+    email = models.EmailField(max_length=254)
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    role = models.CharField(max_length=12, choices=Role.choices, default=Role.STUDENT)
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        db_table = "users"
+        ordering = ["email"]
+        constraints = [
+            models.UniqueConstraint(Lower("email"), "tenant", name="uniq_users_tenant_email_ci"),
+            # NULLs are distinct in the constraint above, so platform accounts get their own.
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=models.Q(tenant__isnull=True),
+                name="uniq_users_platform_email_ci",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(tenant__isnull=False) | models.Q(is_superuser=True),
+                name="chk_users_tenant_unless_superuser",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def is_staff(self) -> bool:
+        """Instructors and tenant admins reach the admin; derived from the role."""
+        return self.is_superuser or self.role in self.STAFF_ROLES
+
+    def get_full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or self.email
+
+    def get_short_name(self) -> str:
+        return self.first_name or self.email

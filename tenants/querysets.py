@@ -1,0 +1,13 @@
+"""Tenant scoping shared by every tenant-owned model."""
+
+from django.db import models
+
+
+class TenantQuerySet(models.QuerySet):
+    """Base queryset of tenant-owned models: scope it explicitly with `for_tenant`."""
+
+    def for_tenant(self, tenant):
+        """Rows of `tenant` only (a Tenant or its id); None matches nothing."""
+        if tenant is None:
+            return self.none()
+        return self.filter(tenant_id=getattr(tenant, "pk", tenant))

@@ -1,0 +1,54 @@
+"""Start (once) and describe the embedded PostgreSQL server."""
+
+import threading
+import warnings
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+_lock = threading.Lock()
+_socket_dirs: dict[str, str] = {}
+
+
+_databases: set[tuple[str, str]] = set()
+
+
+def ensure_running(pgdata: str | Path, database: str | None = None) -> str:
+    """Start the server for `pgdata` if needed, create `database`, return its socket dir."""
+    key = str(pgdata)
+    with _lock:
+        if key not in _socket_dirs:
+            Path(pgdata).parent.mkdir(parents=True, exist_ok=True)
+            with warnings.catch_warnings():
+                # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); harmless
+                warnings.simplefilter("ignore")
+                import pgserver  # imported lazily: only the embedded mode needs it
+
+                # cleanup_mode=None: the server outlives this process, so the next
+                # command finds it running instead of paying for a start.
+                server = pgserver.get_server(pgdata, cleanup_mode=None)
+            _socket_dirs[key] = parse_qs(urlparse(server.get_uri()).query)["host"][0]
+        host = _socket_dirs[key]
+        if database and (key, database) not in _databases:
+            import psycopg
+
+            with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as conn:
+                found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
+                if not found:
+                    conn.execute(f'CREATE DATABASE "{database}"')
+            _databases.add((key, database))
+        return host
+
+
+def stop(pgdata: str | Path) -> bool:
+    """Stop the server for `pgdata`; False when none was running."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    if not (Path(pgdata) / "postmaster.pid").exists():
+        return False
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    server.cleanup()
+    _socket_dirs.pop(str(pgdata), None)
+    _databases.difference_update({k for k in _databases if k[0] == str(pgdata)})
+    return True

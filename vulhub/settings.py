@@ -1,0 +1,259 @@
+"""VulHub settings, driven by the environment.
+
+Every variable is listed with a comment in `.env.example`. A `.env` file beside
+`manage.py` is read when present; real environment variables win over it.
+https://docs.djangoproject.com/en/5.2/ref/settings/
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env")  # does not override variables already set
+
+# The SECRET_KEY shipped in .env.example; production must never run with it.
+EXAMPLE_SECRET_KEY = "insecure-example-key-change-me"
+
+
+def _bool(name: str, default: bool) -> bool:
+    """Read a boolean, refusing anything that is not clearly true or false."""
+    raw = env.str(name, default=None)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use true or false.")
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    raw = env.str(name, default=None)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}.")
+    return value
+
+
+# --- Core -----------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
+DEBUG = _bool("DEBUG", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+
+if not DEBUG:
+    if not SECRET_KEY or SECRET_KEY == EXAMPLE_SECRET_KEY:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is missing or is the example value while DEBUG is off. "
+            "Set SECRET_KEY to a long random string, e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`, "
+            "or set DEBUG=true for local development."
+        )
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured(
+            "ALLOWED_HOSTS is empty while DEBUG is off. Set ALLOWED_HOSTS to the "
+            "comma-separated host names VulHub is served on (every tenant's domain)."
+        )
+elif not SECRET_KEY:
+    SECRET_KEY = EXAMPLE_SECRET_KEY
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "health_check",
+    "vulhub.apps.VulhubConfig",
+    "tenants",
+    "challenges",
+    "scoring",
+    "audit",
+]
+
+MIDDLEWARE = [
+    # First: /health/ answers before anything looks at the host or the database.
+    "vulhub.middleware.HealthCheckMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tenants.middleware.TenantMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "vulhub.urls"
+WSGI_APPLICATION = "vulhub.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/ref/databases/#postgresql-notes
+# DATABASE_URL unset: an embedded PostgreSQL (pgserver) under var/, started on demand.
+EMBEDDED_PGDATA = Path(env.str("EMBEDDED_PGDATA", default=str(BASE_DIR / "var" / "pgdata")))
+
+
+def _database_from_env() -> dict:
+    url = env.str("DATABASE_URL", default="")
+    if not url:
+        return {
+            "ENGINE": "vulhub.embedded_db",
+            "NAME": "vulhub",
+            "USER": "postgres",
+            "PGDATA": str(EMBEDDED_PGDATA),
+        }
+    try:
+        config = environ.Env.db_url_config(url)
+    except Exception as exc:  # django-environ raises assorted errors on garbage
+        raise ImproperlyConfigured(
+            f"DATABASE_URL could not be read ({exc}). Expected "
+            "postgres://USER:PASSWORD@HOST:PORT/NAME."
+        ) from None
+    if config.get("ENGINE") != "django.db.backends.postgresql" or not config.get("NAME"):
+        raise ImproperlyConfigured(
+            "DATABASE_URL must point to a PostgreSQL database: "
+            "postgres://USER:PASSWORD@HOST:PORT/NAME."
+        )
+    return config
+
+
+_db = _database_from_env()
+DB_POOL = _bool("DB_POOL", default=False)
+_options = dict(_db.get("OPTIONS", {}))
+_options.setdefault("connect_timeout", _int("DB_CONNECT_TIMEOUT", default=5, minimum=1))
+if DB_POOL:
+    # Django's psycopg pool: https://docs.djangoproject.com/en/5.2/ref/databases/#connection-pool
+    _options["pool"] = {
+        "min_size": _int("DB_POOL_MIN_SIZE", default=2),
+        "max_size": _int("DB_POOL_MAX_SIZE", default=10, minimum=1),
+        "timeout": _int("DB_POOL_TIMEOUT", default=10, minimum=1),
+    }
+    if _options["pool"]["min_size"] > _options["pool"]["max_size"]:
+        raise ImproperlyConfigured("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE.")
+_db["OPTIONS"] = _options
+# A pool keeps its own connections: persistent connections must stay off with it.
+_db["CONN_MAX_AGE"] = 0 if DB_POOL else _int("CONN_MAX_AGE", default=0)
+_db["CONN_HEALTH_CHECKS"] = _bool("CONN_HEALTH_CHECKS", default=True)
+_db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="") or None}
+DATABASES = {"default": _db}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache --------------------------------------------------------------------
+# REDIS_URL unset: Django's database cache (table created by `createcachetable`).
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "vulhub",
+            "OPTIONS": {
+                "SOCKET_CONNECT_TIMEOUT": 1,
+                "SOCKET_TIMEOUT": 1,
+            },
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "cache_table",
+            "KEY_PREFIX": "vulhub",
+        }
+    }
+
+# --- Authentication -------------------------------------------------------------
+AUTH_USER_MODEL = "tenants.User"
+AUTHENTICATION_BACKENDS = ["tenants.backends.TenantEmailBackend"]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+SILENCED_SYSTEM_CHECKS = [
+    # E-mail is unique per tenant, not globally: the backend above resolves it.
+    "auth.W004",
+    # The 30-character index name limit is Oracle's; the operators' plan names
+    # `idx_projects_category_difficulty` (32) and PostgreSQL allows 63.
+    "models.E034",
+]
+
+# --- Internationalisation -----------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files (served by WhiteNoise, no CDN) ---------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# --- E-mail --------------------------------------------------------------------
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="VulHub <noreply@vulhub.localhost>")
+
+# --- Security (production) ------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/topics/security/
+SESSION_COOKIE_SECURE = _bool("SECURE_COOKIES", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if _bool("BEHIND_PROXY", default=False) else None
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# --- Logging --------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "health_check": {"level": "ERROR"},
+        "pgserver": {"level": "WARNING"},
+    },
+}
