@@ -1,0 +1,54 @@
+# VulHub. `make run` to try it, `make test` to check it. `make help` lists every target.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+
+.DEFAULT_GOAL := help
+.PHONY: help install run migrate seed test lint format migrations-check pytest db-stop clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed ## Create .venv and install the pinned dependencies
+
+.env:
+	cp .env.example .env
+
+migrate: install .env ## Apply migrations and create the cache table
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py createcachetable
+
+seed: migrate ## Load the demo data (idempotent)
+	$(PY) manage.py seed
+
+run: seed ## Start VulHub on http://localhost:8000 (embedded database unless DATABASE_URL is set)
+	$(PY) manage.py runserver localhost:8000
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## Reformat the code with ruff
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrations-check: install .env ## Fail when a model change lacks its migration
+	$(PY) manage.py makemigrations --check --dry-run
+
+pytest: install .env ## Run the test suite only
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint migrations-check pytest ## Lint, migrations check and the whole test suite
+
+db-stop: install ## Stop the embedded PostgreSQL (when DATABASE_URL is unset)
+	$(PY) -c "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'vulhub.settings'); django.setup(); from django.conf import settings; from vulhub.embedded_db.server import stop; print('stopped' if stop(settings.EMBEDDED_PGDATA) else 'not running')"
+
+clean: db-stop ## Stop the embedded database and delete .venv and var/ (all local data)
+	rm -rf $(VENV) var

@@ -1,0 +1,76 @@
+"""Persona fixtures shared by every app's tests.
+
+Three people, as in every test that crosses a boundary: a student and an
+instructor of one tenant, and a student of another tenant.
+"""
+
+import pytest
+from django.test import Client
+
+from challenges.factories import ProjectFactory
+from tenants.factories import (
+    DEFAULT_PASSWORD,
+    InstructorFactory,
+    StudentFactory,
+    TenantAdminFactory,
+    TenantFactory,
+)
+
+
+@pytest.fixture(autouse=True)
+def _any_test_host(settings):
+    # Tenants in tests live on *.localhost names; allow whatever a test invents.
+    settings.ALLOWED_HOSTS = ["*"]
+
+
+@pytest.fixture
+def password():
+    return DEFAULT_PASSWORD
+
+
+@pytest.fixture
+def tenant(db):
+    return TenantFactory(name="Alpha Academy", slug="alpha", domain="alpha.localhost")
+
+
+@pytest.fixture
+def other_tenant(db):
+    return TenantFactory(name="Beta Bootcamp", slug="beta", domain="beta.localhost")
+
+
+@pytest.fixture
+def student(tenant):
+    return StudentFactory(tenant=tenant, email="student@alpha.test")
+
+
+@pytest.fixture
+def instructor(tenant):
+    return InstructorFactory(tenant=tenant, email="instructor@alpha.test")
+
+
+@pytest.fixture
+def tenant_admin(tenant):
+    return TenantAdminFactory(tenant=tenant, email="admin@alpha.test")
+
+
+@pytest.fixture
+def other_student(other_tenant):
+    return StudentFactory(tenant=other_tenant, email="student@beta.test")
+
+
+@pytest.fixture
+def project(tenant):
+    return ProjectFactory(tenant=tenant, name="SQL Injection Challenge", slug="sql-injection")
+
+
+@pytest.fixture
+def client_for():
+    """A test client on a tenant's host: client_for(tenant)."""
+
+    def make(tenant, user=None):
+        client = Client(HTTP_HOST=tenant.domain)
+        if user is not None:
+            client.force_login(user)
+        return client
+
+    return make

@@ -1,0 +1,194 @@
+"""The demo data of the operators' plan: one tenant, its staff and students, sample challenges.
+
+`manage.py seed` loads it. Loading is idempotent: rows are found by their natural
+keys (slug, e-mail) and left alone when they exist, so a second run changes nothing,
+not even a password a demo user has since changed.
+"""
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from challenges.models import Project
+from scoring.models import Badge
+from tenants.models import Tenant, User
+
+TENANT = {
+    "slug": "default",
+    "name": "Default Tenant",
+    "domain": "localhost",
+    "settings": {"theme": "default"},
+}
+
+# e-mail, first name, last name, role, password (listed in the README)
+USERS = [
+    ("admin@vulhub.com", "Admin", "User", User.Role.ADMIN, "vulhub-admin"),
+    ("instructor@vulhub.com", "Ingrid", "Instructor", User.Role.INSTRUCTOR, "vulhub-instructor"),
+    ("alice@vulhub.com", "Alice", "Anderson", User.Role.STUDENT, "vulhub-student"),
+    ("bob@vulhub.com", "Bob", "Brown", User.Role.STUDENT, "vulhub-student"),
+    ("carol@vulhub.com", "Carol", "Chen", User.Role.STUDENT, "vulhub-student"),
+]
+
+D = Project.Difficulty
+# slug, name, category, difficulty, points, flag (None: graded write-up), description
+CHALLENGES = [
+    (
+        "sql-injection",
+        "SQL Injection Challenge",
+        "Web Security",
+        D.BEGINNER,
+        100,
+        "FLAG{union_select_all_the_things}",
+        "Learn SQL injection techniques. The login form of the target app builds its query "
+        "by pasting strings together. Log in as `admin` without the password and read the flag "
+        "from the dashboard.",
+    ),
+    (
+        "stored-xss",
+        "Stored Cross-Site Scripting",
+        "Web Security",
+        D.INTERMEDIATE,
+        200,
+        None,
+        "The guestbook renders comments without escaping them. Show how a stored payload steals "
+        "a session cookie, then explain the fix. Submit a write-up.",
+    ),
+    (
+        "caesar-cipher",
+        "Caesar's Secret",
+        "Cryptography",
+        D.BEGINNER,
+        50,
+        "FLAG{veni_vidi_decrypsi}",
+        "A message was encrypted by shifting every letter. Recover it: `IODJ{yhql_ylgl_ghfubsvl}`.",
+    ),
+    (
+        "padding-oracle",
+        "Padding Oracle",
+        "Cryptography",
+        D.ADVANCED,
+        400,
+        None,
+        "The API tells valid padding from invalid. Decrypt the token without the key and "
+        "describe each step of the attack in a write-up.",
+    ),
+    (
+        "memory-forensics",
+        "Memory Forensics",
+        "Forensics",
+        D.INTERMEDIATE,
+        250,
+        "FLAG{volatile_memories}",
+        "A memory image of a compromised workstation is attached. Find the process the attacker "
+        "injected into and the flag it holds.",
+    ),
+    (
+        "packet-capture",
+        "Network Traffic Analysis",
+        "Network Security",
+        D.BEGINNER,
+        100,
+        "FLAG{follow_the_tcp_stream}",
+        "A capture of an FTP session is attached. Credentials travel in clear text; so does the flag.",
+    ),
+    (
+        "stack-overflow",
+        "Stack Buffer Overflow",
+        "Binary Exploitation",
+        D.EXPERT,
+        500,
+        None,
+        "A setuid binary copies its argument into a fixed buffer. Get a shell, then write up the "
+        "exploit and the mitigations that would have stopped it.",
+    ),
+]
+
+B = Badge.RuleKind
+# slug, name, icon, rule kind ("" = by hand), rule parameters, description
+BADGES = [
+    ("first-blood", "First Blood", "droplet", B.FIRST_SOLVE, {}, "Solve your first challenge."),
+    ("centurion", "Centurion", "shield", B.POINTS_AT_LEAST, {"n": 100}, "Earn 100 points."),
+    ("hat-trick", "Hat Trick", "award", B.SOLVES_AT_LEAST, {"n": 3}, "Solve three challenges."),
+    (
+        "web-apprentice",
+        "Web Apprentice",
+        "globe",
+        B.CATEGORY_SOLVES,
+        {"n": 2, "category": "Web Security"},
+        "Solve two Web Security challenges.",
+    ),
+    (
+        "cryptographer",
+        "Cryptographer",
+        "key",
+        B.CATEGORY_COMPLETE,
+        {"category": "Cryptography"},
+        "Solve every Cryptography challenge.",
+    ),
+    ("helpful-peer", "Helpful Peer", "heart", "", {}, "Given by an instructor for helping others."),
+]
+
+
+@dataclass
+class SeedReport:
+    created: dict[str, int] = field(default_factory=dict)
+    existing: dict[str, int] = field(default_factory=dict)
+
+    def count(self, kind: str, created: bool) -> None:
+        bucket = self.created if created else self.existing
+        bucket[kind] = bucket.get(kind, 0) + 1
+
+    @property
+    def total_created(self) -> int:
+        return sum(self.created.values())
+
+
+@transaction.atomic
+def load_demo_data() -> SeedReport:
+    report = SeedReport()
+    tenant, created = Tenant.objects.get_or_create(
+        slug=TENANT["slug"], defaults={k: v for k, v in TENANT.items() if k != "slug"}
+    )
+    report.count("tenants", created)
+
+    for email, first, last, role, password in USERS:
+        user = User.objects.filter(tenant=tenant, email__iexact=email).first()
+        if user is None:
+            User.objects.create_user(
+                email, password, tenant=tenant, first_name=first, last_name=last, role=role
+            )
+        report.count("users", user is None)
+
+    for slug, name, category, difficulty, points, flag, description in CHALLENGES:
+        project = Project.objects.filter(tenant=tenant, slug=slug).first()
+        if project is None:
+            project = Project(
+                tenant=tenant,
+                slug=slug,
+                name=name,
+                category=category,
+                difficulty=difficulty,
+                points=points,
+                description=description,
+                is_published=True,
+            )
+            project.set_flag(flag)
+            project.save()
+            report.count("challenges", True)
+        else:
+            report.count("challenges", False)
+
+    for slug, name, icon, kind, params, description in BADGES:
+        _, created = Badge.objects.get_or_create(
+            tenant=tenant,
+            slug=slug,
+            defaults={
+                "name": name,
+                "icon": icon,
+                "rule_kind": kind,
+                "rule_params": params,
+                "description": description,
+            },
+        )
+        report.count("badges", created)
+    return report
