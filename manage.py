@@ -16,7 +16,13 @@ def main():
     except ImproperlyConfigured as exc:
         sys.stderr.write(f"VulHub is not configured correctly: {exc}\n")
         sys.exit(1)
-    execute_from_command_line(sys.argv)
+    from django.db import OperationalError
+
+    try:
+        execute_from_command_line(sys.argv)
+    except OperationalError as exc:
+        sys.stderr.write(f"The database could not be reached: {exc}\nCheck DATABASE_URL and that the server runs.\n")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

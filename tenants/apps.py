@@ -1,7 +1,15 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "tenants"
     verbose_name = "Tenants and users"
+
+    def ready(self):
+        from .roles import ensure_permission_groups
+
+        # The data migration creates the groups; a database flush (as between
+        # transactional tests) empties them, and `migrate` then refills them here.
+        post_migrate.connect(ensure_permission_groups, sender=self, dispatch_uid="tenants.permission_groups")

@@ -20,3 +20,22 @@ GROUP_PERMISSIONS = {
 }
 
 ROLE_GROUP = {"INSTRUCTOR": INSTRUCTORS_GROUP, "ADMIN": TENANT_ADMINS_GROUP}
+
+
+def ensure_permission_groups(using="default", **kwargs):
+    """Create (or complete) the permission groups; idempotent."""
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.auth.models import Group, Permission
+
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0, using=using)
+    for name, codes in GROUP_PERMISSIONS.items():
+        group, _ = Group.objects.using(using).get_or_create(name=name)
+        labels = {tuple(code.split(".", 1)) for code in codes}
+        permissions = [
+            p
+            for p in Permission.objects.using(using).select_related("content_type")
+            if (p.content_type.app_label, p.codename) in labels
+        ]
+        group.permissions.set(permissions)

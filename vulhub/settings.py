@@ -5,6 +5,7 @@ Every variable is listed with a comment in `.env.example`. A `.env` file beside
 https://docs.djangoproject.com/en/5.2/ref/settings/
 """
 
+import warnings
 from pathlib import Path
 
 import environ
@@ -132,7 +133,9 @@ def _database_from_env() -> dict:
             "PGDATA": str(EMBEDDED_PGDATA),
         }
     try:
-        config = environ.Env.db_url_config(url)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # our own message below says it better
+            config = environ.Env.db_url_config(url)
     except Exception as exc:  # django-environ raises assorted errors on garbage
         raise ImproperlyConfigured(
             f"DATABASE_URL could not be read ({exc}). Expected "
@@ -220,6 +223,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Without collectstatic (development, tests) WhiteNoise serves straight from the apps.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
