@@ -52,9 +52,7 @@ class Submission(models.Model):
         db_table = "submissions"
         ordering = ["-submitted_at"]
         constraints = [
-            models.CheckConstraint(
-                condition=models.Q(score__gte=0, score__lte=100), name="chk_score_positive"
-            ),
+            models.CheckConstraint(condition=models.Q(score__gte=0, score__lte=100), name="chk_score_positive"),
             models.CheckConstraint(
                 condition=models.Q(status="PENDING") | models.Q(score__isnull=False),
                 name="chk_score_required_when_graded",

@@ -24,13 +24,9 @@ class Tenant(models.Model):
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
-    domain = models.CharField(
-        max_length=253, help_text="Host name the tenant is served on, e.g. class.example.edu."
-    )
+    domain = models.CharField(max_length=253, help_text="Host name the tenant is served on, e.g. class.example.edu.")
     settings = models.JSONField(default=dict, blank=True, help_text="Theme and other options.")
-    registration_mode = models.CharField(
-        max_length=10, choices=RegistrationMode.choices, default=RegistrationMode.OPEN
-    )
+    registration_mode = models.CharField(max_length=10, choices=RegistrationMode.choices, default=RegistrationMode.OPEN)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
@@ -92,9 +88,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     STAFF_ROLES = (Role.ADMIN, Role.INSTRUCTOR)
 
-    tenant = models.ForeignKey(
-        Tenant, on_delete=models.CASCADE, related_name="users", null=True, blank=True
-    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="users", null=True, blank=True)
     email = models.EmailField(max_length=254)
     first_name = models.CharField(max_length=150, blank=True)
     last_name = models.CharField(max_length=150, blank=True)

@@ -154,9 +154,7 @@ def load_demo_data() -> SeedReport:
     for email, first, last, role, password in USERS:
         user = User.objects.filter(tenant=tenant, email__iexact=email).first()
         if user is None:
-            User.objects.create_user(
-                email, password, tenant=tenant, first_name=first, last_name=last, role=role
-            )
+            User.objects.create_user(email, password, tenant=tenant, first_name=first, last_name=last, role=role)
         report.count("users", user is None)
 
     for slug, name, category, difficulty, points, flag, description in CHALLENGES:

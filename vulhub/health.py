@@ -6,6 +6,7 @@ answers on any host, is never cached, and is 200 exactly when the database answe
 migrations, disk).
 """
 
+import contextlib
 import dataclasses
 import logging
 import secrets
@@ -31,10 +32,8 @@ def database_is_up(alias: str = DEFAULT_DB_ALIAS) -> bool:
     except Exception:
         logger.warning("health: database check failed", exc_info=True)
         # Drop the broken connection so the next request starts afresh.
-        try:
+        with contextlib.suppress(Exception):
             connection.close()
-        except Exception:
-            pass
         return False
 
 

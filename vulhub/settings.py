@@ -138,13 +138,11 @@ def _database_from_env() -> dict:
             config = environ.Env.db_url_config(url)
     except Exception as exc:  # django-environ raises assorted errors on garbage
         raise ImproperlyConfigured(
-            f"DATABASE_URL could not be read ({exc}). Expected "
-            "postgres://USER:PASSWORD@HOST:PORT/NAME."
+            f"DATABASE_URL could not be read ({exc}). Expected postgres://USER:PASSWORD@HOST:PORT/NAME."
         ) from None
     if config.get("ENGINE") != "django.db.backends.postgresql" or not config.get("NAME"):
         raise ImproperlyConfigured(
-            "DATABASE_URL must point to a PostgreSQL database: "
-            "postgres://USER:PASSWORD@HOST:PORT/NAME."
+            "DATABASE_URL must point to a PostgreSQL database: postgres://USER:PASSWORD@HOST:PORT/NAME."
         )
     return config
 
@@ -236,9 +234,7 @@ STORAGES = {
 }
 
 # --- E-mail --------------------------------------------------------------------
-EMAIL_BACKEND = env.str(
-    "EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
-)
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="VulHub <noreply@vulhub.localhost>")
 
 # --- Security (production) ------------------------------------------------------------

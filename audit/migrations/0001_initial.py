@@ -7,56 +7,95 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('tenants', '0001_initial'),
+        ("tenants", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AuditLog',
+            name="AuditLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('actor_text', models.CharField(blank=True, max_length=254)),
-                ('action', models.CharField(max_length=32)),
-                ('object_type', models.CharField(blank=True, max_length=100)),
-                ('object_id', models.CharField(blank=True, max_length=64)),
-                ('object_text', models.CharField(blank=True, max_length=255)),
-                ('changes', models.JSONField(blank=True, default=dict)),
-                ('ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('user_agent', models.TextField(blank=True)),
-                ('request_id', models.CharField(blank=True, max_length=64)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('actor', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('tenant', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='tenants.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("actor_text", models.CharField(blank=True, max_length=254)),
+                ("action", models.CharField(max_length=32)),
+                ("object_type", models.CharField(blank=True, max_length=100)),
+                ("object_id", models.CharField(blank=True, max_length=64)),
+                ("object_text", models.CharField(blank=True, max_length=255)),
+                ("changes", models.JSONField(blank=True, default=dict)),
+                ("ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("user_agent", models.TextField(blank=True)),
+                ("request_id", models.CharField(blank=True, max_length=64)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'audit_logs',
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['tenant', 'created_at'], name='idx_audit_logs_tenant_created'), models.Index(fields=['object_type', 'object_id'], name='idx_audit_logs_object')],
+                "db_table": "audit_logs",
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["tenant", "created_at"], name="idx_audit_logs_tenant_created"),
+                    models.Index(fields=["object_type", "object_id"], name="idx_audit_logs_object"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='EventStore',
+            name="EventStore",
             fields=[
-                ('position', models.BigAutoField(primary_key=True, serialize=False)),
-                ('aggregate_type', models.CharField(max_length=50)),
-                ('aggregate_id', models.CharField(max_length=64)),
-                ('version', models.PositiveIntegerField()),
-                ('event_type', models.CharField(max_length=64)),
-                ('payload', models.JSONField(default=dict)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('occurred_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('tenant', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='tenants.tenant')),
+                ("position", models.BigAutoField(primary_key=True, serialize=False)),
+                ("aggregate_type", models.CharField(max_length=50)),
+                ("aggregate_id", models.CharField(max_length=64)),
+                ("version", models.PositiveIntegerField()),
+                ("event_type", models.CharField(max_length=64)),
+                ("payload", models.JSONField(default=dict)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("occurred_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'event_store',
-                'ordering': ['position'],
-                'indexes': [models.Index(fields=['tenant', 'position'], name='idx_event_store_tenant_pos'), models.Index(fields=['event_type', 'position'], name='idx_event_store_type_pos')],
-                'constraints': [models.UniqueConstraint(fields=('aggregate_type', 'aggregate_id', 'version'), name='uniq_event_store_aggregate_version')],
+                "db_table": "event_store",
+                "ordering": ["position"],
+                "indexes": [
+                    models.Index(fields=["tenant", "position"], name="idx_event_store_tenant_pos"),
+                    models.Index(fields=["event_type", "position"], name="idx_event_store_type_pos"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("aggregate_type", "aggregate_id", "version"), name="uniq_event_store_aggregate_version"
+                    )
+                ],
             },
         ),
     ]

@@ -6,35 +6,61 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('tenants', '0001_initial'),
+        ("tenants", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Project',
+            name="Project",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('slug', models.SlugField(max_length=100)),
-                ('description', models.TextField(blank=True, help_text='Markdown; rendered sanitised.')),
-                ('category', models.CharField(max_length=100)),
-                ('difficulty', models.CharField(choices=[('BEGINNER', 'Beginner'), ('INTERMEDIATE', 'Intermediate'), ('ADVANCED', 'Advanced'), ('EXPERT', 'Expert')], max_length=12)),
-                ('points', models.IntegerField(default=100)),
-                ('flag_hash', models.CharField(blank=True, editable=False, help_text='Salted digest; the flag itself is never stored.', max_length=128)),
-                ('is_published', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='projects', to='tenants.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                ("slug", models.SlugField(max_length=100)),
+                ("description", models.TextField(blank=True, help_text="Markdown; rendered sanitised.")),
+                ("category", models.CharField(max_length=100)),
+                (
+                    "difficulty",
+                    models.CharField(
+                        choices=[
+                            ("BEGINNER", "Beginner"),
+                            ("INTERMEDIATE", "Intermediate"),
+                            ("ADVANCED", "Advanced"),
+                            ("EXPERT", "Expert"),
+                        ],
+                        max_length=12,
+                    ),
+                ),
+                ("points", models.IntegerField(default=100)),
+                (
+                    "flag_hash",
+                    models.CharField(
+                        blank=True,
+                        editable=False,
+                        help_text="Salted digest; the flag itself is never stored.",
+                        max_length=128,
+                    ),
+                ),
+                ("is_published", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="projects", to="tenants.tenant"
+                    ),
+                ),
             ],
             options={
-                'db_table': 'projects',
-                'ordering': ['name'],
-                'indexes': [models.Index(fields=['category', 'difficulty'], name='idx_projects_category_difficulty')],
-                'constraints': [models.UniqueConstraint(fields=('tenant', 'slug'), name='uniq_projects_tenant_slug'), models.CheckConstraint(condition=models.Q(('points__gte', 0)), name='chk_points_positive')],
+                "db_table": "projects",
+                "ordering": ["name"],
+                "indexes": [models.Index(fields=["category", "difficulty"], name="idx_projects_category_difficulty")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("tenant", "slug"), name="uniq_projects_tenant_slug"),
+                    models.CheckConstraint(condition=models.Q(("points__gte", 0)), name="chk_points_positive"),
+                ],
             },
         ),
     ]

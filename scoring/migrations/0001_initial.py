@@ -7,139 +7,259 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('challenges', '0001_initial'),
-        ('tenants', '0001_initial'),
+        ("challenges", "0001_initial"),
+        ("tenants", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Badge',
+            name="Badge",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('slug', models.SlugField(max_length=100)),
-                ('description', models.TextField(blank=True)),
-                ('icon', models.CharField(blank=True, help_text='Icon name from the bundled set.', max_length=50)),
-                ('rule_kind', models.CharField(blank=True, choices=[('FIRST_SOLVE', 'First solve'), ('POINTS_AT_LEAST', 'Points at least N'), ('SOLVES_AT_LEAST', 'Solves at least N'), ('CATEGORY_SOLVES', 'N solves in a category'), ('CATEGORY_COMPLETE', 'Every challenge of a category'), ('DIFFICULTY_SOLVES', 'N solves at a difficulty')], help_text='Empty: awarded by hand only.', max_length=20)),
-                ('rule_params', models.JSONField(blank=True, default=dict, help_text='e.g. {"n": 5, "category": "Web Security"}')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='badges', to='tenants.tenant')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100)),
+                ("slug", models.SlugField(max_length=100)),
+                ("description", models.TextField(blank=True)),
+                ("icon", models.CharField(blank=True, help_text="Icon name from the bundled set.", max_length=50)),
+                (
+                    "rule_kind",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("FIRST_SOLVE", "First solve"),
+                            ("POINTS_AT_LEAST", "Points at least N"),
+                            ("SOLVES_AT_LEAST", "Solves at least N"),
+                            ("CATEGORY_SOLVES", "N solves in a category"),
+                            ("CATEGORY_COMPLETE", "Every challenge of a category"),
+                            ("DIFFICULTY_SOLVES", "N solves at a difficulty"),
+                        ],
+                        help_text="Empty: awarded by hand only.",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "rule_params",
+                    models.JSONField(blank=True, default=dict, help_text='e.g. {"n": 5, "category": "Web Security"}'),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="badges", to="tenants.tenant"
+                    ),
+                ),
             ],
             options={
-                'db_table': 'badges',
-                'ordering': ['name'],
+                "db_table": "badges",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Leaderboard',
+            name="Leaderboard",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('points', models.IntegerField(default=0)),
-                ('solves', models.IntegerField(default=0)),
-                ('rank', models.IntegerField()),
-                ('last_scored_at', models.DateTimeField(blank=True, help_text='Tie-break: who got there first.', null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='leaderboard', to='tenants.tenant')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='leaderboard_rows', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("points", models.IntegerField(default=0)),
+                ("solves", models.IntegerField(default=0)),
+                ("rank", models.IntegerField()),
+                (
+                    "last_scored_at",
+                    models.DateTimeField(blank=True, help_text="Tie-break: who got there first.", null=True),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="leaderboard", to="tenants.tenant"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="leaderboard_rows",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'db_table': 'leaderboards',
-                'ordering': ['rank', 'last_scored_at'],
+                "db_table": "leaderboards",
+                "ordering": ["rank", "last_scored_at"],
             },
         ),
         migrations.CreateModel(
-            name='Submission',
+            name="Submission",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('FLAG', 'Flag'), ('WRITEUP', 'Write-up')], default='WRITEUP', max_length=8)),
-                ('status', models.CharField(choices=[('PENDING', 'Pending'), ('APPROVED', 'Approved'), ('REJECTED', 'Rejected')], default='PENDING', max_length=8)),
-                ('score', models.SmallIntegerField(blank=True, help_text='0 to 100; required once graded.', null=True)),
-                ('points_awarded', models.IntegerField(default=0)),
-                ('answer', models.TextField(blank=True, help_text='The write-up, or the flag as given.')),
-                ('link', models.URLField(blank=True, max_length=500)),
-                ('feedback', models.TextField(blank=True)),
-                ('submitted_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('graded_at', models.DateTimeField(blank=True, null=True)),
-                ('graded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('project', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='submissions', to='challenges.project')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='submissions', to='tenants.tenant')),
-                ('user', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='submissions', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("FLAG", "Flag"), ("WRITEUP", "Write-up")], default="WRITEUP", max_length=8
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("PENDING", "Pending"), ("APPROVED", "Approved"), ("REJECTED", "Rejected")],
+                        default="PENDING",
+                        max_length=8,
+                    ),
+                ),
+                ("score", models.SmallIntegerField(blank=True, help_text="0 to 100; required once graded.", null=True)),
+                ("points_awarded", models.IntegerField(default=0)),
+                ("answer", models.TextField(blank=True, help_text="The write-up, or the flag as given.")),
+                ("link", models.URLField(blank=True, max_length=500)),
+                ("feedback", models.TextField(blank=True)),
+                ("submitted_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("graded_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "graded_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="submissions",
+                        to="challenges.project",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="submissions", to="tenants.tenant"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="submissions",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'db_table': 'submissions',
-                'ordering': ['-submitted_at'],
+                "db_table": "submissions",
+                "ordering": ["-submitted_at"],
             },
         ),
         migrations.CreateModel(
-            name='UserBadge',
+            name="UserBadge",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('awarded_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('awarded_by', models.ForeignKey(blank=True, help_text='Empty when a rule awarded it.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('badge', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='awards', to='scoring.badge')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='user_badges', to='tenants.tenant')),
-                ('user', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='user_badges', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("awarded_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "awarded_by",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty when a rule awarded it.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "badge",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="awards", to="scoring.badge"
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="user_badges", to="tenants.tenant"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="user_badges",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'db_table': 'user_badges',
-                'ordering': ['-awarded_at'],
+                "db_table": "user_badges",
+                "ordering": ["-awarded_at"],
             },
         ),
         migrations.AddConstraint(
-            model_name='badge',
-            constraint=models.UniqueConstraint(fields=('tenant', 'slug'), name='uniq_badges_tenant_slug'),
+            model_name="badge",
+            constraint=models.UniqueConstraint(fields=("tenant", "slug"), name="uniq_badges_tenant_slug"),
         ),
         migrations.AddIndex(
-            model_name='leaderboard',
-            index=models.Index(fields=['tenant', 'rank'], name='idx_leaderboards_tenant_rank'),
+            model_name="leaderboard",
+            index=models.Index(fields=["tenant", "rank"], name="idx_leaderboards_tenant_rank"),
         ),
         migrations.AddConstraint(
-            model_name='leaderboard',
-            constraint=models.UniqueConstraint(fields=('tenant', 'user'), name='uniq_leaderboards_tenant_user'),
+            model_name="leaderboard",
+            constraint=models.UniqueConstraint(fields=("tenant", "user"), name="uniq_leaderboards_tenant_user"),
         ),
         migrations.AddConstraint(
-            model_name='leaderboard',
-            constraint=models.CheckConstraint(condition=models.Q(('rank__gt', 0)), name='chk_rank_positive'),
+            model_name="leaderboard",
+            constraint=models.CheckConstraint(condition=models.Q(("rank__gt", 0)), name="chk_rank_positive"),
         ),
         migrations.AddConstraint(
-            model_name='leaderboard',
-            constraint=models.CheckConstraint(condition=models.Q(('points__gte', 0), ('solves__gte', 0)), name='chk_leaderboards_totals_positive'),
+            model_name="leaderboard",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("points__gte", 0), ("solves__gte", 0)), name="chk_leaderboards_totals_positive"
+            ),
         ),
         migrations.AddIndex(
-            model_name='submission',
-            index=models.Index(fields=['user', 'tenant'], name='idx_submissions_user_tenant'),
+            model_name="submission",
+            index=models.Index(fields=["user", "tenant"], name="idx_submissions_user_tenant"),
         ),
         migrations.AddIndex(
-            model_name='submission',
-            index=models.Index(fields=['project', 'status'], name='idx_submissions_project_status'),
+            model_name="submission",
+            index=models.Index(fields=["project", "status"], name="idx_submissions_project_status"),
         ),
         migrations.AddConstraint(
-            model_name='submission',
-            constraint=models.CheckConstraint(condition=models.Q(('score__gte', 0), ('score__lte', 100)), name='chk_score_positive'),
+            model_name="submission",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("score__gte", 0), ("score__lte", 100)), name="chk_score_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='submission',
-            constraint=models.CheckConstraint(condition=models.Q(('status', 'PENDING'), ('score__isnull', False), _connector='OR'), name='chk_score_required_when_graded'),
+            model_name="submission",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status", "PENDING"), ("score__isnull", False), _connector="OR"),
+                name="chk_score_required_when_graded",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='submission',
-            constraint=models.CheckConstraint(condition=models.Q(('points_awarded__gte', 0)), name='chk_submissions_points_awarded_positive'),
+            model_name="submission",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("points_awarded__gte", 0)), name="chk_submissions_points_awarded_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='submission',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'APPROVED')), fields=('tenant', 'user', 'project'), name='uniq_submissions_one_approved'),
+            model_name="submission",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "APPROVED")),
+                fields=("tenant", "user", "project"),
+                name="uniq_submissions_one_approved",
+            ),
         ),
         migrations.AddIndex(
-            model_name='userbadge',
-            index=models.Index(fields=['user', 'tenant'], name='idx_user_badges_user_tenant'),
+            model_name="userbadge",
+            index=models.Index(fields=["user", "tenant"], name="idx_user_badges_user_tenant"),
         ),
         migrations.AddConstraint(
-            model_name='userbadge',
-            constraint=models.UniqueConstraint(fields=('tenant', 'user', 'badge'), name='uniq_user_badges_user_badge'),
+            model_name="userbadge",
+            constraint=models.UniqueConstraint(fields=("tenant", "user", "badge"), name="uniq_user_badges_user_badge"),
         ),
     ]

@@ -37,9 +37,7 @@ def database_down():
     if connection.pool:
         connection.close_pool()
     connection.settings_dict.update(HOST="127.0.0.1", PORT="1")
-    connection.settings_dict["OPTIONS"] = {
-        k: v for k, v in connection.settings_dict["OPTIONS"].items() if k != "pool"
-    }
+    connection.settings_dict["OPTIONS"] = {k: v for k, v in connection.settings_dict["OPTIONS"].items() if k != "pool"}
     connection.settings_dict["ENGINE"] = "django.db.backends.postgresql"
     try:
         yield
@@ -64,9 +62,7 @@ def test_it_reports_unhealthy_with_503_when_the_database_is_down(database_down, 
 
 @pytest.mark.django_db(transaction=True)
 def test_it_reports_the_database_cache_down_with_the_database(database_down, settings):
-    settings.CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache_table"}
-    }
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "cache_table"}}
 
     body = Client().get("/health/").json()
 

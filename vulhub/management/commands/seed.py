@@ -18,9 +18,8 @@ class Command(BaseCommand):
             raise CommandError(f"Seeding failed, nothing was changed: {exc}") from exc
         kinds = sorted(set(report.created) | set(report.existing))
         for kind in kinds:
-            self.stdout.write(
-                f"  {kind:<11} {report.created.get(kind, 0):>3} created, {report.existing.get(kind, 0):>3} already there"
-            )
+            created, existing = report.created.get(kind, 0), report.existing.get(kind, 0)
+            self.stdout.write(f"  {kind:<11} {created:>3} created, {existing:>3} already there")
         if report.total_created:
             self.stdout.write(self.style.SUCCESS(f"Demo data loaded: {report.total_created} rows created."))
         else:
