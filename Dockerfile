@@ -1,0 +1,26 @@
+# The VulHub web app under gunicorn. Used by docker-compose.yml.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1
+
+# PostgreSQL 15 client tools (pg_dump, pg_restore) for the operator commands
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY . .
+# Static files are collected at build time and served by WhiteNoise (no CDN).
+RUN DEBUG=false SECRET_KEY=build-only-not-a-secret ALLOWED_HOSTS=localhost \
+    DATABASE_URL=postgres://build@localhost/build python manage.py collectstatic --no-input
+
+RUN useradd --create-home vulhub && chown -R vulhub /app
+USER vulhub
+
+EXPOSE 8000
+CMD ["sh", "-c", "python manage.py migrate --no-input && python manage.py createcachetable && exec gunicorn vulhub.wsgi --workers ${GUNICORN_WORKERS:-2} --bind 0.0.0.0:8000 --access-logfile -"]
