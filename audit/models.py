@@ -8,8 +8,9 @@ from tenants.querysets import TenantQuerySet
 class AuditLog(models.Model):
     """Who changed what, when and from where. Append-only.
 
-    Rows outlive what they describe: the tenant is kept as a bare id (no foreign
-    key constraint, nothing cascades onto it) and the actor's e-mail is copied.
+    Rows outlive what they describe: tenant and actor are kept as bare ids (no
+    foreign key constraint, nothing cascades onto them) and the actor's e-mail is
+    copied into actor_text.
     """
 
     tenant = models.ForeignKey(
@@ -20,9 +21,10 @@ class AuditLog(models.Model):
         blank=True,
         related_name="+",
     )
+    # DO_NOTHING: deleting a user must not rewrite the log; the id stays as it was.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
+        on_delete=models.DO_NOTHING,
         db_constraint=False,
         null=True,
         blank=True,
