@@ -47,8 +47,8 @@ pytest: install .env ## Run the test suite only
 
 test: lint migrations-check pytest ## Lint, migrations check and the whole test suite
 
-db-stop: install ## Stop the embedded PostgreSQL (when DATABASE_URL is unset)
-	$(PY) -c "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'vulhub.settings'); django.setup(); from django.conf import settings; from vulhub.embedded_db.server import stop; print('stopped' if stop(settings.EMBEDDED_PGDATA) else 'not running')"
+db-stop: install .env ## Stop the embedded PostgreSQL (used when DATABASE_URL is unset)
+	$(PY) manage.py embedded_db stop
 
 clean: db-stop ## Stop the embedded database and delete .venv and var/ (all local data)
 	rm -rf $(VENV) var

@@ -1,5 +1,7 @@
 """Start (once) and describe the embedded PostgreSQL server."""
 
+import os
+import subprocess
 import threading
 import warnings
 from pathlib import Path
@@ -39,16 +41,35 @@ def ensure_running(pgdata: str | Path, database: str | None = None) -> str:
         return host
 
 
+def is_running(pgdata: str | Path) -> bool:
+    pid_file = Path(pgdata) / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    try:
+        os.kill(int(pid_file.read_text().split()[0]), 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        return False
+    except PermissionError:  # alive, owned by another account
+        return True
+    return True
+
+
 def stop(pgdata: str | Path) -> bool:
-    """Stop the server for `pgdata`; False when none was running."""
+    """Stop the server for `pgdata` (fast shutdown); False when none was running."""
+    if not is_running(pgdata):
+        return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import pgserver
-
-    if not (Path(pgdata) / "postmaster.pid").exists():
-        return False
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
-    server.cleanup()
+        from pgserver._commands import POSTGRES_BIN_PATH
+    # pgserver runs the server as its own "pgserver" account when started by root
+    user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
+    subprocess.run(
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
+        user=user,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _socket_dirs.pop(str(pgdata), None)
     _databases.difference_update({k for k in _databases if k[0] == str(pgdata)})
     return True
