@@ -34,13 +34,6 @@ def test_project_slug_is_unique_within_a_tenant(project):
     assert Project.objects.filter(slug=project.slug).count() == 1
 
 
-def test_project_slug_is_case_sensitive_within_a_tenant(project):
-    """The constraint is a plain unique one: slugs are compared as stored."""
-    insert_project(project.tenant, project.slug.upper())
-
-    assert Project.objects.filter(tenant=project.tenant, slug__iexact=project.slug).count() == 2
-
-
 def test_same_project_slug_is_allowed_in_another_tenant(project, other_tenant):
     pk = insert_project(other_tenant, project.slug)
 

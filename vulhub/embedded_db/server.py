@@ -63,7 +63,7 @@ def stop(pgdata: str | Path) -> bool:
         from pgserver._commands import POSTGRES_BIN_PATH
     # pgserver runs the server as its own "pgserver" account when started by root
     user = "pgserver" if hasattr(os, "geteuid") and os.geteuid() == 0 else None
-    subprocess.run(
+    subprocess.run(  # noqa: S603  (fixed argv: our own pg_ctl)
         [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
         user=user,
         check=True,
