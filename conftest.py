@@ -7,6 +7,7 @@ instructor of one tenant, and a student of another tenant.
 import pytest
 from django.test import Client
 
+from audit.testing import allow_test_flush
 from challenges.factories import ProjectFactory
 from tenants.factories import (
     DEFAULT_PASSWORD,
@@ -15,6 +16,12 @@ from tenants.factories import (
     TenantAdminFactory,
     TenantFactory,
 )
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        allow_test_flush()
 
 
 @pytest.fixture(autouse=True)

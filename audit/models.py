@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from tenants.querysets import TenantQuerySet
@@ -40,12 +41,22 @@ class AuditLog(models.Model):
     user_agent = models.TextField(blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Tamper evidence, filled in by the database (trigger audit_logs_chain): one hash
+    # chain per tenant (tenant-less rows form chain 0), writers serialised on its head.
+    chain_seq = models.BigIntegerField(null=True, editable=False)
+    prev_hash = models.CharField(max_length=64, blank=True, editable=False)
+    row_hash = models.CharField(max_length=64, blank=True, editable=False)
 
     objects = TenantQuerySet.as_manager()
 
     class Meta:
         db_table = "audit_logs"
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                Coalesce("tenant_id", models.Value(0)), "chain_seq", name="uniq_audit_logs_chain_seq"
+            ),
+        ]
         indexes = [
             models.Index(fields=["tenant", "created_at"], name="idx_audit_logs_tenant_created"),
             models.Index(fields=["object_type", "object_id"], name="idx_audit_logs_object"),
@@ -55,8 +66,31 @@ class AuditLog(models.Model):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_text or 'system'} {self.action} {self.object_type}"
 
 
+class AuditChainHead(models.Model):
+    """The newest link of each audit chain: what the next row chains onto.
+
+    Written only by the audit_logs insert trigger; its row lock serialises the
+    writers of one chain, and `verify_audit` checks each chain ends where its head says.
+    """
+
+    chain_key = models.BigIntegerField(primary_key=True, help_text="Tenant id; 0 for rows without a tenant.")
+    last_seq = models.BigIntegerField()
+    last_hash = models.CharField(max_length=64)
+
+    class Meta:
+        db_table = "audit_chain_heads"
+
+    def __str__(self) -> str:
+        return f"chain {self.chain_key} at {self.last_seq}"
+
+
 class EventStore(models.Model):
-    """Domain events in commit order, to replay what happened. Append-only."""
+    """Domain events in commit order, to replay what happened. Append-only.
+
+    `position` is assigned by the insert trigger under a lock held until commit, so
+    positions become visible in order: a reader tailing `position > last_seen` never
+    skips an event that commits later with a smaller position.
+    """
 
     position = models.BigAutoField(primary_key=True)
     tenant = models.ForeignKey(

@@ -12,14 +12,17 @@ class ProjectQuerySet(TenantQuerySet):
         return self.filter(is_published=True)
 
 
+class Difficulty(models.TextChoices):
+    BEGINNER = "BEGINNER", "Beginner"
+    INTERMEDIATE = "INTERMEDIATE", "Intermediate"
+    ADVANCED = "ADVANCED", "Advanced"
+    EXPERT = "EXPERT", "Expert"
+
+
 class Project(models.Model):
     """A challenge: what students solve, with a flag or a write-up."""
 
-    class Difficulty(models.TextChoices):
-        BEGINNER = "BEGINNER", "Beginner"
-        INTERMEDIATE = "INTERMEDIATE", "Intermediate"
-        ADVANCED = "ADVANCED", "Advanced"
-        EXPERT = "EXPERT", "Expert"
+    Difficulty = Difficulty
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="projects")
     name = models.CharField(max_length=200)
@@ -43,6 +46,9 @@ class Project(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "slug"], name="uniq_projects_tenant_slug"),
             models.CheckConstraint(condition=models.Q(points__gte=0), name="chk_points_positive"),
+            models.CheckConstraint(
+                condition=models.Q(difficulty__in=Difficulty.values), name="chk_projects_difficulty"
+            ),
         ]
         indexes = [
             models.Index(fields=["category", "difficulty"], name="idx_projects_category_difficulty"),

@@ -15,18 +15,22 @@ class SubmissionQuerySet(TenantQuerySet):
         return self.filter(status=Submission.Status.APPROVED)
 
 
+class SubmissionStatus(models.TextChoices):
+    PENDING = "PENDING", "Pending"
+    APPROVED = "APPROVED", "Approved"
+    REJECTED = "REJECTED", "Rejected"
+
+
+class SubmissionKind(models.TextChoices):
+    FLAG = "FLAG", "Flag"
+    WRITEUP = "WRITEUP", "Write-up"
+
+
 class Submission(models.Model):
     """One attempt of a student at a challenge: a flag or a write-up."""
 
-    class Status(models.TextChoices):
-        PENDING = "PENDING", "Pending"
-        APPROVED = "APPROVED", "Approved"
-        REJECTED = "REJECTED", "Rejected"
-
-    class Kind(models.TextChoices):
-        FLAG = "FLAG", "Flag"
-        WRITEUP = "WRITEUP", "Write-up"
-
+    Status = SubmissionStatus
+    Kind = SubmissionKind
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="submissions")
     # user and project lookups are served by the composite indexes below
     user = models.ForeignKey(
@@ -60,6 +64,10 @@ class Submission(models.Model):
             models.CheckConstraint(
                 condition=models.Q(points_awarded__gte=0), name="chk_submissions_points_awarded_positive"
             ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=SubmissionStatus.values), name="chk_submissions_status"
+            ),
+            models.CheckConstraint(condition=models.Q(kind__in=SubmissionKind.values), name="chk_submissions_kind"),
             # Points count once per student and challenge, even under races.
             models.UniqueConstraint(
                 fields=["tenant", "user", "project"],
@@ -76,17 +84,19 @@ class Submission(models.Model):
         return f"{self.user} → {self.project} ({self.status})"
 
 
+class BadgeRuleKind(models.TextChoices):
+    FIRST_SOLVE = "FIRST_SOLVE", "First solve"
+    POINTS_AT_LEAST = "POINTS_AT_LEAST", "Points at least N"
+    SOLVES_AT_LEAST = "SOLVES_AT_LEAST", "Solves at least N"
+    CATEGORY_SOLVES = "CATEGORY_SOLVES", "N solves in a category"
+    CATEGORY_COMPLETE = "CATEGORY_COMPLETE", "Every challenge of a category"
+    DIFFICULTY_SOLVES = "DIFFICULTY_SOLVES", "N solves at a difficulty"
+
+
 class Badge(models.Model):
     """An award: given by an automatic rule, or by hand when it has none."""
 
-    class RuleKind(models.TextChoices):
-        FIRST_SOLVE = "FIRST_SOLVE", "First solve"
-        POINTS_AT_LEAST = "POINTS_AT_LEAST", "Points at least N"
-        SOLVES_AT_LEAST = "SOLVES_AT_LEAST", "Solves at least N"
-        CATEGORY_SOLVES = "CATEGORY_SOLVES", "N solves in a category"
-        CATEGORY_COMPLETE = "CATEGORY_COMPLETE", "Every challenge of a category"
-        DIFFICULTY_SOLVES = "DIFFICULTY_SOLVES", "N solves at a difficulty"
-
+    RuleKind = BadgeRuleKind
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="badges")
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=100)
@@ -105,6 +115,9 @@ class Badge(models.Model):
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "slug"], name="uniq_badges_tenant_slug"),
+            models.CheckConstraint(
+                condition=models.Q(rule_kind__in=[*BadgeRuleKind.values, ""]), name="chk_badges_rule_kind"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -22,7 +22,7 @@ class TenantEmailBackend(ModelBackend):
         scope = Q(tenant__isnull=True, is_superuser=True)
         if tenant is not None:
             scope |= Q(tenant=tenant)
-        user = User.objects.filter(scope, email__iexact=email.strip()).first()
+        user = User.objects.with_email(email).filter(scope).first()
         if user is None:
             # Same work as a real check, so timing does not tell which e-mails exist.
             User().set_password(password)

@@ -12,15 +12,21 @@ class TenantQuerySetBase(models.QuerySet):
         return self.filter(is_active=True)
 
     def for_host(self, host: str):
-        """The active tenant served on `host` (a request's host, port stripped)."""
-        return self.active().filter(domain__iexact=host.lower())
+        """The active tenant served on `host` (a request's host, port stripped).
+
+        Compares lower(domain), the expression uniq_tenants_domain_ci indexes.
+        """
+        return self.active().alias(domain_lower=Lower("domain")).filter(domain_lower=host.lower())
+
+
+class RegistrationMode(models.TextChoices):
+    OPEN = "OPEN", "Open to anyone"
+    INVITE = "INVITE", "With an invite code"
+    CLOSED = "CLOSED", "Closed (accounts made by staff)"
 
 
 class Tenant(models.Model):
-    class RegistrationMode(models.TextChoices):
-        OPEN = "OPEN", "Open to anyone"
-        INVITE = "INVITE", "With an invite code"
-        CLOSED = "CLOSED", "Closed (accounts made by staff)"
+    RegistrationMode = RegistrationMode
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
@@ -38,6 +44,10 @@ class Tenant(models.Model):
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(Lower("domain"), name="uniq_tenants_domain_ci"),
+            models.CheckConstraint(
+                condition=models.Q(registration_mode__in=RegistrationMode.values),
+                name="chk_tenants_registration_mode",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -45,6 +55,10 @@ class Tenant(models.Model):
 
 
 class UserQuerySet(TenantQuerySet):
+    def with_email(self, email: str):
+        """Users with this e-mail in any letter case (served by the lower(email) indexes)."""
+        return self.alias(email_lower=Lower("email")).filter(email_lower=email.strip().lower())
+
     def students(self):
         return self.filter(role=User.Role.STUDENT)
 
@@ -58,7 +72,7 @@ class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
     def get_by_natural_key(self, email):
         # Natural key of platform accounts (createsuperuser); tenant users log in
         # through tenants.backends.TenantEmailBackend, which knows the tenant.
-        return self.get(email__iexact=email, tenant__isnull=True)
+        return self.with_email(email).get(tenant__isnull=True)
 
     def _create_user(self, email, password, **extra):
         if not email:
@@ -78,14 +92,16 @@ class UserManager(BaseUserManager.from_queryset(UserQuerySet)):
         return self._create_user(email, password, **extra)
 
 
+class UserRole(models.TextChoices):
+    ADMIN = "ADMIN", "Tenant admin"
+    INSTRUCTOR = "INSTRUCTOR", "Instructor"
+    STUDENT = "STUDENT", "Student"
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     """A person on one tenant (platform superusers may have none), logging in by e-mail."""
 
-    class Role(models.TextChoices):
-        ADMIN = "ADMIN", "Tenant admin"
-        INSTRUCTOR = "INSTRUCTOR", "Instructor"
-        STUDENT = "STUDENT", "Student"
-
+    Role = UserRole
     STAFF_ROLES = (Role.ADMIN, Role.INSTRUCTOR)
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="users", null=True, blank=True)
@@ -117,6 +133,7 @@ class User(AbstractBaseUser, PermissionsMixin):
                 condition=models.Q(tenant__isnull=False) | models.Q(is_superuser=True),
                 name="chk_users_tenant_unless_superuser",
             ),
+            models.CheckConstraint(condition=models.Q(role__in=UserRole.values), name="chk_users_role"),
         ]
 
     def __str__(self) -> str:

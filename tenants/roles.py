@@ -6,6 +6,8 @@ a user's role decides which group applies (no membership rows to keep in sync).
 
 from importlib import import_module
 
+from django.apps import apps
+
 INSTRUCTORS_GROUP = "Instructors"
 TENANT_ADMINS_GROUP = "Tenant admins"
 
@@ -23,19 +25,29 @@ ROLE_GROUP = {"INSTRUCTOR": INSTRUCTORS_GROUP, "ADMIN": TENANT_ADMINS_GROUP}
 
 
 def ensure_permission_groups(using="default", **kwargs):
-    """Create (or complete) the permission groups; idempotent."""
-    from django.apps import apps
+    """Restore missing permission groups after a flush (post_migrate receiver).
+
+    A flush (as between transactional tests) empties auth_group but leaves the
+    migration applied; this puts back the groups the migration made. It never
+    touches an existing group, and does nothing while 0002 is unapplied.
+    """
     from django.contrib.auth.management import create_permissions
     from django.contrib.auth.models import Group, Permission
+    from django.db import connections
+    from django.db.migrations.recorder import MigrationRecorder
 
+    applied = MigrationRecorder(connections[using]).applied_migrations()
+    if ("tenants", "0002_permission_groups") not in applied:
+        return
+    missing = set(GROUP_PERMISSIONS) - set(Group.objects.using(using).values_list("name", flat=True))
+    if not missing:
+        return
     for app_config in apps.get_app_configs():
         create_permissions(app_config, verbosity=0, using=using)
-    for name, codes in GROUP_PERMISSIONS.items():
-        group, _ = Group.objects.using(using).get_or_create(name=name)
-        labels = {tuple(code.split(".", 1)) for code in codes}
-        permissions = [
-            p
-            for p in Permission.objects.using(using).select_related("content_type")
-            if (p.content_type.app_label, p.codename) in labels
-        ]
-        group.permissions.set(permissions)
+    permissions = {
+        f"{p.content_type.app_label}.{p.codename}": p
+        for p in Permission.objects.using(using).select_related("content_type")
+    }
+    for name in missing:
+        group = Group.objects.using(using).create(name=name)
+        group.permissions.set([permissions[code] for code in GROUP_PERMISSIONS[name]])

@@ -152,7 +152,7 @@ def load_demo_data() -> SeedReport:
     report.count("tenants", created)
 
     for email, first, last, role, password in USERS:
-        user = User.objects.filter(tenant=tenant, email__iexact=email).first()
+        user = User.objects.for_tenant(tenant).with_email(email).first()
         if user is None:
             User.objects.create_user(email, password, tenant=tenant, first_name=first, last_name=last, role=role)
         report.count("users", user is None)
