@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "audit"
+    verbose_name = "Audit log and events"
+
+    def ready(self):
+        from . import receivers
+
+        receivers.connect()

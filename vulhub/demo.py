@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from challenges.models import Project
+from challenges.services import project_publish
 from scoring.models import Badge
 from tenants.models import Tenant, User
+from tenants.services import user_register
 
 TENANT = {
     "slug": "default",
@@ -154,7 +156,7 @@ def load_demo_data() -> SeedReport:
     for email, first, last, role, password in USERS:
         user = User.objects.for_tenant(tenant).with_email(email).first()
         if user is None:
-            User.objects.create_user(email, password, tenant=tenant, first_name=first, last_name=last, role=role)
+            user_register(tenant=tenant, email=email, password=password, first_name=first, last_name=last, role=role)
         report.count("users", user is None)
 
     for slug, name, category, difficulty, points, flag, description in CHALLENGES:
@@ -168,10 +170,10 @@ def load_demo_data() -> SeedReport:
                 difficulty=difficulty,
                 points=points,
                 description=description,
-                is_published=True,
             )
             project.set_flag(flag)
             project.save()
+            project_publish(project=project, actor=None)
             report.count("challenges", True)
         else:
             report.count("challenges", False)

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from audit.context import acting_as, new_request_id
 from vulhub.demo import load_demo_data
 
 
@@ -13,7 +14,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            report = load_demo_data()
+            with acting_as(None, request_id=f"seed-{new_request_id()}"):
+                report = load_demo_data()
         except DatabaseError as exc:
             raise CommandError(f"Seeding failed, nothing was changed: {exc}") from exc
         kinds = sorted(set(report.created) | set(report.existing))

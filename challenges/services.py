@@ -1,0 +1,28 @@
+"""Writes on challenges. Each runs in one transaction with its records."""
+
+from django.db import transaction
+
+from .models import Project
+from .signals import project_published, project_unpublished
+
+
+@transaction.atomic
+def project_publish(*, project: Project, actor) -> Project:
+    """Make a challenge visible to students (no-op when it already is)."""
+    if project.is_published:
+        return project
+    project.is_published = True
+    project.save(update_fields=["is_published", "updated_at"])
+    project_published.send(sender=Project, project=project, actor=actor)
+    return project
+
+
+@transaction.atomic
+def project_unpublish(*, project: Project, actor) -> Project:
+    """Hide a challenge from students; their submissions and points stay."""
+    if not project.is_published:
+        return project
+    project.is_published = False
+    project.save(update_fields=["is_published", "updated_at"])
+    project_unpublished.send(sender=Project, project=project, actor=actor)
+    return project

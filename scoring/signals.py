@@ -1,0 +1,16 @@
+"""Domain events of scoring, sent by the services with the actor in hand.
+
+The audit app turns each into an event_store row whose payload is enough to
+rebuild points, badges and leaderboards from the events alone.
+"""
+
+from django.dispatch import Signal
+
+# submission, actor
+submission_created = Signal()
+# submission, previous (dict: status, score, points_awarded before this grading), actor
+submission_graded = Signal()
+# user_badge, actor (None: awarded by a rule)
+badge_awarded = Signal()
+# user_badge (already deleted, its fields still set), actor, reason
+badge_revoked = Signal()
