@@ -81,7 +81,8 @@ class Submission(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} → {self.project} ({self.status})"
+        # No related rows here: the audit log calls str() on every save.
+        return f"Submission {self.pk} ({self.get_status_display().lower()})"
 
 
 class BadgeRuleKind(models.TextChoices):
@@ -154,7 +155,7 @@ class UserBadge(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.badge} → {self.user}"
+        return f"Badge {self.badge_id} of user {self.user_id}"
 
 
 class LeaderboardQuerySet(TenantQuerySet):
