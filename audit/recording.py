@@ -9,16 +9,20 @@ seeding record hundreds of changes in a handful of queries.
 import contextlib
 import datetime
 import decimal
+import functools
+import json
 import uuid
+from collections import Counter
 from contextvars import ContextVar
 
-from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import DatabaseError, connection, transaction
 
 from . import context
 from .models import AuditLog, EventStore
 
 MAX_VERSION_RETRIES = 5
+FLUSH_BATCH = 1000
 
 _buffer: ContextVar[list | None] = ContextVar("vulhub_audit_buffer", default=None)
 
@@ -92,60 +96,120 @@ def event_row(
 def append_event(event: EventStore) -> EventStore:
     """Append one event as the next version of its aggregate.
 
-    The version is read and written in one statement; if a concurrent writer took
-    the same version first, the unique constraint fails that statement alone (a
-    savepoint) and it is retried with the next version.
+    The version is read and written by one statement. If a concurrent writer took
+    that version first, the unique index turns the insert into nothing (ON CONFLICT
+    DO NOTHING, so the transaction is not aborted) and it is retried with the next.
     """
     buffer = _buffer.get()
     if buffer is not None:
         buffer.append(event)
         return event
-    for attempt in range(MAX_VERSION_RETRIES):
-        latest = (
-            EventStore.objects.filter(aggregate_type=event.aggregate_type, aggregate_id=event.aggregate_id).aggregate(
-                v=Max("version")
-            )["v"]
-            or 0
-        )
-        event.version = latest + 1
-        try:
-            with transaction.atomic():
-                event.save(force_insert=True)
+    for _ in range(MAX_VERSION_RETRIES):
+        with connection.cursor() as cursor:
+            sql, params = _events_insert([event])
+            cursor.execute(sql, params)
+            inserted = cursor.fetchall()
+        if inserted:
+            event.position, event.version = inserted[0][0], inserted[0][3]
             return event
-        except IntegrityError as exc:
-            if "uniq_event_store_aggregate_version" not in str(exc) or attempt == MAX_VERSION_RETRIES - 1:
-                raise
-            event.position = None
-    raise AssertionError("unreachable")
+    raise ConcurrentAppendError(f"{event.aggregate_type} {event.aggregate_id}: too many concurrent writers")
+
+
+class ConcurrentAppendError(DatabaseError):
+    """Another transaction kept taking the versions this one tried to append."""
+
+
+AUDIT_COLUMNS = (
+    "tenant_id, actor_id, actor_text, action, object_type, object_id, object_text, changes, ip, "
+    "user_agent, request_id, created_at"
+)
+
+
+def _audit_insert(rows: list[AuditLog]) -> tuple[str, list]:
+    values, params = [], []
+    for row in rows:
+        values.append("(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::inet, %s, %s, %s)")
+        params += [
+            row.tenant_id,
+            row.actor_id,
+            row.actor_text,
+            row.action,
+            row.object_type,
+            row.object_id,
+            row.object_text,
+            json.dumps(row.changes, cls=DjangoJSONEncoder),
+            row.ip,
+            row.user_agent,
+            row.request_id,
+            row.created_at,
+        ]
+    return f"INSERT INTO audit_logs ({AUDIT_COLUMNS}) VALUES {', '.join(values)}", params  # noqa: S608
+
+
+def _events_insert(events: list[EventStore]) -> tuple[str, list]:
+    """One INSERT numbering each event after the latest version of its aggregate."""
+    values, params = [], []
+    for order, event in enumerate(events):
+        values.append("(%s::bigint, %s, %s, %s, %s::jsonb, %s::jsonb, %s::timestamptz, %s::int)")
+        params += [
+            event.tenant_id,
+            event.aggregate_type,
+            event.aggregate_id,
+            event.event_type,
+            json.dumps(event.payload, cls=DjangoJSONEncoder),
+            json.dumps(event.metadata, cls=DjangoJSONEncoder),
+            event.occurred_at,
+            order,
+        ]
+    sql = f"""
+        INSERT INTO event_store
+            (tenant_id, aggregate_type, aggregate_id, version, event_type, payload, metadata, occurred_at)
+        SELECT v.tenant_id, v.aggregate_type, v.aggregate_id,
+               coalesce((SELECT max(e.version) FROM event_store e
+                         WHERE e.aggregate_type = v.aggregate_type AND e.aggregate_id = v.aggregate_id), 0)
+               + row_number() OVER (PARTITION BY v.aggregate_type, v.aggregate_id ORDER BY v.ord),
+               v.event_type, v.payload, v.metadata, v.occurred_at
+        FROM (VALUES {", ".join(values)})
+             AS v (tenant_id, aggregate_type, aggregate_id, event_type, payload, metadata, occurred_at, ord)
+        ORDER BY v.ord
+        ON CONFLICT (aggregate_type, aggregate_id, version) DO NOTHING
+        RETURNING position, aggregate_type, aggregate_id, version"""  # noqa: S608  (placeholders only)
+    return sql, params
 
 
 def _flush(rows: list) -> None:
+    """Write buffered audit rows and events with one statement (a CTE) per batch."""
     audits = [row for row in rows if isinstance(row, AuditLog)]
     events = [row for row in rows if isinstance(row, EventStore)]
-    if audits:
-        AuditLog.objects.bulk_create(audits, batch_size=1000)
-    if events:
-        _bulk_append_events(events)
+    for start in range(0, max(len(audits), len(events)), FLUSH_BATCH):
+        audit_batch, event_batch = audits[start : start + FLUSH_BATCH], events[start : start + FLUSH_BATCH]
+        with connection.cursor() as cursor:
+            if audit_batch and event_batch:
+                audit_sql, audit_params = _audit_insert(audit_batch)
+                event_sql, event_params = _events_insert(event_batch)
+                cursor.execute(f"WITH audit AS ({audit_sql}) {event_sql}", audit_params + event_params)
+            elif audit_batch:
+                cursor.execute(*_audit_insert(audit_batch))
+                continue
+            else:
+                cursor.execute(*_events_insert(event_batch))
+            inserted = cursor.fetchall()
+        _retry_conflicts(event_batch, inserted)
 
 
-def _bulk_append_events(events: list[EventStore]) -> None:
-    keys = {(e.aggregate_type, e.aggregate_id) for e in events}
-    latest: dict[tuple[str, str], int] = {}
-    for aggregate_type in {t for t, _ in keys}:
-        ids = [i for t, i in keys if t == aggregate_type]
-        rows = (
-            EventStore.objects.filter(aggregate_type=aggregate_type, aggregate_id__in=ids)
-            .values_list("aggregate_id")
-            .annotate(v=Max("version"))
-        )
-        latest.update({(aggregate_type, aggregate_id): v for aggregate_id, v in rows})
+def _retry_conflicts(events: list[EventStore], inserted: list[tuple]) -> None:
+    """Append again, one by one, the events whose version a concurrent writer took."""
+    if len(inserted) == len(events):
+        return
+    per_aggregate = Counter((e.aggregate_type, e.aggregate_id) for e in events)
+    if any(count > 1 for count in per_aggregate.values()):
+        # Several events of one aggregate in one batch lost a race part-way: appending
+        # the rest now could reorder them. Fail; the caller may retry the transaction.
+        raise ConcurrentAppendError("a concurrent writer appended to the same aggregate; retry the transaction")
+    done = {(aggregate_type, aggregate_id) for _, aggregate_type, aggregate_id, _ in inserted}
     for event in events:
-        key = (event.aggregate_type, event.aggregate_id)
-        latest[key] = latest.get(key, 0) + 1
-        event.version = latest[key]
-    # A concurrent writer of the same aggregate makes this fail as a whole: the
-    # caller's transaction rolls back rather than record events out of order.
-    EventStore.objects.bulk_create(events, batch_size=1000)
+        if (event.aggregate_type, event.aggregate_id) not in done:
+            append_event(event)
 
 
 @contextlib.contextmanager
@@ -167,3 +231,18 @@ def in_bulk():
             _flush(rows)
     finally:
         _buffer.reset(token)
+
+
+def recorded(service):
+    """Run a service in one transaction, its audit rows and events written together at the end.
+
+    One statement records everything the service did, instead of one per row and
+    event: the same records, in the same transaction, for fewer round trips.
+    """
+
+    @functools.wraps(service)
+    def run(*args, **kwargs):
+        with in_bulk():
+            return service(*args, **kwargs)
+
+    return run

@@ -1,12 +1,12 @@
 """Writes on challenges. Each runs in one transaction with its records."""
 
-from django.db import transaction
+from audit.recording import recorded
 
 from .models import Project
 from .signals import project_published, project_unpublished
 
 
-@transaction.atomic
+@recorded
 def project_publish(*, project: Project, actor) -> Project:
     """Make a challenge visible to students (no-op when it already is)."""
     if project.is_published:
@@ -17,7 +17,7 @@ def project_publish(*, project: Project, actor) -> Project:
     return project
 
 
-@transaction.atomic
+@recorded
 def project_unpublish(*, project: Project, actor) -> Project:
     """Hide a challenge from students; their submissions and points stay."""
     if not project.is_published:

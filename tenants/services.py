@@ -1,12 +1,12 @@
 """Writes on tenants and users. Each runs in one transaction with its records."""
 
-from django.db import transaction
+from audit.recording import recorded
 
 from .models import Tenant, User
 from .signals import user_registered
 
 
-@transaction.atomic
+@recorded
 def user_register(
     *,
     tenant: Tenant,
