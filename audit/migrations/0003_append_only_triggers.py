@@ -16,17 +16,16 @@ EVENT_APPEND_LOCK = 0x56484556
 ROW_HASH = """
 CREATE FUNCTION audit_logs_row_hash(r audit_logs) RETURNS text
 LANGUAGE sql STABLE AS $$
-  SELECT encode(sha256(convert_to(concat_ws(E'\\x1f',
-    r.chain_seq::text,
-    coalesce(r.tenant_id::text, ''),
-    coalesce(r.actor_id::text, ''),
+  -- A JSON array is an unambiguous encoding: no value can spill into its neighbour.
+  SELECT encode(sha256(convert_to(jsonb_build_array(
+    r.chain_seq, r.tenant_id, r.actor_id,
     r.actor_text, r.action, r.object_type, r.object_id, r.object_text,
-    r.changes::text,
-    coalesce(host(r.ip), ''),
+    r.changes,
+    host(r.ip),
     r.user_agent, r.request_id,
     to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
     r.prev_hash
-  ), 'UTF8')), 'hex')
+  )::text, 'UTF8')), 'hex')
 $$;
 """
 

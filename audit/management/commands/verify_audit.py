@@ -33,9 +33,11 @@ class Command(BaseCommand):
                 label = names.get(key) or ("(no tenant)" if key == 0 else f"deleted tenant {key}")
                 if report.broken:
                     broken.append(report.broken)
-                    bar.write(self.style.ERROR(f"BROKEN {label}: {report.broken}"))
+                    line = self.style.ERROR(f"BROKEN {label}: {report.broken}")
                 else:
-                    bar.write(f"ok     {label}: {report.rows} rows")
+                    line = f"ok     {label}: {report.rows} rows"
+                with bar.external_write_mode():  # print above the bar, not through it
+                    self.stdout.write(line)
         total = sum(sizes.values())
         if broken:
             raise CommandError(

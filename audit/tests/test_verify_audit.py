@@ -1,0 +1,277 @@
+"""The audit hash chains and `verify_audit`, which finds the first broken link of each.
+
+Tampering is simulated as the table owner would do it: by switching off the
+append-only trigger inside the test's transaction (rolled back at the end of the test).
+"""
+
+import re
+from itertools import pairwise
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from audit.context import acting_as
+from audit.models import AuditChainHead, AuditLog
+from audit.verify import verify_chain
+from challenges.factories import ProjectFactory
+
+pytestmark = pytest.mark.django_db
+
+HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def execute(sql, params=None):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def sql_row_hash(row_id):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT audit_logs_row_hash(a) FROM audit_logs a WHERE id = %s", [row_id])
+        return cursor.fetchone()[0]
+
+
+def chain(tenant):
+    return list(AuditLog.objects.filter(tenant_id=tenant.pk).order_by("chain_seq"))
+
+
+@pytest.fixture
+def verify(capsys):
+    """Run verify_audit; return everything it printed (captured at sys.stdout/sys.stderr)."""
+    capsys.readouterr()
+
+    def run(*args):
+        call_command("verify_audit", "--no-progress", *args)
+        captured = capsys.readouterr()
+        return captured.out + captured.err
+
+    return run
+
+
+@pytest.fixture
+def verify_fails(capsys):
+    """Run verify_audit expecting a broken chain; return its error message and what it printed."""
+    capsys.readouterr()
+
+    def run(*args):
+        with pytest.raises(CommandError) as excinfo:
+            call_command("verify_audit", "--no-progress", *args)
+        assert excinfo.value.returncode == 1
+        captured = capsys.readouterr()
+        return str(excinfo.value), captured.out + captured.err
+
+    return run
+
+
+def tamper():
+    """What only the table owner can do: switch the append-only trigger off (until rollback)."""
+    execute("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only")
+
+
+@pytest.fixture
+def chains(tenant, instructor, other_tenant):
+    """Audit rows in two tenants' chains.
+
+    alpha: tenant, instructor, two projects created, both updated (6 rows);
+    beta: tenant, project created and updated (3 rows).
+    """
+    with acting_as(instructor):
+        first = ProjectFactory(tenant=tenant, name="First")
+        second = ProjectFactory(tenant=tenant, name="Second")
+        first.name = "First, renamed"
+        first.save()
+        second.points = 250
+        second.save()
+    other = ProjectFactory(tenant=other_tenant, name="Other")
+    other.name = "Other, renamed"
+    other.save()
+    alpha, beta = chain(tenant), chain(other_tenant)
+    assert (len(alpha), len(beta)) == (6, 3)
+    return {"alpha": alpha, "beta": beta}
+
+
+# --- the chain on fresh rows -----------------------------------------------------------------
+
+
+def test_fresh_rows_form_one_hash_chain_per_tenant(chains, tenant, other_tenant):
+    for rows in chains.values():
+        assert [r.chain_seq for r in rows] == list(range(1, len(rows) + 1))
+        assert rows[0].prev_hash == ""
+        for previous, row in pairwise(rows):
+            assert row.prev_hash == previous.row_hash
+        for row in rows:
+            assert HEX64.fullmatch(row.row_hash), row.row_hash
+            assert row.row_hash == sql_row_hash(row.id)
+        assert len({r.row_hash for r in rows}) == len(rows)
+
+    for t, rows in ((tenant, chains["alpha"]), (other_tenant, chains["beta"])):
+        head = AuditChainHead.objects.get(chain_key=t.pk)
+        assert (head.last_seq, head.last_hash) == (rows[-1].chain_seq, rows[-1].row_hash)
+
+
+def test_the_hash_covers_the_row_content(chains):
+    row = chains["alpha"][2]
+    tamper()
+    execute("UPDATE audit_logs SET object_text = object_text || '!' WHERE id = %s", [row.id])
+    assert sql_row_hash(row.id) != row.row_hash
+
+
+def test_intact_chains_verify(chains, verify):
+    output = verify()
+
+    assert "All 2 audit chain(s) intact: 9 rows checked." in output
+    assert "ok     alpha: 6 rows" in output
+    assert "ok     beta: 3 rows" in output
+    assert "BROKEN" not in output
+
+
+def test_verify_chain_of_an_intact_chain(chains, tenant):
+    seen = []
+    report = verify_chain(tenant.pk, on_row=lambda: seen.append(1))
+    assert (report.chain, report.rows, report.broken) == (tenant.pk, 6, None)
+    assert len(seen) == 6
+
+
+# --- tampering ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    [
+        "object_text = 'Nothing happened here'",
+        """changes = '{"name": ["First", "Something else"]}'::jsonb""",
+        "actor_text = 'someone-else@alpha.test'",
+        "created_at = created_at - interval '1 day'",
+    ],
+)
+def test_an_edited_row_is_reported(chains, assignment, verify_fails):
+    edited = chains["alpha"][4]
+    assert (edited.action, edited.chain_seq) == ("update", 5)
+    tamper()
+    assert execute(f"UPDATE audit_logs SET {assignment} WHERE id = %s", [edited.id]) == 1
+
+    message, printed = verify_fails()
+
+    assert f"row id {edited.id} (link 5)" in message
+    assert "edited" in message
+    assert message.startswith("1 of 2 audit chain(s) broken (9 rows checked)")
+    assert f"BROKEN alpha: chain {edited.tenant_id}: row id {edited.id}" in printed
+    assert "ok     beta: 3 rows" in printed
+
+
+def test_verify_chain_finds_the_first_broken_row(chains, tenant):
+    rows = chains["alpha"]
+    tamper()
+    execute("UPDATE audit_logs SET object_text = 'x' WHERE id = ANY(%s)", [[rows[2].id, rows[4].id]])
+
+    report = verify_chain(tenant.pk)
+
+    assert report.rows == 6  # counts on past the break
+    assert report.broken is not None
+    assert (report.broken.chain, report.broken.row_id, report.broken.chain_seq) == (tenant.pk, rows[2].id, 3)
+    assert report.broken.problem.startswith("edited")
+
+
+def test_a_deleted_middle_row_breaks_the_link_of_the_next(chains, tenant, verify_fails):
+    rows = chains["alpha"]
+    tamper()
+    assert execute("DELETE FROM audit_logs WHERE id = %s", [rows[2].id]) == 1
+
+    message, _ = verify_fails()
+
+    assert f"row id {rows[3].id} (link 4)" in message
+    assert "expected link 3: rows before it were deleted or reordered" in message
+    report = verify_chain(tenant.pk)
+    assert (report.rows, report.broken.row_id) == (5, rows[3].id)
+
+
+def test_a_deleted_middle_row_with_the_chain_renumbered_is_caught_by_the_hash_links(chains, verify_fails):
+    """Closing the gap in chain_seq is not enough: the next row still points at the deleted one."""
+    rows = chains["alpha"]
+    tamper()
+    execute("DELETE FROM audit_logs WHERE id = %s", [rows[2].id])
+    for row in rows[3:]:
+        execute("UPDATE audit_logs SET chain_seq = chain_seq - 1 WHERE id = %s", [row.id])
+
+    message, _ = verify_fails()
+
+    assert f"row id {rows[3].id} (link 3)" in message
+    assert "does not chain onto the row before it (deleted or reordered)" in message
+
+
+def test_swapped_rows_are_reported(chains, tenant, verify_fails):
+    rows = chains["alpha"]
+    a, b = rows[1], rows[2]
+    tamper()
+    # uniq_audit_logs_chain_seq is checked row by row: go through a free value
+    execute("UPDATE audit_logs SET chain_seq = -1 WHERE id = %s", [a.id])
+    execute("UPDATE audit_logs SET chain_seq = %s WHERE id = %s", [a.chain_seq, b.id])
+    execute("UPDATE audit_logs SET chain_seq = %s WHERE id = %s", [b.chain_seq, a.id])
+    assert [r.id for r in chain(tenant)] == [rows[0].id, b.id, a.id, *[r.id for r in rows[3:]]]
+
+    message, _ = verify_fails()
+
+    assert f"row id {b.id} (link 2)" in message
+    assert "reordered" in message
+
+
+def test_rows_deleted_at_the_end_are_reported(chains, tenant, verify_fails):
+    rows = chains["alpha"]
+    tamper()
+    assert execute("DELETE FROM audit_logs WHERE id = %s", [rows[-1].id]) == 1
+
+    message, _ = verify_fails()
+
+    assert "end of chain" in message
+    assert "ends at link 5 but its head says 6: rows at the end were deleted" in message
+    assert verify_chain(tenant.pk).broken.row_id is None
+
+
+def test_a_whole_chain_deleted_is_reported(chains, tenant, verify_fails):
+    tamper()
+    assert execute("DELETE FROM audit_logs WHERE tenant_id = %s", [tenant.pk]) == 6
+
+    message, _ = verify_fails()
+
+    assert "ends at link 0 but its head says 6: rows at the end were deleted" in message
+
+
+def test_a_break_in_one_chain_does_not_fail_the_other_tenant(chains, verify, verify_fails):
+    tamper()
+    execute("UPDATE audit_logs SET object_text = 'x' WHERE id = %s", [chains["alpha"][1].id])
+
+    output = verify("--tenant", "beta")
+    assert "All 1 audit chain(s) intact: 3 rows checked." in output
+    assert "ok     beta: 3 rows" in output
+    assert "alpha" not in output
+
+    message, _ = verify_fails("--tenant", "alpha")
+    assert message.startswith("1 of 1 audit chain(s) broken (6 rows checked)")
+    assert f"row id {chains['alpha'][1].id}" in message
+
+
+def test_an_unknown_tenant_is_a_clear_error(chains, verify):
+    with pytest.raises(CommandError, match=r"^No tenant with slug 'unknown'\.$"):
+        verify("--tenant", "unknown")
+
+
+@pytest.mark.django_db
+def test_moving_text_between_neighbouring_fields_is_detected(tenant):
+    """Each field is hashed as a JSON array element, so a separator inside a value cannot shift text."""
+    from audit.recording import audit_row, write_audit
+
+    write_audit(audit_row(action="create", tenant_id=tenant.pk, object_id="7", object_text="Intro\x1fcrypto"))
+    row = AuditLog.objects.filter(tenant_id=tenant.pk).order_by("chain_seq").last()
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only")
+        cursor.execute(
+            "UPDATE audit_logs SET object_id = %s, object_text = %s WHERE id = %s", ["7\x1fIntro", "crypto", row.pk]
+        )
+
+    report = verify_chain(tenant.pk)
+
+    assert report.broken is not None
+    assert report.broken.row_id == row.pk
+    assert "edited" in report.broken.problem
