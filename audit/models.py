@@ -84,6 +84,16 @@ class AuditChainHead(models.Model):
         return f"chain {self.chain_key} at {self.last_seq}"
 
 
+class EventStoreQuerySet(TenantQuerySet):
+    def after(self, position: int):
+        """Events after `position`, in order: what a reader tailing the store asks for next.
+
+        Safe to poll: positions become visible in order (see EventStore), so no
+        event can later appear below a position already read.
+        """
+        return self.filter(position__gt=position).order_by("position")
+
+
 class EventStore(models.Model):
     """Domain events in commit order, to replay what happened. Append-only.
 
@@ -109,7 +119,7 @@ class EventStore(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     occurred_at = models.DateTimeField(default=timezone.now)
 
-    objects = TenantQuerySet.as_manager()
+    objects = EventStoreQuerySet.as_manager()
 
     class Meta:
         db_table = "event_store"

@@ -67,13 +67,18 @@ def current_values(instance) -> dict:
     return {attname: values[attname] for _, attname, _ in tracked_fields(type(instance)) if attname in values}
 
 
-def remember_loaded(sender, instance, **kwargs):
+def snapshot(instance) -> dict:
+    """The field values to diff the next save against (JSON values copied, they mutate in place)."""
     values = instance.__dict__
-    instance.__dict__[SNAPSHOT] = {
+    return {
         attname: copy.deepcopy(values[attname]) if mutable else values[attname]
-        for _, attname, mutable in tracked_fields(sender)
+        for _, attname, mutable in tracked_fields(type(instance))
         if attname in values
     }
+
+
+def remember_loaded(sender, instance, **kwargs):
+    instance.__dict__[SNAPSHOT] = snapshot(instance)
 
 
 def tenant_of(instance):
@@ -112,7 +117,7 @@ def record_save(sender, instance, created, raw=False, update_fields=None, **kwar
         changes = diff(instance, None, after)
     else:
         changes = diff(instance, instance.__dict__.get(SNAPSHOT, {}), after, set(update_fields or ()) or None)
-    instance.__dict__[SNAPSHOT] = copy.deepcopy(after)
+    instance.__dict__[SNAPSHOT] = snapshot(instance)
     if not created and not changes:
         return
     write_audit(

@@ -68,7 +68,7 @@ def write_audit(row: AuditLog) -> None:
     if buffer is not None:
         buffer.append(row)
     else:
-        row.save(force_insert=True)
+        _record([row], [])
 
 
 def event_metadata(actor=None) -> dict:
@@ -105,10 +105,7 @@ def append_event(event: EventStore) -> EventStore:
         buffer.append(event)
         return event
     for _ in range(MAX_VERSION_RETRIES):
-        with connection.cursor() as cursor:
-            sql, params = _events_insert([event])
-            cursor.execute(sql, params)
-            inserted = cursor.fetchall()
+        inserted = _record([], [event])
         if inserted:
             event.position, event.version = inserted[0][0], inserted[0][3]
             return event
@@ -119,81 +116,55 @@ class ConcurrentAppendError(DatabaseError):
     """Another transaction kept taking the versions this one tried to append."""
 
 
-AUDIT_COLUMNS = (
-    "tenant_id, actor_id, actor_text, action, object_type, object_id, object_text, changes, ip, "
-    "user_agent, request_id, created_at"
-)
+def _audit_json(row: AuditLog) -> dict:
+    return {
+        "tenant_id": row.tenant_id,
+        "actor_id": row.actor_id,
+        "actor_text": row.actor_text,
+        "action": row.action,
+        "object_type": row.object_type,
+        "object_id": row.object_id,
+        "object_text": row.object_text,
+        "changes": row.changes,
+        "ip": row.ip,
+        "user_agent": row.user_agent,
+        "request_id": row.request_id,
+        "created_at": row.created_at,
+    }
 
 
-def _audit_insert(rows: list[AuditLog]) -> tuple[str, list]:
-    values, params = [], []
-    for row in rows:
-        values.append("(%s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s::inet, %s, %s, %s)")
-        params += [
-            row.tenant_id,
-            row.actor_id,
-            row.actor_text,
-            row.action,
-            row.object_type,
-            row.object_id,
-            row.object_text,
-            json.dumps(row.changes, cls=DjangoJSONEncoder),
-            row.ip,
-            row.user_agent,
-            row.request_id,
-            row.created_at,
-        ]
-    return f"INSERT INTO audit_logs ({AUDIT_COLUMNS}) VALUES {', '.join(values)}", params  # noqa: S608
+def _event_json(event: EventStore) -> dict:
+    return {
+        "tenant_id": event.tenant_id,
+        "aggregate_type": event.aggregate_type,
+        "aggregate_id": event.aggregate_id,
+        "event_type": event.event_type,
+        "payload": event.payload,
+        "metadata": event.metadata,
+        "occurred_at": event.occurred_at,
+    }
 
 
-def _events_insert(events: list[EventStore]) -> tuple[str, list]:
-    """One INSERT numbering each event after the latest version of its aggregate."""
-    values, params = [], []
-    for order, event in enumerate(events):
-        values.append("(%s::bigint, %s, %s, %s, %s::jsonb, %s::jsonb, %s::timestamptz, %s::int)")
-        params += [
-            event.tenant_id,
-            event.aggregate_type,
-            event.aggregate_id,
-            event.event_type,
-            json.dumps(event.payload, cls=DjangoJSONEncoder),
-            json.dumps(event.metadata, cls=DjangoJSONEncoder),
-            event.occurred_at,
-            order,
-        ]
-    sql = f"""
-        INSERT INTO event_store
-            (tenant_id, aggregate_type, aggregate_id, version, event_type, payload, metadata, occurred_at)
-        SELECT v.tenant_id, v.aggregate_type, v.aggregate_id,
-               coalesce((SELECT max(e.version) FROM event_store e
-                         WHERE e.aggregate_type = v.aggregate_type AND e.aggregate_id = v.aggregate_id), 0)
-               + row_number() OVER (PARTITION BY v.aggregate_type, v.aggregate_id ORDER BY v.ord),
-               v.event_type, v.payload, v.metadata, v.occurred_at
-        FROM (VALUES {", ".join(values)})
-             AS v (tenant_id, aggregate_type, aggregate_id, event_type, payload, metadata, occurred_at, ord)
-        ORDER BY v.ord
-        ON CONFLICT (aggregate_type, aggregate_id, version) DO NOTHING
-        RETURNING position, aggregate_type, aggregate_id, version"""  # noqa: S608  (placeholders only)
-    return sql, params
+def _record(audits: list[AuditLog], events: list[EventStore]) -> list[tuple]:
+    """Insert through the database function audit_record(); returns the appended events."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT * FROM audit_record(%s::jsonb, %s::jsonb)",
+            [
+                json.dumps([_audit_json(r) for r in audits], cls=DjangoJSONEncoder) if audits else None,
+                json.dumps([_event_json(e) for e in events], cls=DjangoJSONEncoder) if events else None,
+            ],
+        )
+        return cursor.fetchall()
 
 
 def _flush(rows: list) -> None:
-    """Write buffered audit rows and events with one statement (a CTE) per batch."""
+    """Write buffered audit rows and events, one call of audit_record() per batch."""
     audits = [row for row in rows if isinstance(row, AuditLog)]
     events = [row for row in rows if isinstance(row, EventStore)]
     for start in range(0, max(len(audits), len(events)), FLUSH_BATCH):
-        audit_batch, event_batch = audits[start : start + FLUSH_BATCH], events[start : start + FLUSH_BATCH]
-        with connection.cursor() as cursor:
-            if audit_batch and event_batch:
-                audit_sql, audit_params = _audit_insert(audit_batch)
-                event_sql, event_params = _events_insert(event_batch)
-                cursor.execute(f"WITH audit AS ({audit_sql}) {event_sql}", audit_params + event_params)
-            elif audit_batch:
-                cursor.execute(*_audit_insert(audit_batch))
-                continue
-            else:
-                cursor.execute(*_events_insert(event_batch))
-            inserted = cursor.fetchall()
+        event_batch = events[start : start + FLUSH_BATCH]
+        inserted = _record(audits[start : start + FLUSH_BATCH], event_batch)
         _retry_conflicts(event_batch, inserted)
 
 

@@ -111,3 +111,14 @@ def test_appending_in_bulk_numbers_versions_per_aggregate(tenant, count):
 
     assert list(events().filter(aggregate_id="a").values_list("version", flat=True)) == list(range(1, count + 2))
     assert list(events().filter(aggregate_id="b").values_list("version", flat=True)) == list(range(1, count + 1))
+
+
+def test_a_reader_tails_events_after_the_last_position_it_saw(tenant):
+    user_register(tenant=tenant, email="a@alpha.test", password="pw-123456789")
+    seen = EventStore.objects.after(0).last().position
+    user_register(tenant=tenant, email="b@alpha.test", password="pw-123456789")
+    user_register(tenant=tenant, email="c@alpha.test", password="pw-123456789")
+
+    fresh = list(EventStore.objects.after(seen))
+
+    assert [e.payload["email"] for e in fresh] == ["b@alpha.test", "c@alpha.test"]
