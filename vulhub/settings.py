@@ -263,3 +263,9 @@ LOGGING = {
         "pgserver": {"level": "WARNING"},
     },
 }
+
+# --- Scoring ------------------------------------------------------------------------
+# Wrong flags a student may try per challenge within the window; a tenant can set its
+# own in its settings: {"flag_attempts": {"limit": 5, "window_minutes": 30}}.
+FLAG_ATTEMPT_LIMIT = _int("FLAG_ATTEMPT_LIMIT", default=10, minimum=1)
+FLAG_ATTEMPT_WINDOW_MINUTES = _int("FLAG_ATTEMPT_WINDOW_MINUTES", default=10, minimum=1)

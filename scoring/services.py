@@ -1,0 +1,232 @@
+"""The rules that turn student work into points, badges and ranks.
+
+Pages, the admin and commands all call these. Each runs in one transaction with its
+audit rows and events (`@recorded`). Lock order, to keep concurrent calls from
+deadlocking: the student's row, then the submission, then the tenant's leaderboard.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audit.recording import audit_row, recorded, write_audit
+from challenges.models import Project
+from tenants.models import User
+
+from . import badges, leaderboard
+from .models import Badge, Submission, UserBadge
+from .signals import badge_awarded, badge_revoked, submission_created, submission_graded
+
+
+class ScoringError(Exception):
+    """A refusal with a message meant for the person who asked."""
+
+
+class NotAllowed(ScoringError):
+    pass
+
+
+class AlreadySolved(ScoringError):
+    pass
+
+
+class InvalidAnswer(ScoringError):
+    pass
+
+
+class TooManyAttempts(ScoringError):
+    pass
+
+
+@dataclass(frozen=True)
+class AttemptLimit:
+    attempts: int
+    window: timedelta
+
+    @classmethod
+    def for_tenant(cls, tenant) -> "AttemptLimit":
+        options = (tenant.settings or {}).get("flag_attempts", {})
+        return cls(
+            attempts=int(options.get("limit", settings.FLAG_ATTEMPT_LIMIT)),
+            window=timedelta(minutes=int(options.get("window_minutes", settings.FLAG_ATTEMPT_WINDOW_MINUTES))),
+        )
+
+
+def points_for(project: Project, score: int) -> int:
+    """round(points * score / 100), halves rounded up (Python's round() would go to even)."""
+    return int((Decimal(project.points) * score / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _lock_student(user: User) -> None:
+    User.objects.select_for_update().filter(pk=user.pk).values_list("pk").get()
+
+
+def submission_create(
+    *, user: User, project: Project, flag: str | None = None, writeup: str = "", link: str = ""
+) -> Submission:
+    """A student's answer to a published challenge of their tenant: a flag, or a write-up.
+
+    A right flag is approved with score 100 at once, a wrong one rejected with 0; a
+    write-up waits for grading. Raises a ScoringError with a message for the student
+    when the answer is refused; a refusal for too many wrong flags is recorded.
+    """
+    outcome = _submit(user=user, project=project, flag=flag, writeup=writeup, link=link)
+    if isinstance(outcome, TooManyAttempts):
+        _record_refusal(user=user, project=project, reason=str(outcome))
+        raise outcome
+    return outcome
+
+
+@recorded
+def _submit(*, user, project, flag, writeup, link):
+    if user.tenant_id != project.tenant_id or not project.is_published:
+        raise NotAllowed("This challenge is not open for submissions.")
+    if user.role != User.Role.STUDENT:
+        raise NotAllowed("Only students submit answers.")
+    _lock_student(user)  # one submission of a student at a time: the limit holds under races
+    solved = Submission.objects.for_tenant(user.tenant_id).filter(user=user, project=project).approved()
+    if solved.exists():
+        raise AlreadySolved("You have already solved this challenge; it counts once.")
+    now = timezone.now()
+    submission = Submission(tenant_id=user.tenant_id, user=user, project=project, submitted_at=now)
+    if project.has_flag:
+        if not flag or not flag.strip():
+            raise InvalidAnswer("Enter the flag you found.")
+        limit = AttemptLimit.for_tenant(project.tenant)
+        wrong = Submission.objects.for_tenant(user.tenant_id).filter(
+            user=user,
+            project=project,
+            kind=Submission.Kind.FLAG,
+            status=Submission.Status.REJECTED,
+            submitted_at__gte=now - limit.window,
+        )
+        if wrong.count() >= limit.attempts:
+            minutes = int(limit.window.total_seconds() // 60)
+            return TooManyAttempts(
+                f"Too many wrong flags: {limit.attempts} in {minutes} minutes. Wait a little and try again."
+            )
+        right = project.check_flag(flag)
+        submission.kind = Submission.Kind.FLAG
+        submission.answer = flag.strip()[:500]
+        submission.status = Submission.Status.APPROVED if right else Submission.Status.REJECTED
+        submission.score = 100 if right else 0
+        submission.points_awarded = project.points if right else 0
+        submission.graded_at = now
+    else:
+        if not writeup or not writeup.strip():
+            raise InvalidAnswer("Write up how you solved it before submitting.")
+        submission.kind = Submission.Kind.WRITEUP
+        submission.answer = writeup.strip()
+        submission.link = link.strip()
+    submission.save()
+    submission_created.send(sender=Submission, submission=submission, actor=user)
+    if submission.status == Submission.Status.APPROVED:
+        _after_scoring(user=user, actor=None)
+    return submission
+
+
+@transaction.atomic
+def _record_refusal(*, user, project, reason):
+    write_audit(
+        audit_row(
+            action="flag_attempt_refused",
+            object_type="challenges.project",
+            object_id=project.pk,
+            object_text=project.name,
+            changes={"reason": reason},
+            tenant_id=user.tenant_id,
+            actor=user,
+        )
+    )
+
+
+@recorded
+def submission_grade(
+    *, submission: Submission, status: str, score: int, grader: User, feedback: str = ""
+) -> Submission:
+    """Grade a submission, or regrade it: status, score 0..100 and feedback, by staff of its tenant."""
+    if not (grader.is_superuser or (grader.is_staff and grader.tenant_id == submission.tenant_id)):
+        raise NotAllowed("Only the instructors of this class grade its submissions.")
+    if status not in (Submission.Status.APPROVED, Submission.Status.REJECTED):
+        raise InvalidAnswer("A grade approves or rejects the submission.")
+    if not isinstance(score, int) or not 0 <= score <= 100:
+        raise InvalidAnswer("The score is a whole number from 0 to 100.")
+    student = User.objects.select_for_update().get(pk=submission.user_id)
+    current = Submission.objects.select_for_update().select_related("project").get(pk=submission.pk)
+    if status == Submission.Status.APPROVED:
+        other = (
+            Submission.objects.for_tenant(current.tenant_id)
+            .filter(user_id=current.user_id, project_id=current.project_id)
+            .approved()
+            .exclude(pk=current.pk)
+        )
+        if other.exists():
+            raise InvalidAnswer("This student already has an approved submission for this challenge.")
+    previous = {"status": current.status, "score": current.score, "points_awarded": current.points_awarded}
+    current.status = status
+    current.score = score
+    current.points_awarded = points_for(current.project, score) if status == Submission.Status.APPROVED else 0
+    current.feedback = feedback
+    current.graded_by = grader
+    current.graded_at = timezone.now()
+    current.save()
+    submission_graded.send(sender=Submission, submission=current, previous=previous, actor=grader)
+    _after_scoring(user=student, actor=grader)
+    return current
+
+
+def _after_scoring(*, user: User, actor: User | None) -> None:
+    leaderboard.update_student(tenant_id=user.tenant_id, user_id=user.pk)
+    earned = badges.earned_badge_ids(user)
+    held = dict(
+        UserBadge.objects.for_tenant(user.tenant_id)
+        .filter(user=user, awarded_by__isnull=True, badge__rule_kind__gt="")
+        .values_list("badge_id", "pk")
+    )
+    for badge in Badge.objects.filter(pk__in=earned - set(held)):
+        _award(badge=badge, user=user, awarded_by=None)
+    for award in UserBadge.objects.filter(pk__in=[held[b] for b in set(held) - earned]).select_related("badge"):
+        _revoke(award=award, actor=actor, reason="The grade that earned it changed.")
+
+
+def _award(*, badge: Badge, user: User, awarded_by: User | None) -> UserBadge | None:
+    award, created = UserBadge.objects.get_or_create(
+        tenant_id=user.tenant_id, user=user, badge=badge, defaults={"awarded_by": awarded_by}
+    )
+    if not created:
+        return None
+    badge_awarded.send(sender=UserBadge, user_badge=award, actor=awarded_by)
+    return award
+
+
+def _revoke(*, award: UserBadge, actor: User | None, reason: str) -> None:
+    award.delete()
+    badge_revoked.send(sender=UserBadge, user_badge=award, actor=actor, reason=reason)
+
+
+@recorded
+def badge_award(*, badge: Badge, user: User, actor: User) -> UserBadge:
+    """Award a badge by hand (staff of the badge's tenant)."""
+    if not (actor.is_superuser or (actor.is_staff and actor.tenant_id == badge.tenant_id)):
+        raise NotAllowed("Only the instructors of this class award its badges.")
+    if user.tenant_id != badge.tenant_id:
+        raise NotAllowed("That student is not in this class.")
+    award = _award(badge=badge, user=user, awarded_by=actor)
+    if award is None:
+        raise InvalidAnswer(f"{user.get_full_name()} already has the badge “{badge.name}”.")
+    return award
+
+
+@recorded
+def badge_revoke(*, badge: Badge, user: User, actor: User, reason: str = "") -> None:
+    """Take a badge back by hand (staff of the badge's tenant)."""
+    if not (actor.is_superuser or (actor.is_staff and actor.tenant_id == badge.tenant_id)):
+        raise NotAllowed("Only the instructors of this class revoke its badges.")
+    award = UserBadge.objects.for_tenant(badge.tenant_id).filter(user=user, badge=badge).select_related("badge").first()
+    if award is None:
+        raise InvalidAnswer(f"{user.get_full_name()} does not have the badge “{badge.name}”.")
+    _revoke(award=award, actor=actor, reason=reason or "Revoked by an instructor.")
