@@ -25,6 +25,16 @@ def django_db_setup(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture(autouse=True)
+def _empty_redis_cache(settings):
+    # A shared Redis (CI) outlives the test database, so start every test from an empty
+    # cache. The database cache needs no clearing: it rolls back with each test.
+    if "redis" in settings.CACHES["default"]["BACKEND"].lower():
+        from django.core.cache import cache
+
+        cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _any_test_host(settings):
     # Tenants in tests live on *.localhost names; allow whatever a test invents.
     settings.ALLOWED_HOSTS = ["*"]
