@@ -7,8 +7,12 @@ function statement; equal points are listed by who reached them first. A student
 has a row while they have at least one approved submission.
 """
 
+import logging
+
 from django.core.cache import cache
 from django.db import connection, transaction
+
+logger = logging.getLogger(__name__)
 
 # advisory lock class of the per-tenant leaderboard lock ("VHLB")
 LEADERBOARD_LOCK = 0x56484C42
@@ -45,18 +49,29 @@ def lock_tenant(tenant_id: int) -> None:
 
 
 def invalidate_cache_on_commit(tenant_id: int) -> None:
+    """After commit, move the tenant's cached pages to a new version (old ones expire)."""
+
     def bump():
         key = CACHE_VERSION_KEY.format(tenant_id=tenant_id)
         try:
-            cache.incr(key)
-        except ValueError:  # no version yet
-            cache.set(key, 2, timeout=None)
+            try:
+                cache.incr(key)
+            except ValueError:  # no version yet
+                cache.set(key, 2, timeout=None)
+        except Exception:
+            # The change is committed; a cache that is down must not turn it into an error.
+            logger.warning("leaderboard cache of tenant %s not invalidated", tenant_id, exc_info=True)
 
     transaction.on_commit(bump)
 
 
-def cache_version(tenant_id: int) -> int:
-    return cache.get_or_set(CACHE_VERSION_KEY.format(tenant_id=tenant_id), 1, timeout=None)
+def cache_version(tenant_id: int) -> int | None:
+    """The tenant's current cache version; None when the cache cannot be reached."""
+    try:
+        return cache.get_or_set(CACHE_VERSION_KEY.format(tenant_id=tenant_id), 1, timeout=None)
+    except Exception:
+        logger.warning("leaderboard cache unreachable", exc_info=True)
+        return None
 
 
 def update_student(*, tenant_id: int, user_id: int) -> None:
@@ -88,46 +103,58 @@ def update_student(*, tenant_id: int, user_id: int) -> None:
     invalidate_cache_on_commit(tenant_id)
 
 
-def rebuild(tenant_id: int) -> int:
-    """Recompute a tenant's whole table from submissions; returns the number of rows."""
+# Bring a tenant's table to `source` (user_id, points, solves, last_scored_at, rank),
+# writing only the rows that differ: a rebuild of a correct table changes nothing.
+SYNC = """
+    WITH source AS MATERIALIZED ({source}),
+    upserted AS (
+        INSERT INTO leaderboards AS l (tenant_id, user_id, points, solves, last_scored_at, rank, updated_at)
+        SELECT %(tenant)s, user_id, points, solves, last_scored_at, rank, now() FROM source
+        ON CONFLICT (tenant_id, user_id) DO UPDATE
+        SET points = EXCLUDED.points, solves = EXCLUDED.solves, last_scored_at = EXCLUDED.last_scored_at,
+            rank = EXCLUDED.rank, updated_at = now()
+        WHERE (l.points, l.solves, l.last_scored_at, l.rank)
+              IS DISTINCT FROM (EXCLUDED.points, EXCLUDED.solves, EXCLUDED.last_scored_at, EXCLUDED.rank)
+        RETURNING 1
+    ),
+    removed AS (
+        DELETE FROM leaderboards l
+        WHERE l.tenant_id = %(tenant)s AND NOT EXISTS (SELECT 1 FROM source s WHERE s.user_id = l.user_id)
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM source), (SELECT count(*) FROM upserted), (SELECT count(*) FROM removed)
+"""
+
+FROM_ROWS = """
+    SELECT r.user_id, r.points, r.solves, r.last_scored_at, rank() OVER (ORDER BY r.points DESC) AS rank
+    FROM unnest(%(users)s::bigint[], %(points)s::int[], %(solves)s::int[], %(scored)s::timestamptz[])
+         AS r (user_id, points, solves, last_scored_at)
+"""
+
+
+def _sync(tenant_id: int, source: str, params: dict) -> tuple[int, int, int]:
+    """(rows, rows written, rows removed) after syncing the tenant's table to `source`."""
     with transaction.atomic():
         lock_tenant(tenant_id)
         with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM leaderboards WHERE tenant_id = %s", [tenant_id])
-            cursor.execute(
-                f"""
-                INSERT INTO leaderboards (tenant_id, user_id, points, solves, last_scored_at, rank, updated_at)
-                SELECT %(tenant)s, user_id, points, solves, last_scored_at, rank, now()
-                FROM ({STANDINGS}) AS standings
-                """,  # noqa: S608
-                {"tenant": tenant_id},
-            )
-            count = cursor.rowcount
-        invalidate_cache_on_commit(tenant_id)
-    return count
+            cursor.execute(SYNC.format(source=source), {"tenant": tenant_id, **params})
+            counts = cursor.fetchone()
+        if counts[1] or counts[2]:
+            invalidate_cache_on_commit(tenant_id)
+    return counts
 
 
-def replace(tenant_id: int, rows: list[tuple]) -> int:
-    """Write a tenant's table from computed (user_id, points, solves, last_scored_at) rows."""
-    with transaction.atomic():
-        lock_tenant(tenant_id)
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM leaderboards WHERE tenant_id = %s", [tenant_id])
-            cursor.execute(
-                """
-                INSERT INTO leaderboards (tenant_id, user_id, points, solves, last_scored_at, rank, updated_at)
-                SELECT %s, r.user_id, r.points, r.solves, r.last_scored_at,
-                       rank() OVER (ORDER BY r.points DESC), now()
-                FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::timestamptz[])
-                     AS r (user_id, points, solves, last_scored_at)
-                """,
-                [
-                    tenant_id,
-                    [r[0] for r in rows],
-                    [r[1] for r in rows],
-                    [r[2] for r in rows],
-                    [r[3] for r in rows],
-                ],
-            )
-        invalidate_cache_on_commit(tenant_id)
-    return len(rows)
+def rebuild(tenant_id: int) -> tuple[int, int, int]:
+    """Recompute a tenant's table from its submissions: (rows, rows written, rows removed)."""
+    return _sync(tenant_id, STANDINGS, {})
+
+
+def replace(tenant_id: int, rows: list[tuple]) -> tuple[int, int, int]:
+    """Set a tenant's table to computed (user_id, points, solves, last_scored_at) rows, ranked here."""
+    params = {
+        "users": [r[0] for r in rows],
+        "points": [r[1] for r in rows],
+        "solves": [r[2] for r in rows],
+        "scored": [r[3] for r in rows],
+    }
+    return _sync(tenant_id, FROM_ROWS, params)

@@ -1,5 +1,6 @@
 """Reads of scoring data for pages, with the leaderboard cached per tenant."""
 
+import contextlib
 from dataclasses import dataclass
 
 from django.core.cache import cache
@@ -40,11 +41,18 @@ def leaderboard_page(tenant_id: int, number: int = 1, page_size: int = PAGE_SIZE
     bumps on commit: a stale page is never served, and tenants never share keys.
     """
     number = max(1, int(number))
-    key = f"leaderboard:{tenant_id}:v{leaderboard.cache_version(tenant_id)}:p{number}:{page_size}"
-    page = cache.get(key)
+    version = leaderboard.cache_version(tenant_id)
+    if version is None:  # cache down: serve from the database
+        return _load_page(tenant_id, number, page_size)
+    key = f"leaderboard:{tenant_id}:v{version}:p{number}:{page_size}"
+    try:
+        page = cache.get(key)
+    except Exception:
+        page = None
     if page is None:
         page = _load_page(tenant_id, number, page_size)
-        cache.set(key, page, CACHE_SECONDS)
+        with contextlib.suppress(Exception):
+            cache.set(key, page, CACHE_SECONDS)
     return page
 
 

@@ -29,9 +29,9 @@ class Command(BaseCommand):
         source = "events" if from_events else "submissions"
         for item in tqdm(list(tenants), unit="tenant", disable=no_progress or None, file=self.stderr._out):
             if from_events:
-                count = leaderboard.replace(item.pk, standings_from_events(item.pk))
+                count, written, removed = leaderboard.replace(item.pk, standings_from_events(item.pk))
             else:
-                count = leaderboard.rebuild(item.pk)
+                count, written, removed = leaderboard.rebuild(item.pk)
             total += count
-            self.stdout.write(f"  {item.slug}: {count} students ranked")
+            self.stdout.write(f"  {item.slug}: {count} students ranked, {written} rows written, {removed} removed")
         self.stdout.write(self.style.SUCCESS(f"Rebuilt {tenants.count()} leaderboard(s) from {source}: {total} rows."))
