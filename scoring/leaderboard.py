@@ -107,9 +107,18 @@ def update_student(*, tenant_id: int, user_id: int) -> None:
 # writing only the rows that differ: a rebuild of a correct table changes nothing.
 SYNC = """
     WITH source AS MATERIALIZED ({source}),
+    current AS MATERIALIZED (
+        SELECT user_id, points, solves, last_scored_at, rank FROM leaderboards WHERE tenant_id = %(tenant)s
+    ),
+    changed AS (
+        SELECT s.* FROM source s LEFT JOIN current c ON c.user_id = s.user_id
+        WHERE c.user_id IS NULL
+           OR (c.points, c.solves, c.last_scored_at, c.rank)
+              IS DISTINCT FROM (s.points, s.solves, s.last_scored_at, s.rank)
+    ),
     upserted AS (
         INSERT INTO leaderboards AS l (tenant_id, user_id, points, solves, last_scored_at, rank, updated_at)
-        SELECT %(tenant)s, user_id, points, solves, last_scored_at, rank, now() FROM source
+        SELECT %(tenant)s, user_id, points, solves, last_scored_at, rank, now() FROM changed
         ON CONFLICT (tenant_id, user_id) DO UPDATE
         SET points = EXCLUDED.points, solves = EXCLUDED.solves, last_scored_at = EXCLUDED.last_scored_at,
             rank = EXCLUDED.rank, updated_at = now()
@@ -119,7 +128,9 @@ SYNC = """
     ),
     removed AS (
         DELETE FROM leaderboards l
-        WHERE l.tenant_id = %(tenant)s AND NOT EXISTS (SELECT 1 FROM source s WHERE s.user_id = l.user_id)
+        WHERE l.tenant_id = %(tenant)s
+          AND l.user_id IN (SELECT c.user_id FROM current c LEFT JOIN source s USING (user_id)
+                            WHERE s.user_id IS NULL)
         RETURNING 1
     )
     SELECT (SELECT count(*) FROM source), (SELECT count(*) FROM upserted), (SELECT count(*) FROM removed)
