@@ -44,7 +44,8 @@ def update_recorded(queryset: QuerySet, **values) -> int:
     names = list(values)
     with in_bulk():
         # whole rows: str() of a row (the audit's object text) may use any field
-        rows = list(queryset.select_for_update())
+        # NO KEY UPDATE: foreign-key checks of other transactions need not wait on us
+        rows = list(queryset.select_for_update(no_key=True))
         if not rows:
             return 0
         pks = [row.pk for row in rows]

@@ -3,6 +3,8 @@
 Pages, the admin and commands all call these. Each runs in one transaction with its
 audit rows and events (`@recorded`). Lock order, to keep concurrent calls from
 deadlocking: the student's row, then the submission, then the tenant's leaderboard.
+Rows are locked FOR NO KEY UPDATE and only the rows named (`of=("self",)`): the
+foreign-key checks other transactions make at commit (FOR KEY SHARE) never wait on them.
 """
 
 from dataclasses import dataclass
@@ -62,7 +64,7 @@ def points_for(project: Project, score: int) -> int:
 
 
 def _lock_student(user: User) -> None:
-    User.objects.select_for_update().filter(pk=user.pk).values_list("pk").get()
+    User.objects.select_for_update(no_key=True).filter(pk=user.pk).values_list("pk").get()
 
 
 def submission_create(
@@ -155,8 +157,10 @@ def submission_grade(
         raise InvalidAnswer("A grade approves or rejects the submission.")
     if not isinstance(score, int) or not 0 <= score <= 100:
         raise InvalidAnswer("The score is a whole number from 0 to 100.")
-    student = User.objects.select_for_update().get(pk=submission.user_id)
-    current = Submission.objects.select_for_update().select_related("project").get(pk=submission.pk)
+    student = User.objects.select_for_update(no_key=True).get(pk=submission.user_id)
+    current = (
+        Submission.objects.select_for_update(no_key=True, of=("self",)).select_related("project").get(pk=submission.pk)
+    )
     if status == Submission.Status.APPROVED:
         other = (
             Submission.objects.for_tenant(current.tenant_id)
@@ -215,6 +219,7 @@ def badge_award(*, badge: Badge, user: User, actor: User) -> UserBadge:
         raise NotAllowed("Only the instructors of this class award its badges.")
     if user.tenant_id != badge.tenant_id:
         raise NotAllowed("That student is not in this class.")
+    _lock_student(user)
     award = _award(badge=badge, user=user, awarded_by=actor)
     if award is None:
         raise InvalidAnswer(f"{user.get_full_name()} already has the badge “{badge.name}”.")
@@ -226,6 +231,7 @@ def badge_revoke(*, badge: Badge, user: User, actor: User, reason: str = "") -> 
     """Take a badge back by hand (staff of the badge's tenant)."""
     if not (actor.is_superuser or (actor.is_staff and actor.tenant_id == badge.tenant_id)):
         raise NotAllowed("Only the instructors of this class revoke its badges.")
+    _lock_student(user)
     award = UserBadge.objects.for_tenant(badge.tenant_id).filter(user=user, badge=badge).select_related("badge").first()
     if award is None:
         raise InvalidAnswer(f"{user.get_full_name()} does not have the badge “{badge.name}”.")
