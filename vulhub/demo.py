@@ -11,7 +11,8 @@ from django.db import transaction
 
 from challenges.models import Project
 from challenges.services import project_publish
-from scoring.models import Badge
+from scoring.models import Badge, Submission
+from scoring.services import submission_create
 from tenants.models import Tenant, User
 from tenants.services import user_register
 
@@ -191,4 +192,40 @@ def load_demo_data() -> SeedReport:
             },
         )
         report.count("badges", created)
+
+    if not Submission.objects.for_tenant(tenant).exists():
+        _play_a_little(tenant, report)
     return report
+
+
+# Who tries what first, so the demo opens on a leaderboard, badges and a grading queue:
+# (student, challenge slug, flag or None for a write-up, write-up text)
+ACTIVITY = [
+    ("alice@vulhub.com", "sql-injection", "FLAG{union_select_all_the_things}", ""),
+    ("alice@vulhub.com", "caesar-cipher", "FLAG{veni_vidi_vici}", ""),
+    ("alice@vulhub.com", "caesar-cipher", "FLAG{veni_vidi_decrypsi}", ""),
+    ("bob@vulhub.com", "packet-capture", "FLAG{follow_the_tcp_stream}", ""),
+    (
+        "bob@vulhub.com",
+        "stored-xss",
+        None,
+        "The guestbook echoes comments unescaped; a <script> posts document.cookie "
+        "to my server. Fix: escape on output and set HttpOnly on the session cookie.",
+    ),
+    ("carol@vulhub.com", "memory-forensics", "FLAG{volatility}", ""),
+    (
+        "carol@vulhub.com",
+        "padding-oracle",
+        None,
+        "Byte by byte from the last block: flip bytes of the previous "
+        "block until the padding is valid, then recover the plaintext with XOR.",
+    ),
+]
+
+
+def _play_a_little(tenant, report: SeedReport) -> None:
+    users = {u.email: u for u in User.objects.for_tenant(tenant)}
+    projects = {p.slug: p for p in Project.objects.for_tenant(tenant)}
+    for email, slug, flag, writeup in ACTIVITY:
+        submission_create(user=users[email], project=projects[slug], flag=flag, writeup=writeup)
+        report.count("submissions", True)

@@ -1,12 +1,12 @@
 from django.core.management import call_command
 
 from challenges.models import Project
-from scoring.models import Badge
+from scoring.models import Badge, Leaderboard, Submission
 from tenants.models import Tenant, User
 
 
 def table_counts():
-    return {model.__name__: model.objects.count() for model in (Tenant, User, Project, Badge)}
+    return {model.__name__: model.objects.count() for model in (Tenant, User, Project, Badge, Submission, Leaderboard)}
 
 
 def test_it_creates_the_operators_plan_demo_data(db):
@@ -28,6 +28,9 @@ def test_it_creates_the_operators_plan_demo_data(db):
     assert projects.values("difficulty").distinct().count() == 4
     assert projects.exclude(flag_hash="").exists()
     assert projects.filter(flag_hash="").exists()
+    # a little activity: a leaderboard, badges and write-ups waiting for grading
+    assert Leaderboard.objects.for_tenant(tenant).count() >= 2
+    assert Submission.objects.for_tenant(tenant).pending().exists()
 
 
 def test_running_it_twice_changes_nothing(db, capsys):
