@@ -91,3 +91,28 @@ def client_for():
         return client
 
     return make
+
+
+@pytest.fixture
+def pooled_connections_for():
+    """Make room for `n` threads at once when Django's connection pool is on.
+
+    Each thread keeps its own connection until it closes it, so a thread test with more
+    threads than DB_POOL_MAX_SIZE would wait for the pool. The pool is rebuilt larger for
+    the test and back to its size afterwards.
+    """
+    from django.db import connection
+
+    pool = connection.settings_dict["OPTIONS"].get("pool")
+    saved = dict(pool) if isinstance(pool, dict) else None
+
+    def grow(n):
+        if saved is not None:
+            connection.close_pool()
+            pool["max_size"] = max(saved["max_size"], n + 2)
+
+    yield grow
+    if saved is not None:
+        connection.close_pool()
+        pool.clear()
+        pool.update(saved)

@@ -45,6 +45,11 @@ def _fast_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _room_for_every_thread(pooled_connections_for):
+    pooled_connections_for(60)  # the burst test runs 50 threads, each with a connection
+
+
 def detect_deadlocks_quickly():
     """Check for a deadlock after 50 ms of waiting instead of 1 s: a regression fails fast.
 
