@@ -1,7 +1,9 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from health_check.contrib.psutil import Disk
 from health_check.views import HealthCheckView
+
+from tenants import views as tenant_views
 
 from .health import Migrations, health
 
@@ -21,4 +23,10 @@ urlpatterns = [
         name="health-detail",
     ),
     path("admin/", admin.site.urls),
+    path("accounts/", include("tenants.account_views")),
+    path("accounts/register/", tenant_views.register, name="register"),
+    path("", tenant_views.dashboard, name="dashboard"),
+    path("profile/", tenant_views.profile, name="profile"),
+    path("challenges/", include("challenges.urls")),
+    path("", include("scoring.urls")),
 ]

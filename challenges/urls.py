@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+app_name = "challenges"
+
+urlpatterns = [
+    path("", views.catalogue, name="catalogue"),
+    path("<slug:slug>/", views.detail, name="detail"),
+]

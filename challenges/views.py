@@ -1,0 +1,104 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from scoring import services
+from scoring.models import Submission
+
+from . import selectors
+from .forms import FlagForm, WriteupForm
+from .markdown import render_markdown
+from .models import Project
+
+PAGE_SIZE = 12
+# A refused answer is shown on the page again, with a status that says why.
+REFUSAL_STATUS = {
+    services.TooManyAttempts: 429,
+    services.AlreadySolved: 409,
+    services.NotAllowed: 403,
+    services.InvalidAnswer: 400,
+}
+
+
+def get_project_for(request, slug) -> Project:
+    """A published challenge of the request's tenant; anything else is a 404."""
+    return get_object_or_404(Project.objects.for_tenant(request.tenant).published(), slug=slug)
+
+
+@login_required
+def catalogue(request):
+    filters = selectors.CatalogueFilters(
+        q=request.GET.get("q", "").strip()[:100],
+        category=request.GET.get("category", ""),
+        difficulty=request.GET.get("difficulty", ""),
+        solved=request.GET.get("solved", ""),
+    )
+    rows = selectors.catalogue(request.tenant.pk, request.user, filters)
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "challenges/catalogue.html",
+        {
+            "page": page,
+            "filters": filters,
+            "categories": selectors.categories(request.tenant.pk),
+            "difficulties": Project.Difficulty.choices,
+            "query": query.urlencode(),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def detail(request, slug):
+    project = get_project_for(request, slug)
+    form_class = FlagForm if project.has_flag else WriteupForm
+    form = form_class(request.POST or None)
+    status = 200
+    if request.method == "POST" and not form.is_valid():
+        status = 400
+    elif request.method == "POST":
+        try:
+            submission = services.submission_create(
+                user=request.user,
+                project=project,
+                flag=form.cleaned_data.get("flag"),
+                writeup=form.cleaned_data.get("writeup", ""),
+                link=form.cleaned_data.get("link", ""),
+            )
+        except services.ScoringError as refusal:
+            messages.error(request, str(refusal))
+            status = REFUSAL_STATUS.get(type(refusal), 400)
+        else:
+            if submission.status == Submission.Status.APPROVED:
+                messages.success(request, f"Correct! +{submission.points_awarded} points.")
+            elif submission.status == Submission.Status.REJECTED:
+                messages.error(request, "That is not the flag. Try again.")
+            else:
+                messages.info(request, "Write-up submitted. It is waiting for an instructor to grade it.")
+            return redirect("challenges:detail", slug=project.slug)
+    mine = Submission.objects.for_tenant(request.tenant).filter(user=request.user, project=project)
+    stats = (
+        Submission.objects.for_tenant(request.tenant)
+        .filter(project=project)
+        .aggregate(solves=Count("id", filter=Q(status=Submission.Status.APPROVED)))
+    )
+    attempts = list(mine.order_by("-submitted_at")[:20])
+    return render(
+        request,
+        "challenges/detail.html",
+        {
+            "project": project,
+            "description": render_markdown(project.description),
+            "form": form,
+            "attempts": attempts,
+            "solved": any(a.status == Submission.Status.APPROVED for a in attempts),
+            "solves": stats["solves"],
+        },
+        status=status,
+    )

@@ -1,0 +1,47 @@
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef
+from django.shortcuts import render
+
+from . import selectors
+from .models import Badge, Leaderboard, Submission, UserBadge
+
+
+@login_required
+def submissions(request):
+    rows = (
+        Submission.objects.for_tenant(request.tenant)
+        .filter(user=request.user)
+        .select_related("project")
+        .order_by("-submitted_at")
+    )
+    page = Paginator(rows, 25).get_page(request.GET.get("page"))
+    return render(request, "scoring/submissions.html", {"page": page})
+
+
+@login_required
+def leaderboard(request):
+    mine = Leaderboard.objects.for_tenant(request.tenant).filter(user=request.user).first()
+    page_size = selectors.PAGE_SIZE
+    my_page = None
+    if mine is not None:
+        before = Leaderboard.objects.for_tenant(request.tenant).ranked().filter(rank__lt=mine.rank).count()
+        my_page = before // page_size + 1
+    try:
+        number = max(1, int(request.GET.get("page", my_page or 1)))
+    except ValueError:
+        number = 1
+    page = selectors.leaderboard_page(request.tenant.pk, number, page_size)
+    if number > page.pages:
+        page = selectors.leaderboard_page(request.tenant.pk, page.pages, page_size)
+    return render(request, "scoring/leaderboard.html", {"board": page, "mine": mine, "my_page": my_page})
+
+
+@login_required
+def badges(request):
+    earned = UserBadge.objects.filter(badge=OuterRef("pk"), user=request.user)
+    rows = Badge.objects.for_tenant(request.tenant).annotate(earned=Exists(earned)).order_by("name")
+    awarded_at = dict(
+        UserBadge.objects.for_tenant(request.tenant).filter(user=request.user).values_list("badge_id", "awarded_at")
+    )
+    return render(request, "scoring/badges.html", {"badges": rows, "awarded_at": awarded_at})

@@ -1,0 +1,68 @@
+from django import forms
+from django.contrib.auth import password_validation
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+
+from .models import User
+
+
+class EmailLoginForm(AuthenticationForm):
+    username = forms.EmailField(
+        label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
+
+
+class RegistrationForm(forms.Form):
+    first_name = forms.CharField(label="First name", max_length=150)
+    last_name = forms.CharField(label="Last name", max_length=150)
+    email = forms.EmailField(label="E-mail", widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    password = forms.CharField(
+        label="Password", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), strip=False
+    )
+    invite_code = forms.CharField(label="Invite code", required=False, max_length=100)
+
+    def __init__(self, *args, tenant, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tenant = tenant
+        if tenant.registration_mode != tenant.RegistrationMode.INVITE:
+            del self.fields["invite_code"]
+
+    def clean_email(self):
+        email = self.cleaned_data["email"]
+        if User.objects.for_tenant(self.tenant).with_email(email).exists():
+            raise forms.ValidationError("An account with this e-mail already exists. Log in instead.")
+        return email
+
+    def clean_invite_code(self):
+        code = self.cleaned_data.get("invite_code", "").strip()
+        expected = str((self.tenant.settings or {}).get("invite_code", ""))
+        if not expected or code != expected:
+            raise forms.ValidationError("That invite code is not right. Ask your instructor for it.")
+        return code
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("password"):
+            candidate = User(email=cleaned.get("email", ""), first_name=cleaned.get("first_name", ""))
+            try:
+                password_validation.validate_password(cleaned["password"], candidate)
+            except forms.ValidationError as error:
+                self.add_error("password", error)
+        return cleaned
+
+
+class ProfileForm(forms.ModelForm):
+    class Meta:
+        model = User
+        fields = ["first_name", "last_name"]
+
+
+class TenantPasswordResetForm(PasswordResetForm):
+    """Reset e-mails go only to accounts of the tenant whose site was used."""
+
+    def __init__(self, *args, tenant=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tenant = tenant
+
+    def get_users(self, email):
+        users = User.objects.for_tenant(self.tenant).with_email(email).filter(is_active=True)
+        return (u for u in users if u.has_usable_password())
