@@ -3,6 +3,7 @@
 from audit.recording import recorded
 
 from .models import Project
+from .selectors import invalidate_on_commit
 from .signals import project_published, project_unpublished
 
 
@@ -14,6 +15,7 @@ def project_publish(*, project: Project, actor) -> Project:
     project.is_published = True
     project.save(update_fields=["is_published", "updated_at"])
     project_published.send(sender=Project, project=project, actor=actor)
+    invalidate_on_commit(project.tenant_id)
     return project
 
 
@@ -25,4 +27,5 @@ def project_unpublish(*, project: Project, actor) -> Project:
     project.is_published = False
     project.save(update_fields=["is_published", "updated_at"])
     project_unpublished.send(sender=Project, project=project, actor=actor)
+    invalidate_on_commit(project.tenant_id)
     return project

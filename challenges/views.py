@@ -36,8 +36,8 @@ def catalogue(request):
         difficulty=request.GET.get("difficulty", ""),
         solved=request.GET.get("solved", ""),
     )
-    rows = selectors.catalogue(request.tenant.pk, request.user, filters)
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    entries = selectors.catalogue(request.tenant.pk, request.user, filters)
+    page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(

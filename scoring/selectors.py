@@ -64,7 +64,8 @@ def _load_page(tenant_id: int, number: int, page_size: int) -> LeaderboardPage:
         Standing(
             rank=row.rank,
             user_id=row.user_id,
-            name=row.user.get_full_name(),
+            # the class sees this: a name, never an e-mail address
+            name=f"{row.user.first_name} {row.user.last_name}".strip() or f"Student {row.user_id}",
             points=row.points,
             solves=row.solves,
             last_scored_at=row.last_scored_at,

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.recording import audit_row, recorded, write_audit
+from challenges import selectors as catalogue
 from challenges.models import Project
 from tenants.models import User
 
@@ -185,6 +186,7 @@ def submission_grade(
 
 def _after_scoring(*, user: User, actor: User | None) -> None:
     leaderboard.update_student(tenant_id=user.tenant_id, user_id=user.pk)
+    catalogue.invalidate_on_commit(user.tenant_id)  # solve counts moved
     earned = badges.earned_badge_ids(user)
     held = dict(
         UserBadge.objects.for_tenant(user.tenant_id)

@@ -1,6 +1,6 @@
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Subquery
 from django.shortcuts import render
 
 from . import selectors
@@ -39,9 +39,11 @@ def leaderboard(request):
 
 @login_required
 def badges(request):
-    earned = UserBadge.objects.filter(badge=OuterRef("pk"), user=request.user)
-    rows = Badge.objects.for_tenant(request.tenant).annotate(earned=Exists(earned)).order_by("name")
-    awarded_at = dict(
-        UserBadge.objects.for_tenant(request.tenant).filter(user=request.user).values_list("badge_id", "awarded_at")
+    mine = UserBadge.objects.filter(badge=OuterRef("pk"), user=request.user)
+    rows = list(
+        Badge.objects.for_tenant(request.tenant)
+        .annotate(earned=Exists(mine), awarded_at=Subquery(mine.values("awarded_at")[:1]))
+        .order_by("name")
     )
-    return render(request, "scoring/badges.html", {"badges": rows, "awarded_at": awarded_at})
+    earned = sum(1 for badge in rows if badge.earned)
+    return render(request, "scoring/badges.html", {"badges": rows, "earned": earned})

@@ -13,6 +13,10 @@ class PasswordResetView(auth.PasswordResetView):
     def get_form_kwargs(self):
         return {**super().get_form_kwargs(), "tenant": self.request.tenant}
 
+    def form_valid(self, form):
+        self.extra_email_context = {"site_name": self.request.tenant.name}
+        return super().form_valid(form)
+
 
 class PasswordResetConfirmView(auth.PasswordResetConfirmView):
     success_url = reverse_lazy("password_reset_complete")

@@ -5,7 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from challenges.models import Project
+from challenges.selectors import CatalogueFilters, catalogue
 from scoring.models import Leaderboard, Submission, UserBadge
 
 from .forms import ProfileForm, RegistrationForm
@@ -17,13 +17,7 @@ from .services import user_register
 def dashboard(request):
     tenant = request.tenant
     standing = Leaderboard.objects.for_tenant(tenant).filter(user=request.user).first()
-    solved_ids = Submission.objects.for_tenant(tenant).filter(user=request.user).approved().values("project_id")
-    to_try = (
-        Project.objects.for_tenant(tenant)
-        .published()
-        .exclude(pk__in=solved_ids)
-        .order_by("difficulty", "points", "name")[:4]
-    )
+    to_try = catalogue(tenant.pk, request.user, CatalogueFilters(solved="no"))[:4]  # easiest first
     return render(
         request,
         "tenants/dashboard.html",

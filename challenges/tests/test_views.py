@@ -182,9 +182,11 @@ def test_forms_need_a_csrf_token(tenant, student, flagged):
 
 
 def count_queries(client, path, django_assert_max_num_queries):
+    from django.core.cache import cache
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    cache.clear()  # compare cold pages: the cached page costs even less
     with CaptureQueriesContext(connection) as queries:
         assert client.get(path).status_code == 200
     return len(queries)
@@ -199,3 +201,24 @@ def test_query_counts_do_not_grow_with_the_data(path, client, tenant, flagged, d
         Submission.objects.create(tenant=tenant, user=someone, project=flagged, status="REJECTED", score=0)
 
     assert count_queries(client, path, django_assert_max_num_queries) == small
+
+
+def test_the_catalogue_comes_from_the_cache_until_a_solve_changes_it(
+    client, flagged, essay, settings, django_capture_on_commit_callbacks
+):
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    cache.clear()
+    client.get("/challenges/")
+
+    with CaptureQueriesContext(connection) as queries:
+        client.get("/challenges/")
+    assert not [q for q in queries.captured_queries if 'FROM "projects"' in q["sql"]]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/challenges/cookie-jar/", {"flag": FLAG})
+    page = client.get("/challenges/").context["page"]
+    assert {e.name: e.solves for e in page.object_list}["Cookie Jar"] == 1

@@ -107,6 +107,7 @@ def test_closed_registration_is_a_friendly_403(tenant):
     response = Client(HTTP_HOST=tenant.domain).get("/accounts/register/")
 
     assert response.status_code == 403
+    assert "Registration is closed" in response.content.decode()
 
 
 def test_the_profile_changes_my_name(tenant, student, client_for):
@@ -128,6 +129,7 @@ def test_a_password_reset_mails_only_this_tenants_account(tenant, other_tenant):
     assert response.status_code == 302
     assert len(mail.outbox) == 1
     assert f"http://{tenant.domain}/accounts/reset/" in mail.outbox[0].body
+    assert "Alpha Academy" in mail.outbox[0].subject
 
 
 def test_a_reset_link_of_another_tenants_account_does_not_work_here(tenant, other_tenant):
@@ -148,4 +150,14 @@ def test_a_missing_page_is_a_friendly_404(path, tenant, student, client_for):
     response = client_for(tenant, student).get(path)
 
     assert response.status_code == 404
-    assert "Alpha Academy" in response.content.decode() or response.status_code == 404
+    content = response.content.decode()
+    assert "Page not found" in content
+    assert "Alpha Academy" in content  # in the tenant's own layout
+
+
+def test_a_server_error_page_needs_nothing_but_itself():
+    from django.template.loader import render_to_string
+
+    html = render_to_string("500.html")  # rendered with no request and no context
+
+    assert "<h1>" in html
