@@ -116,7 +116,7 @@ def test_badges_show_which_i_earned(client, student, tenant, instructor):
     assert rows == {"Helper": True, "Untouched": False}
 
 
-@pytest.mark.parametrize("path", ["/submissions/", "/leaderboard/", "/badges/", "/"])
+@pytest.mark.parametrize("path", ["/submissions/", "/leaderboard/", "/badges/", "/", "/profile/"])
 def test_query_counts_do_not_grow_with_the_data(path, client, student, tenant):
     solve(student, 50)
     BadgeFactory(tenant=tenant, rule_kind="")

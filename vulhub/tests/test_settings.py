@@ -90,3 +90,18 @@ def test_an_unreachable_database_is_reported_without_a_traceback():
     assert result.returncode == 1
     assert "The database could not be reached" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_production_cookies_are_secure_and_http_only():
+    code = (
+        "import django, json; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps([s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY, "
+        "s.X_FRAME_OPTIONS]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECURE_COOKIES"}}
+    env.update(PRODUCTION, DJANGO_SETTINGS_MODULE="vulhub.settings")
+
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [True, True, True, "DENY"]
