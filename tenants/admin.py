@@ -1,7 +1,14 @@
 """Tenant scoping for the admin: instructors and tenant admins see their own tenant only."""
 
+from django import forms
 from django.contrib import admin
+from django.core.paginator import Paginator
 from django.http import Http404
+from django.utils.functional import cached_property
+
+from .models import Tenant, User
+from .services import user_register
+from .welcome import send_welcome_on_commit
 
 
 class TenantScopedAdminMixin:
@@ -28,6 +35,38 @@ class TenantScopedAdminMixin:
         # Django's default redirects with a message; a foreign id must look missing.
         raise Http404
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        """Choices (select, raw id, autocomplete) of tenant-owned models: this tenant's only."""
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        model = db_field.related_model
+        if field is not None and not request.user.is_superuser and hasattr(field, "queryset"):
+            if model._meta.label == "tenants.Tenant":
+                field.queryset = field.queryset.filter(pk=request.user.tenant_id)
+            elif any(f.name == "tenant" for f in model._meta.concrete_fields):
+                field.queryset = field.queryset.filter(tenant_id=request.user.tenant_id)
+        return field
+
+    def get_exclude(self, request, obj=None):
+        exclude = list(super().get_exclude(request, obj) or [])
+        if not request.user.is_superuser and self.tenant_field not in exclude:
+            exclude.append(self.tenant_field)  # set from the instructor, never chosen
+        return exclude
+
+    def save_model(self, request, obj, form, change):
+        if not change and not request.user.is_superuser:
+            setattr(obj, f"{self.tenant_field}_id", request.user.tenant_id)
+        super().save_model(request, obj, form, change)
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most CAP rows: a changelist over a million rows never runs a full COUNT(*)."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self):
+        return self.object_list[: self.CAP + 1].count() if hasattr(self.object_list, "query") else len(self.object_list)
+
 
 class TenantIdFilter(admin.SimpleListFilter):
     """Filter by tenant for superusers; works when the tenant is a bare id (audit rows)."""
@@ -44,3 +83,87 @@ class TenantIdFilter(admin.SimpleListFilter):
         if self.value():
             return queryset.filter(tenant_id=self.value())
         return queryset
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    """Tenant admins edit their own tenant's settings; platform superusers manage all tenants."""
+
+    list_display = ["name", "domain", "registration_mode", "is_active"]
+    search_fields = ["name", "domain", "slug"]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return queryset if request.user.is_superuser else queryset.filter(pk=request.user.tenant_id)
+
+    def get_fields(self, request, obj=None):
+        if request.user.is_superuser:
+            return ["name", "slug", "domain", "registration_mode", "settings", "is_active"]
+        return ["name", "registration_mode", "settings"]
+
+    def has_add_permission(self, request):
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        raise Http404
+
+
+class UserCreateForm(forms.ModelForm):
+    class Meta:
+        model = User
+        fields = ["tenant", "email", "first_name", "last_name", "role"]
+
+    def clean_email(self):
+        email = self.cleaned_data["email"]
+        tenant = self.cleaned_data.get("tenant") or getattr(self, "tenant", None)
+        if tenant is not None and User.objects.for_tenant(tenant).with_email(email).exists():
+            raise forms.ValidationError("A user with this e-mail already exists in this class.")
+        return email
+
+
+@admin.register(User)
+class UserAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    """A tenant admin's class list: create, deactivate, change roles (never superuser)."""
+
+    list_display = ["email", "first_name", "last_name", "role", "is_active", "date_joined"]
+    list_filter = ["role", "is_active"]
+    search_fields = ["email", "first_name", "last_name"]
+    ordering = ["last_name", "first_name"]
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = UserCreateForm
+        form = super().get_form(request, obj, **kwargs)
+        if obj is None and not request.user.is_superuser:
+            form.tenant = request.user.tenant  # for the duplicate e-mail check
+        return form
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            fields = ["email", "first_name", "last_name", "role"]
+            return ["tenant", *fields] if request.user.is_superuser else fields
+        return ["email", "first_name", "last_name", "role", "is_active", "last_login", "date_joined"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["last_login", "date_joined"] if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        tenant = obj.tenant if request.user.is_superuser and obj.tenant_id else request.user.tenant
+        user = user_register(
+            tenant=tenant,
+            email=obj.email,
+            password=None,  # they choose it from the welcome e-mail
+            first_name=obj.first_name,
+            last_name=obj.last_name,
+            role=obj.role,
+            actor=request.user,
+        )
+        send_welcome_on_commit(request, user)
+        obj.pk = user.pk

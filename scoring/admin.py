@@ -1,0 +1,192 @@
+"""The instructor's side of scoring: the grading queue, badges, awards and the leaderboard."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.utils import timezone
+from django.utils.text import Truncator
+from django.utils.timesince import timesince
+
+from tenants.admin import CappedCountPaginator, TenantScopedAdminMixin
+
+from . import services
+from .models import Badge, Leaderboard, Submission, UserBadge
+
+
+class GradeForm(forms.ModelForm):
+    status = forms.ChoiceField(choices=[("APPROVED", "Approved"), ("REJECTED", "Rejected")])
+    score = forms.IntegerField(
+        min_value=0, max_value=100, help_text="0 to 100; points = challenge points × score / 100."
+    )
+
+    class Meta:
+        model = Submission
+        fields = ["status", "score", "feedback"]
+
+
+@admin.register(Submission)
+class SubmissionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    """The grading queue: opens on pending submissions, oldest first."""
+
+    form = GradeForm
+    list_display = ["submitted_at", "student", "project", "age", "kind", "status", "score", "excerpt"]
+    list_filter = ["status", "kind", ("project", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["user", "project"]
+    search_fields = ["user__email", "user__last_name", "project__name"]
+    ordering = ["submitted_at"]
+    readonly_fields = [
+        "student",
+        "project",
+        "kind",
+        "submitted_at",
+        "answer_shown",
+        "link",
+        "points_awarded",
+        "graded_by",
+        "graded_at",
+    ]
+    fields = [
+        "student",
+        "project",
+        "kind",
+        "submitted_at",
+        "answer_shown",
+        "link",
+        "status",
+        "score",
+        "feedback",
+        "points_awarded",
+        "graded_by",
+        "graded_at",
+    ]
+    actions = ["approve_full", "reject"]
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+
+    def changelist_view(self, request, extra_context=None):
+        # The queue opens on what needs grading; any explicit filter (or "all") wins.
+        if not request.GET and request.method == "GET":
+            return HttpResponseRedirect(f"{request.path}?status__exact=PENDING")
+        return super().changelist_view(request, extra_context)
+
+    def has_add_permission(self, request):
+        return False  # students submit on the site
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    @admin.display(description="student", ordering="user__last_name")
+    def student(self, obj):
+        return obj.user.get_full_name()
+
+    @admin.display(description="waiting for")
+    def age(self, obj):
+        return timesince(obj.submitted_at, timezone.now())
+
+    @admin.display(description="write-up")
+    def excerpt(self, obj):
+        if obj.kind == Submission.Kind.FLAG:
+            return "(flag)"
+        return Truncator(obj.answer).chars(80)
+
+    @admin.display(description="answer")
+    def answer_shown(self, obj):
+        return "(a flag: not shown)" if obj.kind == Submission.Kind.FLAG else obj.answer
+
+    def save_model(self, request, obj, form, change):
+        try:
+            services.submission_grade(
+                submission=obj,
+                status=form.cleaned_data["status"],
+                score=form.cleaned_data["score"],
+                feedback=form.cleaned_data.get("feedback", ""),
+                grader=request.user,
+            )
+        except services.NotAllowed as refusal:
+            raise PermissionDenied(str(refusal)) from refusal
+
+    def _grade_selection(self, request, queryset, status, score):
+        done, refused = 0, []
+        for submission in queryset.select_related("project"):
+            try:
+                services.submission_grade(submission=submission, status=status, score=score, grader=request.user)
+                done += 1
+            except services.ScoringError as refusal:
+                refused.append(f"submission {submission.pk}: {refusal}")
+        if done:
+            messages.success(request, f"{done} submission(s) graded.")
+        for line in refused:
+            messages.warning(request, line)
+
+    @admin.action(description="Approve with full score", permissions=["change"])
+    def approve_full(self, request, queryset):
+        self._grade_selection(request, queryset, Submission.Status.APPROVED, 100)
+
+    @admin.action(description="Reject", permissions=["change"])
+    def reject(self, request, queryset):
+        self._grade_selection(request, queryset, Submission.Status.REJECTED, 0)
+
+
+@admin.register(Badge)
+class BadgeAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "rule_kind", "rule_params", "icon"]
+    list_filter = ["rule_kind"]
+    search_fields = ["name", "slug", "description"]
+    prepopulated_fields = {"slug": ("name",)}
+
+
+@admin.register(UserBadge)
+class UserBadgeAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    """Awarding by hand is adding a row here; revoking is deleting it. Both go through the services."""
+
+    list_display = ["badge", "user", "awarded_at", "awarded_by"]
+    list_filter = [("badge", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["badge", "user", "awarded_by"]
+    search_fields = ["user__email", "user__last_name", "badge__name"]
+    fields = ["badge", "user"]
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "user":
+            field.queryset = field.queryset.students().order_by("last_name", "first_name")
+        return field
+
+    def save_model(self, request, obj, form, change):
+        try:
+            award = services.badge_award(badge=obj.badge, user=obj.user, actor=request.user)
+        except services.ScoringError as refusal:
+            raise PermissionDenied(str(refusal)) from refusal
+        obj.pk = award.pk
+
+    def delete_model(self, request, obj):
+        services.badge_revoke(badge=obj.badge, user=obj.user, actor=request.user, reason="Revoked in the admin.")
+
+    def delete_queryset(self, request, queryset):
+        for award in queryset.select_related("badge", "user"):
+            self.delete_model(request, award)
+
+
+@admin.register(Leaderboard)
+class LeaderboardAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    list_display = ["rank", "user", "points", "solves", "last_scored_at"]
+    list_select_related = ["user"]
+    search_fields = ["user__email", "user__last_name"]
+    ordering = ["rank", "last_scored_at"]
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
