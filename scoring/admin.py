@@ -7,11 +7,14 @@ from django.http import HttpResponseRedirect
 from django.utils import timezone
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
+from import_export.admin import ExportMixin
+from import_export.formats.base_formats import CSV
 
 from tenants.admin import CappedCountPaginator, TenantScopedAdminMixin
 
 from . import services
 from .models import Badge, Leaderboard, Submission, UserBadge
+from .resources import LeaderboardExportResource, SubmissionExportResource
 
 
 class GradeForm(forms.ModelForm):
@@ -26,7 +29,7 @@ class GradeForm(forms.ModelForm):
 
 
 @admin.register(Submission)
-class SubmissionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+class SubmissionAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
     """The grading queue: opens on pending submissions, oldest first."""
 
     form = GradeForm
@@ -64,6 +67,8 @@ class SubmissionAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     paginator = CappedCountPaginator
     show_full_result_count = False
     list_per_page = 50
+    resource_classes = [SubmissionExportResource]
+    export_formats = [CSV]
 
     def changelist_view(self, request, extra_context=None):
         # The queue opens on what needs grading; any explicit filter (or "all") wins.
@@ -174,13 +179,15 @@ class UserBadgeAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Leaderboard)
-class LeaderboardAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+class LeaderboardAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
     list_display = ["rank", "user", "points", "solves", "last_scored_at"]
     list_select_related = ["user"]
     search_fields = ["user__email", "user__last_name"]
     ordering = ["rank", "last_scored_at"]
     paginator = CappedCountPaginator
     show_full_result_count = False
+    resource_classes = [LeaderboardExportResource]
+    export_formats = [CSV]
 
     def has_add_permission(self, request):
         return False

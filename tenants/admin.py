@@ -5,8 +5,11 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.utils.functional import cached_property
+from import_export.admin import ImportExportMixin
+from import_export.formats.base_formats import CSV
 
 from .models import Tenant, User
+from .resources import RosterResource, UserExportResource
 from .services import user_register
 from .welcome import send_welcome_on_commit
 
@@ -125,7 +128,7 @@ class UserCreateForm(forms.ModelForm):
 
 
 @admin.register(User)
-class UserAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+class UserAdmin(TenantScopedAdminMixin, ImportExportMixin, admin.ModelAdmin):
     """A tenant admin's class list: create, deactivate, change roles (never superuser)."""
 
     list_display = ["email", "first_name", "last_name", "role", "is_active", "date_joined"]
@@ -134,6 +137,16 @@ class UserAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     ordering = ["last_name", "first_name"]
     paginator = CappedCountPaginator
     show_full_result_count = False
+    resource_classes = [RosterResource]
+    export_resource_classes = [UserExportResource]
+    import_formats = [CSV]
+    export_formats = [CSV]
+
+    def get_import_resource_kwargs(self, request, **kwargs):
+        return {"tenant": request.user.tenant, "actor": request.user, "request": request}
+
+    def get_export_resource_classes(self, request):
+        return self.export_resource_classes
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:

@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "health_check",
+    "import_export",
     "vulhub.apps.VulhubConfig",
     "tenants",
     "challenges",
@@ -114,6 +115,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "vulhub.context_processors.class_summary",
             ],
         },
     },
@@ -265,6 +267,11 @@ LOGGING = {
         "pgserver": {"level": "WARNING"},
     },
 }
+
+# --- Roster import/export (django-import-export) ----------------------------------
+# Importing needs the "add" permission of the model (tenant admins for users).
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
+IMPORT_EXPORT_USE_TRANSACTIONS = True
 
 # --- Scoring ------------------------------------------------------------------------
 # Wrong flags a student may try per challenge within the window; a tenant can set its
