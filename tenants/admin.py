@@ -88,10 +88,71 @@ class TenantIdFilter(admin.SimpleListFilter):
         return queryset
 
 
+class TenantSettingsForm(forms.ModelForm):
+    """The tenant's settings as fields (stored in its `settings` JSON)."""
+
+    accent = forms.RegexField(
+        regex=r"^#[0-9a-fA-F]{6}$",
+        required=False,
+        help_text="Accent colour of the site, like #0f766e. Dark enough for white text on it.",
+        error_messages={"invalid": "Use a colour like #0f766e."},
+    )
+    logo = forms.URLField(required=False, assume_scheme="https", help_text="URL of a logo image (optional).")
+    invite_code = forms.CharField(required=False, max_length=100, help_text="Needed to register in invite mode.")
+    flag_attempt_limit = forms.IntegerField(
+        min_value=1, max_value=1000, required=False, help_text="Wrong flags per student and challenge (default 10)."
+    )
+    flag_attempt_window = forms.IntegerField(
+        min_value=1, max_value=1440, required=False, help_text="…within this many minutes (default 10)."
+    )
+
+    class Meta:
+        model = Tenant
+        fields = ["name", "registration_mode"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        stored = self.instance.settings or {}
+        attempts = stored.get("flag_attempts", {})
+        self.initial.update(
+            accent=stored.get("accent", ""),
+            logo=stored.get("logo", ""),
+            invite_code=stored.get("invite_code", ""),
+            flag_attempt_limit=attempts.get("limit"),
+            flag_attempt_window=attempts.get("window_minutes"),
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("registration_mode") == Tenant.RegistrationMode.INVITE and not cleaned.get("invite_code"):
+            self.add_error("invite_code", "Invite mode needs an invite code.")
+        return cleaned
+
+    def save(self, commit=True):
+        settings = dict(self.instance.settings or {})
+        for key in ("accent", "logo", "invite_code"):
+            if self.cleaned_data.get(key):
+                settings[key] = self.cleaned_data[key]
+            else:
+                settings.pop(key, None)
+        attempts = {
+            "limit": self.cleaned_data.get("flag_attempt_limit"),
+            "window_minutes": self.cleaned_data.get("flag_attempt_window"),
+        }
+        attempts = {k: v for k, v in attempts.items() if v}
+        if attempts:
+            settings["flag_attempts"] = attempts
+        else:
+            settings.pop("flag_attempts", None)
+        self.instance.settings = settings
+        return super().save(commit)
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
     """Tenant admins edit their own tenant's settings; platform superusers manage all tenants."""
 
+    form = TenantSettingsForm
     list_display = ["name", "domain", "registration_mode", "is_active"]
     search_fields = ["name", "domain", "slug"]
 
@@ -100,9 +161,21 @@ class TenantAdmin(admin.ModelAdmin):
         return queryset if request.user.is_superuser else queryset.filter(pk=request.user.tenant_id)
 
     def get_fields(self, request, obj=None):
+        editable = [
+            "name",
+            "registration_mode",
+            "invite_code",
+            "accent",
+            "logo",
+            "flag_attempt_limit",
+            "flag_attempt_window",
+        ]
+        return ["slug", "domain", *editable, "is_active"] if request.user.is_superuser else editable
+
+    def get_form(self, request, obj=None, **kwargs):
         if request.user.is_superuser:
-            return ["name", "slug", "domain", "registration_mode", "settings", "is_active"]
-        return ["name", "registration_mode", "settings"]
+            kwargs["fields"] = ["name", "slug", "domain", "registration_mode", "is_active"]
+        return super().get_form(request, obj, **kwargs)
 
     def has_add_permission(self, request):
         return request.user.is_superuser
