@@ -44,7 +44,11 @@ class Project(models.Model):
         db_table = "projects"
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "slug"], name="uniq_projects_tenant_slug"),
+            models.UniqueConstraint(
+                fields=["tenant", "slug"],
+                name="uniq_projects_tenant_slug",
+                violation_error_message="A challenge with this slug already exists in this class.",
+            ),
             models.CheckConstraint(condition=models.Q(points__gte=0), name="chk_points_positive"),
             models.CheckConstraint(
                 condition=models.Q(difficulty__in=Difficulty.values), name="chk_projects_difficulty"

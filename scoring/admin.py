@@ -27,6 +27,15 @@ class GradeForm(forms.ModelForm):
         model = Submission
         fields = ["status", "score", "feedback"]
 
+    def clean(self):
+        cleaned = super().clean()
+        if (
+            cleaned.get("status") == Submission.Status.APPROVED
+            and Submission.objects.other_approvals_of(self.instance).exists()
+        ):
+            self.add_error("status", "This student already has an approved submission for this challenge.")
+        return cleaned
+
 
 @admin.register(Submission)
 class SubmissionAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):

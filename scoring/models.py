@@ -14,6 +14,15 @@ class SubmissionQuerySet(TenantQuerySet):
     def approved(self):
         return self.filter(status=Submission.Status.APPROVED)
 
+    def other_approvals_of(self, submission):
+        """Approved submissions of the same student and challenge, other than this one."""
+        return (
+            self.for_tenant(submission.tenant_id)
+            .filter(user_id=submission.user_id, project_id=submission.project_id)
+            .approved()
+            .exclude(pk=submission.pk)
+        )
+
 
 class SubmissionStatus(models.TextChoices):
     PENDING = "PENDING", "Pending"
@@ -115,7 +124,11 @@ class Badge(models.Model):
         db_table = "badges"
         ordering = ["name"]
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "slug"], name="uniq_badges_tenant_slug"),
+            models.UniqueConstraint(
+                fields=["tenant", "slug"],
+                name="uniq_badges_tenant_slug",
+                violation_error_message="A badge with this slug already exists in this class.",
+            ),
             models.CheckConstraint(
                 condition=models.Q(rule_kind__in=[*BadgeRuleKind.values, ""]), name="chk_badges_rule_kind"
             ),
@@ -148,7 +161,11 @@ class UserBadge(models.Model):
         db_table = "user_badges"
         ordering = ["-awarded_at"]
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "user", "badge"], name="uniq_user_badges_user_badge"),
+            models.UniqueConstraint(
+                fields=["tenant", "user", "badge"],
+                name="uniq_user_badges_user_badge",
+                violation_error_message="This student already has this badge.",
+            ),
         ]
         indexes = [
             models.Index(fields=["user", "tenant"], name="idx_user_badges_user_tenant"),

@@ -162,15 +162,8 @@ def submission_grade(
     current = (
         Submission.objects.select_for_update(no_key=True, of=("self",)).select_related("project").get(pk=submission.pk)
     )
-    if status == Submission.Status.APPROVED:
-        other = (
-            Submission.objects.for_tenant(current.tenant_id)
-            .filter(user_id=current.user_id, project_id=current.project_id)
-            .approved()
-            .exclude(pk=current.pk)
-        )
-        if other.exists():
-            raise InvalidAnswer("This student already has an approved submission for this challenge.")
+    if status == Submission.Status.APPROVED and Submission.objects.other_approvals_of(current).exists():
+        raise InvalidAnswer("This student already has an approved submission for this challenge.")
     previous = {"status": current.status, "score": current.score, "points_awarded": current.points_awarded}
     current.status = status
     current.score = score

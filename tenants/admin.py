@@ -60,6 +60,38 @@ class TenantScopedAdminMixin:
             setattr(obj, f"{self.tenant_field}_id", request.user.tenant_id)
         super().save_model(request, obj, form, change)
 
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if request.user.is_superuser:
+            return form
+        return tenant_bound_form(form, self.tenant_field, request.user.tenant_id)
+
+
+def tenant_bound_form(form_class, tenant_field, tenant_id):
+    """A form whose instance gets the tenant before validation, and validates with it.
+
+    The tenant is not a form field, so Django would skip every unique constraint that
+    includes it (slug per tenant, e-mail per tenant) and leave the duplicate to fail in
+    the database as a 500. Here it is a form error like any other.
+    """
+
+    class TenantBoundForm(form_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            setattr(self.instance, f"{tenant_field}_id", tenant_id)  # field checks may need it
+
+        def _get_validation_exclusions(self):
+            exclude = super()._get_validation_exclusions()
+            exclude.discard(tenant_field)
+            return exclude
+
+        def _post_clean(self):
+            setattr(self.instance, f"{tenant_field}_id", tenant_id)
+            super()._post_clean()
+
+    TenantBoundForm.__name__ = form_class.__name__
+    return TenantBoundForm
+
 
 class CappedCountPaginator(Paginator):
     """Counts at most CAP rows: a changelist over a million rows never runs a full COUNT(*)."""
@@ -187,15 +219,18 @@ class TenantAdmin(admin.ModelAdmin):
         raise Http404
 
 
-class UserCreateForm(forms.ModelForm):
+class UserForm(forms.ModelForm):
+    """Add and change form of users: the e-mail is unique in the tenant, in any letter case."""
+
     class Meta:
         model = User
-        fields = ["tenant", "email", "first_name", "last_name", "role"]
+        fields = ["tenant", "email", "first_name", "last_name", "role", "is_active"]
 
     def clean_email(self):
         email = self.cleaned_data["email"]
-        tenant = self.cleaned_data.get("tenant") or getattr(self, "tenant", None)
-        if tenant is not None and User.objects.for_tenant(tenant).with_email(email).exists():
+        tenant_id = self.cleaned_data["tenant"].pk if self.cleaned_data.get("tenant") else self.instance.tenant_id
+        taken = User.objects.for_tenant(tenant_id).with_email(email).exclude(pk=self.instance.pk)
+        if tenant_id is not None and taken.exists():
             raise forms.ValidationError("A user with this e-mail already exists in this class.")
         return email
 
@@ -222,11 +257,10 @@ class UserAdmin(TenantScopedAdminMixin, ImportExportMixin, admin.ModelAdmin):
         return self.export_resource_classes
 
     def get_form(self, request, obj=None, **kwargs):
-        if obj is None:
-            kwargs["form"] = UserCreateForm
+        kwargs["form"] = UserForm
         form = super().get_form(request, obj, **kwargs)
-        if obj is None and not request.user.is_superuser:
-            form.tenant = request.user.tenant  # for the duplicate e-mail check
+        if obj is None and request.user.is_superuser:
+            form.base_fields["tenant"].required = True  # a user without a tenant is a superuser
         return form
 
     def get_fields(self, request, obj=None):

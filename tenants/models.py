@@ -122,7 +122,12 @@ class User(AbstractBaseUser, PermissionsMixin):
         db_table = "users"
         ordering = ["email"]
         constraints = [
-            models.UniqueConstraint(Lower("email"), "tenant", name="uniq_users_tenant_email_ci"),
+            models.UniqueConstraint(
+                Lower("email"),
+                "tenant",
+                name="uniq_users_tenant_email_ci",
+                violation_error_message="A user with this e-mail already exists in this class.",
+            ),
             # NULLs are distinct in the constraint above, so platform accounts get their own.
             models.UniqueConstraint(
                 Lower("email"),
