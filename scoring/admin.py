@@ -10,11 +10,25 @@ from django.utils.timesince import timesince
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
+from challenges.models import Project
 from tenants.admin import CappedCountPaginator, TenantScopedAdminMixin
 
 from . import services
 from .models import Badge, Leaderboard, Submission, UserBadge
 from .resources import LeaderboardExportResource, SubmissionExportResource
+
+
+class TenantChallengeFilter(admin.RelatedFieldListFilter):
+    """The tenant's challenges as filter choices, read from the small projects table.
+
+    (RelatedOnlyFieldListFilter would scan the tenant's submissions for the ids in use.)
+    """
+
+    def field_choices(self, field, request, model_admin):
+        projects = Project.objects.order_by("name")
+        if not request.user.is_superuser:
+            projects = projects.for_tenant(request.user.tenant_id)
+        return [(p.pk, str(p)) for p in projects.only("pk", "name")]
 
 
 class GradeForm(forms.ModelForm):
@@ -43,7 +57,7 @@ class SubmissionAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
 
     form = GradeForm
     list_display = ["submitted_at", "student", "project", "age", "kind", "status", "score", "excerpt"]
-    list_filter = ["status", "kind", ("project", admin.RelatedOnlyFieldListFilter)]
+    list_filter = ["status", "kind", ("project", TenantChallengeFilter)]
     list_select_related = ["user", "project"]
     search_fields = ["user__email", "user__last_name", "project__name"]
     ordering = ["submitted_at"]

@@ -87,6 +87,8 @@ class Submission(models.Model):
         indexes = [
             models.Index(fields=["user", "tenant"], name="idx_submissions_user_tenant"),
             models.Index(fields=["project", "status"], name="idx_submissions_project_status"),
+            # the grading queue: a tenant's pending submissions, oldest first
+            models.Index(fields=["tenant", "status", "submitted_at"], name="idx_submissions_queue"),
         ]
 
     def __str__(self) -> str:
