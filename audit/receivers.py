@@ -200,28 +200,39 @@ def record_login_failed(sender, credentials, request=None, **kwargs):
 # --- domain events ------------------------------------------------------------------
 
 
+def _append(*, event_type, aggregate_type, aggregate_id, tenant_id, actor, payload) -> None:
+    append_event(
+        event_row(
+            event_type=event_type,
+            aggregate_type=aggregate_type,
+            aggregate_id=aggregate_id,
+            tenant_id=tenant_id,
+            actor=actor,
+            payload=payload,
+        )
+    )
+
+
 def _time(value):
     return value.isoformat() if value is not None else None
 
 
 def record_user_registered(sender, user, actor=None, **kwargs):
-    append_event(
-        event_row(
-            event_type="UserRegistered",
-            aggregate_type="User",
-            aggregate_id=user.pk,
-            tenant_id=user.tenant_id,
-            actor=actor,
-            payload={
-                "user_id": user.pk,
-                "tenant_id": user.tenant_id,
-                "email": user.email,
-                "first_name": user.first_name,
-                "last_name": user.last_name,
-                "role": user.role,
-                "registered_at": _time(user.date_joined),
-            },
-        )
+    _append(
+        event_type="UserRegistered",
+        aggregate_type="User",
+        aggregate_id=user.pk,
+        tenant_id=user.tenant_id,
+        actor=actor,
+        payload={
+            "user_id": user.pk,
+            "tenant_id": user.tenant_id,
+            "email": user.email,
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "role": user.role,
+            "registered_at": _time(user.date_joined),
+        },
     )
 
 
@@ -240,28 +251,24 @@ def project_payload(project) -> dict:
 
 
 def record_project_published(sender, project, actor=None, **kwargs):
-    append_event(
-        event_row(
-            event_type="ProjectPublished",
-            aggregate_type="Project",
-            aggregate_id=project.pk,
-            tenant_id=project.tenant_id,
-            actor=actor,
-            payload=project_payload(project),
-        )
+    _append(
+        event_type="ProjectPublished",
+        aggregate_type="Project",
+        aggregate_id=project.pk,
+        tenant_id=project.tenant_id,
+        actor=actor,
+        payload=project_payload(project),
     )
 
 
 def record_project_unpublished(sender, project, actor=None, **kwargs):
-    append_event(
-        event_row(
-            event_type="ProjectUnpublished",
-            aggregate_type="Project",
-            aggregate_id=project.pk,
-            tenant_id=project.tenant_id,
-            actor=actor,
-            payload=project_payload(project),
-        )
+    _append(
+        event_type="ProjectUnpublished",
+        aggregate_type="Project",
+        aggregate_id=project.pk,
+        tenant_id=project.tenant_id,
+        actor=actor,
+        payload=project_payload(project),
     )
 
 
@@ -284,15 +291,13 @@ def submission_payload(submission) -> dict:
 
 
 def record_submission_created(sender, submission, actor=None, **kwargs):
-    append_event(
-        event_row(
-            event_type="SubmissionCreated",
-            aggregate_type="Submission",
-            aggregate_id=submission.pk,
-            tenant_id=submission.tenant_id,
-            actor=actor,
-            payload=submission_payload(submission),
-        )
+    _append(
+        event_type="SubmissionCreated",
+        aggregate_type="Submission",
+        aggregate_id=submission.pk,
+        tenant_id=submission.tenant_id,
+        actor=actor,
+        payload=submission_payload(submission),
     )
 
 
@@ -307,15 +312,13 @@ def record_submission_graded(sender, submission, previous=None, actor=None, **kw
         "previous_points_awarded": previous.get("points_awarded", 0),
         "regrade": previous.get("status") not in (None, "PENDING"),
     }
-    append_event(
-        event_row(
-            event_type="SubmissionGraded",
-            aggregate_type="Submission",
-            aggregate_id=submission.pk,
-            tenant_id=submission.tenant_id,
-            actor=actor,
-            payload=payload,
-        )
+    _append(
+        event_type="SubmissionGraded",
+        aggregate_type="Submission",
+        aggregate_id=submission.pk,
+        tenant_id=submission.tenant_id,
+        actor=actor,
+        payload=payload,
     )
 
 
@@ -331,34 +334,30 @@ def user_badge_payload(user_badge) -> dict:
 
 
 def record_badge_awarded(sender, user_badge, actor=None, **kwargs):
-    append_event(
-        event_row(
-            event_type="BadgeAwarded",
-            aggregate_type="User",
-            aggregate_id=user_badge.user_id,
-            tenant_id=user_badge.tenant_id,
-            actor=actor,
-            payload=user_badge_payload(user_badge)
-            | {
-                "awarded_at": _time(user_badge.awarded_at),
-                "awarded_by_id": user_badge.awarded_by_id,
-                "automatic": user_badge.awarded_by_id is None,
-            },
-        )
+    _append(
+        event_type="BadgeAwarded",
+        aggregate_type="User",
+        aggregate_id=user_badge.user_id,
+        tenant_id=user_badge.tenant_id,
+        actor=actor,
+        payload=user_badge_payload(user_badge)
+        | {
+            "awarded_at": _time(user_badge.awarded_at),
+            "awarded_by_id": user_badge.awarded_by_id,
+            "automatic": user_badge.awarded_by_id is None,
+        },
     )
 
 
 def record_badge_revoked(sender, user_badge, actor=None, reason="", **kwargs):
-    append_event(
-        event_row(
-            event_type="BadgeRevoked",
-            aggregate_type="User",
-            aggregate_id=user_badge.user_id,
-            tenant_id=user_badge.tenant_id,
-            actor=actor,
-            payload=user_badge_payload(user_badge)
-            | {"revoked_by_id": actor.pk if actor is not None else None, "reason": reason},
-        )
+    _append(
+        event_type="BadgeRevoked",
+        aggregate_type="User",
+        aggregate_id=user_badge.user_id,
+        tenant_id=user_badge.tenant_id,
+        actor=actor,
+        payload=user_badge_payload(user_badge)
+        | {"revoked_by_id": actor.pk if actor is not None else None, "reason": reason},
     )
 
 
