@@ -7,8 +7,7 @@ not even a password a demo user has since changed.
 
 from dataclasses import dataclass, field
 
-from django.db import transaction
-
+from audit.recording import recorded
 from challenges.models import Project
 from challenges.services import project_publish
 from scoring.models import Badge, Submission
@@ -146,7 +145,7 @@ class SeedReport:
         return sum(self.created.values())
 
 
-@transaction.atomic
+@recorded  # one transaction; its audit rows and events written together at the end
 def load_demo_data() -> SeedReport:
     report = SeedReport()
     tenant, created = Tenant.objects.get_or_create(

@@ -132,3 +132,20 @@ def test_exports_are_csv_of_the_tenants_rows_only(
     assert [r[1] for r in submissions[1:]] == [student.email]
     assert board[0][:2] == ["rank", "student"]
     assert [r[1] for r in board[1:]] == [student.email]
+
+
+def test_a_class_is_recorded_in_one_write_not_one_per_student(tenant, tenant_admin, client_for):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    rows = "".join(f"s{n}@alpha.test,S,{n},student\n" for n in range(25))
+    client = client_for(tenant, tenant_admin)
+    preview = upload(client, "email,first_name,last_name,role\n" + rows)
+
+    with CaptureQueriesContext(connection) as queries:
+        confirm(client, preview)
+
+    assert User.objects.for_tenant(tenant).filter(email__startswith="s").count() == 25
+    recordings = [q for q in queries.captured_queries if "audit_record(" in q["sql"]]
+    assert len(recordings) == 1
+    assert EventStore.objects.filter(event_type="UserRegistered").count() == 25

@@ -46,3 +46,17 @@ def test_running_it_twice_changes_nothing(db, capsys):
     assert "nothing to do" in capsys.readouterr().out
     admin.refresh_from_db()
     assert admin.check_password("changed-since")
+
+
+def test_seeding_records_its_audit_rows_and_events_in_one_write(db):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from audit.models import AuditLog, EventStore
+
+    with CaptureQueriesContext(connection) as queries:
+        call_command("seed")
+
+    assert len([q for q in queries.captured_queries if "audit_record(" in q["sql"]]) == 1
+    assert AuditLog.objects.filter(action="create", object_type="tenants.user").count() == 5
+    assert EventStore.objects.filter(event_type="UserRegistered").count() == 5
