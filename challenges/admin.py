@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from tenants.admin import TenantScopedAdminMixin
 
 from .models import Project
-from .services import project_publish, project_unpublish
+from .services import project_publish, project_save, project_unpublish
 
 
 class ProjectForm(forms.ModelForm):
@@ -37,12 +37,11 @@ class ProjectAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         return obj.has_flag
 
     def save_model(self, request, obj, form, change):
-        flag = form.cleaned_data.get("new_flag")
-        if form.cleaned_data.get("remove_flag"):
-            obj.set_flag(None)
-        elif flag:
-            obj.set_flag(flag)
-        super().save_model(request, obj, form, change)
+        if not change and not request.user.is_superuser:
+            obj.tenant_id = request.user.tenant_id
+        project_save(
+            project=obj, flag=form.cleaned_data.get("new_flag"), remove_flag=form.cleaned_data.get("remove_flag")
+        )
 
     @admin.action(description="Publish the selected challenges", permissions=["change"])
     def publish(self, request, queryset):

@@ -29,3 +29,18 @@ def project_unpublish(*, project: Project, actor) -> Project:
     project_unpublished.send(sender=Project, project=project, actor=actor)
     invalidate_on_commit(project.tenant_id)
     return project
+
+
+@recorded
+def project_save(*, project: Project, flag: str | None = None, remove_flag: bool = False) -> Project:
+    """Create or edit a challenge (by staff), setting or replacing its flag when one is given.
+
+    The students' cached catalogue follows on commit.
+    """
+    if remove_flag:
+        project.set_flag(None)
+    elif flag:
+        project.set_flag(flag)
+    project.save()
+    invalidate_on_commit(project.tenant_id)
+    return project

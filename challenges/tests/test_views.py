@@ -222,3 +222,30 @@ def test_the_catalogue_comes_from_the_cache_until_a_solve_changes_it(
         client.post("/challenges/cookie-jar/", {"flag": FLAG})
     page = client.get("/challenges/").context["page"]
     assert {e.name: e.solves for e in page.object_list}["Cookie Jar"] == 1
+
+
+def test_editing_a_challenge_in_the_admin_refreshes_the_catalogue(
+    client, flagged, tenant, instructor, client_for, settings, django_capture_on_commit_callbacks
+):
+    from django.core.cache import cache
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    cache.clear()
+    assert "Cookie Jar" in client.get("/challenges/").content.decode()
+    form = {
+        "name": "Cookie Monster",
+        "slug": "cookie-jar",
+        "category": "Web Security",
+        "difficulty": "BEGINNER",
+        "points": "150",
+        "description": "x",
+        "new_flag": "",
+        "remove_flag": "",
+    }
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(tenant, instructor).post(f"/admin/challenges/project/{flagged.pk}/change/", form)
+
+    assert response.status_code == 302
+    content = client.get("/challenges/").content.decode()
+    assert "Cookie Monster" in content and "Cookie Jar" not in content
