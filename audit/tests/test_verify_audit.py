@@ -275,3 +275,42 @@ def test_moving_text_between_neighbouring_fields_is_detected(tenant):
     assert report.broken is not None
     assert report.broken.row_id == row.pk
     assert "edited" in report.broken.problem
+
+
+def insert_audit_rows(tenant, n):
+    execute(
+        """INSERT INTO audit_logs (tenant_id, actor_text, action, object_type, object_id, object_text, changes,
+                                   user_agent, request_id, created_at)
+           SELECT %s, '', 'create', 'tests.row', g::text, 'row', '{}', '', 'bulk', now()
+           FROM generate_series(1, %s) g""",
+        [tenant.pk, n],
+    )
+
+
+def test_a_big_insert_links_every_row_and_moves_the_head_once(tenant, verify):
+    """Thousands of rows in one statement and one transaction: one unbroken chain, head at its end."""
+    start = AuditChainHead.objects.get(chain_key=tenant.pk).last_seq
+    insert_audit_rows(tenant, 5000)
+    insert_audit_rows(tenant, 3000)
+    rows = chain(tenant)
+    assert [r.chain_seq for r in rows] == list(range(1, start + 8001))
+    for before, after in pairwise(rows):
+        assert after.prev_hash == before.row_hash
+    head = AuditChainHead.objects.get(chain_key=tenant.pk)
+    assert (head.last_seq, head.last_hash) == (rows[-1].chain_seq, rows[-1].row_hash)
+    assert "intact" in verify("--tenant", tenant.slug)
+
+
+def test_rows_of_a_rolled_back_savepoint_leave_no_gap(tenant, verify):
+    from django.db import transaction
+
+    insert_audit_rows(tenant, 10)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        insert_audit_rows(tenant, 10)
+        raise RuntimeError("roll the savepoint back")
+    insert_audit_rows(tenant, 10)
+    rows = chain(tenant)
+    assert [r.chain_seq for r in rows] == list(range(1, len(rows) + 1))
+    head = AuditChainHead.objects.get(chain_key=tenant.pk)
+    assert head.last_seq == rows[-1].chain_seq
+    assert "intact" in verify("--tenant", tenant.slug)
