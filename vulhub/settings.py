@@ -242,6 +242,27 @@ STORAGES = {
 # --- E-mail --------------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="VulHub <noreply@vulhub.localhost>")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+
+
+def _admins() -> list[tuple[str, str]]:
+    """ADMINS=ops@example.edu,Jane Doe <jane@example.edu>: who gets operator alerts."""
+    admins = []
+    for item in env.list("ADMINS", default=[]):
+        item = item.strip()
+        if not item:
+            continue
+        if "<" in item and item.endswith(">"):
+            name, _, address = item[:-1].partition("<")
+            admins.append((name.strip() or address.strip(), address.strip()))
+        elif "@" in item:
+            admins.append((item, item))
+        else:
+            raise ImproperlyConfigured(f"ADMINS: {item!r} is not an e-mail address.")
+    return admins
+
+
+ADMINS = _admins()
 
 # --- Security (production) ------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/topics/security/
@@ -253,6 +274,29 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY el
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+# --- Operator tools (manage.py backup, restore, dbstats) -------------------------------
+# Backups go to BACKUP_DIR, or to the storage named "backups" in STORAGES when
+# BACKUP_STORAGE is set: a django-storages backend such as
+# storages.backends.s3.S3Storage for an off-site copy (configured by AWS_* variables).
+BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(BASE_DIR / "var" / "backups")))
+BACKUP_STORAGE = env.str("BACKUP_STORAGE", default="")
+if BACKUP_STORAGE:
+    STORAGES["backups"] = {
+        "BACKEND": BACKUP_STORAGE,
+        "OPTIONS": env.json("BACKUP_STORAGE_OPTIONS", default={}),
+    }
+# Queries slower than this (milliseconds) are logged with request id and tenant; 0: off.
+SLOW_QUERY_MS = _int("SLOW_QUERY_MS", default=200)
+# `dbstats --check` exits non-zero and mails ADMINS when one of these is crossed.
+DBSTATS_THRESHOLDS = {
+    "connections_used_pct": _int("DBSTATS_MAX_CONNECTIONS_PCT", default=80, minimum=1),
+    "cache_hit_ratio_min_pct": _int("DBSTATS_MIN_CACHE_HIT_PCT", default=95),
+    "long_running_seconds": _int("DBSTATS_MAX_QUERY_SECONDS", default=300, minimum=1),
+    "idle_in_transaction_seconds": _int("DBSTATS_MAX_IDLE_IN_TRANSACTION_SECONDS", default=60, minimum=1),
+    "dead_tuple_pct": _int("DBSTATS_MAX_DEAD_TUPLE_PCT", default=20, minimum=1),
+    "slow_query_mean_ms": _int("DBSTATS_MAX_MEAN_QUERY_MS", default=500, minimum=1),
+}
 
 # --- Logging --------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
