@@ -3,7 +3,7 @@
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Count, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
@@ -30,17 +30,23 @@ class ChainReport:
     broken: Break | None = None
 
 
-def chain_keys(tenant_id: int | None = None) -> list[int]:
-    keys = set(AuditChainHead.objects.values_list("chain_key", flat=True))
-    keys |= set(AuditLog.objects.annotate(key=Coalesce("tenant_id", Value(0))).values_list("key", flat=True).distinct())
+def chain_keys(tenant_id: int | None = None, *, using: str = DEFAULT_DB_ALIAS) -> list[int]:
+    keys = set(AuditChainHead.objects.using(using).values_list("chain_key", flat=True))
+    keys |= set(
+        AuditLog.objects.using(using)
+        .annotate(key=Coalesce("tenant_id", Value(0)))
+        .values_list("key", flat=True)
+        .distinct()
+    )
     if tenant_id is not None:
         keys &= {tenant_id}
     return sorted(keys)
 
 
-def chain_sizes(keys: list[int]) -> dict[int, int]:
+def chain_sizes(keys: list[int], *, using: str = DEFAULT_DB_ALIAS) -> dict[int, int]:
     rows = (
-        AuditLog.objects.annotate(key=Coalesce("tenant_id", Value(0)))
+        AuditLog.objects.using(using)
+        .annotate(key=Coalesce("tenant_id", Value(0)))
         .filter(key__in=keys)
         .values_list("key")
         .annotate(n=Count("id"))
@@ -48,10 +54,11 @@ def chain_sizes(keys: list[int]) -> dict[int, int]:
     return dict(rows)
 
 
-def _rows(key: int) -> Iterator[tuple]:
-    quoted = connection.ops.quote_name(AuditLog._meta.db_table)
+def _rows(key: int, using: str) -> Iterator[tuple]:
+    quoted = connections[using].ops.quote_name(AuditLog._meta.db_table)
     return (
-        AuditLog.objects.annotate(key=Coalesce("tenant_id", Value(0)))
+        AuditLog.objects.using(using)
+        .annotate(key=Coalesce("tenant_id", Value(0)))
         .filter(key=key)
         .annotate(computed=RawSQL(f"audit_logs_row_hash({quoted})", []))  # noqa: S611  (no input)
         .order_by("chain_seq")
@@ -60,10 +67,11 @@ def _rows(key: int) -> Iterator[tuple]:
     )
 
 
-def verify_chain(key: int, on_row: Callable[[], None] = lambda: None) -> ChainReport:
+def verify_chain(key: int, on_row: Callable[[], None] = lambda: None, *, using: str = DEFAULT_DB_ALIAS) -> ChainReport:
+    """Walk chain `key` of database alias `using` (a restore checks another database)."""
     report = ChainReport(chain=key)
     expected_seq, expected_prev = 1, ""
-    for row_id, seq, prev_hash, row_hash, computed in _rows(key):
+    for row_id, seq, prev_hash, row_hash, computed in _rows(key, using):
         report.rows += 1
         on_row()
         if report.broken is not None:
@@ -78,7 +86,7 @@ def verify_chain(key: int, on_row: Callable[[], None] = lambda: None) -> ChainRe
             report.broken = Break(key, row_id, seq, "edited: its content no longer matches its hash")
         expected_seq, expected_prev = expected_seq + 1, row_hash
     if report.broken is None:
-        head = AuditChainHead.objects.filter(chain_key=key).first()
+        head = AuditChainHead.objects.using(using).filter(chain_key=key).first()
         last_seq = expected_seq - 1
         if head is None and last_seq:
             report.broken = Break(key, None, None, "the chain has no head row: audit_chain_heads was tampered with")
