@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 
 
 class VulhubConfig(AppConfig):
@@ -7,3 +8,6 @@ class VulhubConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401  (registers the system checks)
+        from .slow_queries import install
+
+        connection_created.connect(install, dispatch_uid="vulhub.slow_queries")
