@@ -107,8 +107,9 @@ class Command(BaseCommand):
             self.stdout.write(f"  {verb} {backup.dump_name} and its manifest")
         for orphan in retention.orphans:
             self.stdout.write(self.style.WARNING(f"  ignored {orphan}: its other half is missing (interrupted?)"))
+        outcome = "would be deleted (dry run)" if options["dry_run"] else "deleted"
         self.stdout.write(
-            f"Retention: {len(retention.deleted)} backup(s) {verb}, {retention.kept} kept in {dest.label}."
+            f"Retention: {len(retention.deleted)} backup(s) {outcome}, {retention.kept} kept in {dest.label}."
         )
 
     def _verify(self, dest, options, steps):
