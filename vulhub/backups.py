@@ -1006,7 +1006,13 @@ def restore_backup(
                     "nothing was restored. Use --force to replace its contents."
                 )
             steps.start("clear public schema")
-            _empty_public_schema(conn)
+            try:
+                _empty_public_schema(conn)
+            except psycopg.errors.LockNotAvailable:
+                raise BackupError(
+                    f"Other sessions keep using {target} (waited 60 s for their locks): stop the app, then "
+                    "retry; nothing was restored."
+                ) from None
     argv = [pg_restore.path, "--no-owner", "--exit-on-error", "--verbose", f"--dbname={target_server.conninfo()}"]
     # One transaction when not parallel: a failed restore leaves no half-loaded tables.
     argv += [f"--jobs={jobs}"] if jobs > 1 else ["--single-transaction"]

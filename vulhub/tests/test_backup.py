@@ -303,6 +303,20 @@ def test_a_table_that_differs_from_the_manifest_fails_the_restore_and_is_named(s
     assert "MISMATCH badges: rows expected" in output
 
 
+def test_a_faithful_copy_of_a_tampered_audit_log_fails_the_restore(source, other_database, tmp_path):
+    with backups.Server.of().connect() as conn:  # what only the table owner can do
+        conn.execute("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only")
+        conn.execute("UPDATE audit_logs SET object_text = 'rewritten' WHERE id = (SELECT min(id) FROM audit_logs)")
+        conn.execute("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only")
+    dump, _manifest_path = take_backup(tmp_path)
+
+    error, output = fails("restore", str(dump), "--database", other_database, "--create")
+
+    assert "0 table(s) differ from the manifest, 1 audit chain(s) broken" in error
+    assert "BROKEN audit chain" in output
+    assert "edited: its content no longer matches its hash" in output
+
+
 # --- backup failures and guards --------------------------------------------------------------
 
 
@@ -415,10 +429,14 @@ def test_the_newest_backup_survives_any_age_limit(tmp_path):
 def test_retention_follows_a_successful_backup(source, tmp_path):
     old = fake_backup(tmp_path, source, datetime.now(UTC) - timedelta(days=10))
 
+    orphan = fake_backup(tmp_path, source, datetime.now(UTC) - timedelta(days=20), manifest=False)
+
     output = run("backup", "--dest", str(tmp_path), "--keep", "1")
 
     assert f"deleted {old}.dump" in output
-    assert len(list(tmp_path.glob("*.dump"))) == len(list(tmp_path.glob("*.manifest.json"))) == 1
+    assert f"ignored {orphan}.dump: its other half is missing" in output
+    assert (tmp_path / f"{orphan}.dump").exists()
+    assert len(list(tmp_path.glob("*.manifest.json"))) == 1
 
 
 # --- the restore drill and the storage destination ------------------------------------------------
@@ -476,3 +494,6 @@ def test_a_storage_destination_gets_the_backup_and_serves_the_drill(source, othe
     assert verify_scratch_databases(source) == []
     run("restore", dump.name, "--from-storage", "--database", other_database, "--create")
     assert checksums(other_database) == checksums(source)
+    old = fake_backup(location, source, datetime.now(UTC) - timedelta(days=10))
+    assert f"deleted {old}.dump" in run("backup", "--prune-only", "--keep-days", "1")
+    assert sorted(path.name for path in location.iterdir()) == [dump.name, dump.name.replace(".dump", ".manifest.json")]

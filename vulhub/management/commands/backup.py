@@ -96,6 +96,12 @@ class Command(BaseCommand):
             )
         )
         self.stdout.write(f"  manifest {result.manifest_name}, sha256 {result.sha256}")
+        if not (options["keep"] or options["keep_days"]):  # retention reports them itself
+            self._report_orphans(backups.list_backups(dest, backups.Server.of().database).orphans)
+
+    def _report_orphans(self, orphans):
+        for orphan in orphans:
+            self.stdout.write(self.style.WARNING(f"  ignored {orphan}: its other half is missing (interrupted?)"))
 
     def _prune(self, dest, options):
         database = backups.Server.of().database
@@ -105,8 +111,7 @@ class Command(BaseCommand):
         verb = "would delete" if options["dry_run"] else "deleted"
         for backup in retention.deleted:
             self.stdout.write(f"  {verb} {backup.dump_name} and its manifest")
-        for orphan in retention.orphans:
-            self.stdout.write(self.style.WARNING(f"  ignored {orphan}: its other half is missing (interrupted?)"))
+        self._report_orphans(retention.orphans)
         outcome = "would be deleted (dry run)" if options["dry_run"] else "deleted"
         self.stdout.write(
             f"Retention: {len(retention.deleted)} backup(s) {outcome}, {retention.kept} kept in {dest.label}."
@@ -116,8 +121,7 @@ class Command(BaseCommand):
         drill = backups.verify_newest(dest, jobs=options["jobs"], steps=steps)
         steps.close()
         result = drill.restore
-        for orphan in drill.orphans:
-            self.stdout.write(self.style.WARNING(f"ignored {orphan}: its other half is missing (interrupted?)"))
+        self._report_orphans(drill.orphans)
         for line in result.problems():
             self.stderr.write(line)
         if not result.ok:
