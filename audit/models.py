@@ -18,6 +18,7 @@ class AuditLog(models.Model):
         "tenants.Tenant",
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,  # the (tenant, ...) indexes below serve tenant lookups
         null=True,
         blank=True,
         related_name="+",
@@ -107,6 +108,7 @@ class EventStore(models.Model):
         "tenants.Tenant",
         on_delete=models.DO_NOTHING,
         db_constraint=False,
+        db_index=False,  # the (tenant, ...) indexes below serve tenant lookups
         null=True,
         blank=True,
         related_name="+",

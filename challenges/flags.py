@@ -15,8 +15,9 @@ def _digest(salt: str, flag: str) -> str:
     return hashlib.sha256(f"{salt}${flag.strip()}".encode()).hexdigest()
 
 
-def make_flag_hash(flag: str) -> str:
-    salt = secrets.token_hex(8)
+def make_flag_hash(flag: str, salt: str | None = None) -> str:
+    """The stored form of `flag`; a fresh random salt unless one is given (seeding gives one)."""
+    salt = salt or secrets.token_hex(8)
     return f"{ALGORITHM}${salt}${_digest(salt, flag)}"
 
 

@@ -40,7 +40,8 @@ class Submission(models.Model):
 
     Status = SubmissionStatus
     Kind = SubmissionKind
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="submissions")
+    # tenant lookups use the composite indexes that start with tenant
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="submissions", db_index=False)
     # user and project lookups are served by the composite indexes below
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions", db_index=False
@@ -141,7 +142,8 @@ class Badge(models.Model):
 
 
 class UserBadge(models.Model):
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="user_badges")
+    # tenant lookups use the composite indexes that start with tenant
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="user_badges", db_index=False)
     # user lookups are served by idx_user_badges_user_tenant
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="user_badges", db_index=False
@@ -185,7 +187,8 @@ class LeaderboardQuerySet(TenantQuerySet):
 class Leaderboard(models.Model):
     """Materialised standings: one row per student of a tenant, ranked by points."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="leaderboard")
+    # tenant lookups use the composite indexes that start with tenant
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="leaderboard", db_index=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="leaderboard_rows")
     points = models.IntegerField(default=0)
     solves = models.IntegerField(default=0)
