@@ -309,6 +309,8 @@ LOGGING = {
     "loggers": {
         "health_check": {"level": "ERROR"},
         "pgserver": {"level": "WARNING"},
+        # slow queries are warnings operators want even when LOG_LEVEL is ERROR
+        "vulhub.slow_queries": {"level": "WARNING"},
     },
 }
 
