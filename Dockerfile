@@ -19,7 +19,7 @@ COPY . .
 RUN DEBUG=false SECRET_KEY=build-only-not-a-secret ALLOWED_HOSTS=localhost \
     DATABASE_URL=postgres://build@localhost/build python manage.py collectstatic --no-input
 
-RUN useradd --create-home vulhub && chown -R vulhub /app
+RUN mkdir -p var/backups && useradd --create-home vulhub && chown -R vulhub /app
 USER vulhub
 
 EXPOSE 8000
