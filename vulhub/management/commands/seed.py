@@ -1,3 +1,4 @@
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,6 +10,9 @@ from audit.context import acting_as, new_request_id
 from tenants.models import Tenant
 from vulhub import bulk_load, generated
 from vulhub.demo import load_demo_data
+
+# Tenants loading at the same time, each from its own thread and connection.
+LOADERS = 2
 
 
 def _positive(value: str) -> int:
@@ -130,12 +134,20 @@ class Command(BaseCommand):
         report = bulk_load.LoadReport()
         bar = tqdm(total=0, unit=" rows", unit_scale=True, disable=quiet, desc="seed", file=self.stderr._out)
         request_id = f"seed-{new_request_id()}"
+        bar_lock = threading.Lock()
+
+        def progress(n: int) -> None:
+            with bar_lock:
+                bar.update(n)
+
         try:
-            # The next tenant is generated (here, in Python) while the previous one loads (in
-            # the database, from a second thread): the two cores work at the same time.
-            # Smallest tenant first, so the database starts early.
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seed-load") as loader:
-                loading = None
+            # The next tenant is generated (here, in Python) while the previous ones load, two
+            # at a time, each on its own connection and in its own transaction: Python and the
+            # database servers share the cores. Smallest tenant first, so loading starts early.
+            # (Event appends are serialised until commit, so the second load waits for the first
+            # there, after writing its submissions and audit rows.)
+            with ThreadPoolExecutor(max_workers=LOADERS, thread_name_prefix="seed-load") as loaders:
+                loading: list = []
                 for number, wanted in reversed(todo):
                     data = generated.generate_tenant(seed=seed, number=number, ids=bulk_load.ids(),
                                                      request_id=request_id, **wanted)  # fmt: skip
@@ -146,17 +158,18 @@ class Command(BaseCommand):
                                 "submissions fit: its students solved every challenge. Add challenges or students."
                             )
                         )
-                    bar.total += bulk_load.row_count(data)
-                    bar.refresh()
+                    with bar_lock:
+                        bar.total += bulk_load.row_count(data)
+                        bar.refresh()
                     if sequential:
-                        bulk_load.load_tenant(data, report, bar.update)
+                        bulk_load.load_tenant(data, report, progress)
                         continue
-                    if loading is not None:
-                        loading.result()
-                    loading = loader.submit(_load_in_thread, data, report, bar.update)
+                    if len(loading) >= LOADERS:
+                        loading.pop(0).result()
+                    loading.append(loaders.submit(_load_in_thread, data, report, progress))
                     del data
-                if loading is not None:
-                    loading.result()
+                for future in loading:
+                    future.result()
         except DatabaseError as exc:
             raise CommandError(f"Generating failed; tenants loaded before the error stay: {exc}") from exc
         finally:
