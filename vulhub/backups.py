@@ -96,9 +96,9 @@ class Steps:
         self._bar = tqdm(total=None, disable=disable, file=file, leave=False, dynamic_ncols=True, delay=0.5)
 
     def start(self, name: str, total: int | None = None, *, unit: str = "it", scale: bool = False) -> None:
-        self._bar.reset()
+        self._bar.set_description_str(name, refresh=False)
         self._bar.total, self._bar.unit, self._bar.unit_scale = total, unit, scale
-        self._bar.set_description_str(name)
+        self._bar.reset()  # draws the new step once
 
     def advance(self, n: int = 1) -> None:
         self._bar.update(n)
