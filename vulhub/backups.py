@@ -726,6 +726,8 @@ DUMP_FIELDS = {"file": str, "size": int, "sha256": str}
 def check_backup(path: str | Path, *, server: Server, steps: Steps = SILENT) -> CheckedBackup:
     """Everything a restore checks before touching a database: manifest, size, sha256, archive."""
     dump, manifest_path = backup_files(Path(path))
+    if not Path(path).is_file():
+        raise BackupError(f"{path} does not exist; nothing was restored.")
     if not dump.is_file():
         raise BackupError(f"No dump {dump.name} beside {manifest_path}; nothing was restored.")
     if not manifest_path.is_file():
@@ -1094,5 +1096,7 @@ def human_size(n: float) -> str:
 
 def one_line(exc: BaseException) -> str:
     """An exception as one line: the first line of its message (psycopg adds DETAIL lines)."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
