@@ -632,6 +632,8 @@ def take_backup(
     dump_name, manifest_name = stem + DUMP_SUFFIX, stem + MANIFEST_SUFFIX
     with tempfile.TemporaryDirectory(prefix="vulhub-backup-") as scratch:
         dump_path = dest.dump_path(dump_name, Path(scratch))
+        # Is the dump at the destination ours to clean up? pg_dump writes a local one in place.
+        dump_at_destination = isinstance(dest, LocalDirectory)
         try:
             facts = _dump_in_snapshot(server, pg_dump, dump_path, compress, steps)
             size, sha256 = dump_path.stat().st_size, _sha256(dump_path, steps)
@@ -654,12 +656,14 @@ def take_backup(
             }
             steps.start("save", total=2, unit="file")
             dest.save_dump(dump_path, dump_name)
+            dump_at_destination = True
             steps.advance()
             dest.save_manifest(manifest_name, json.dumps(manifest, indent=2) + "\n")  # last: the backup is complete
             steps.advance()
         except BaseException:
-            with contextlib.suppress(Exception):  # the original error matters more
-                dest.delete(dump_name)  # never leave a half-written dump behind
+            if dump_at_destination:  # never leave a half-written dump behind
+                with contextlib.suppress(Exception):  # the original error matters more
+                    dest.delete(dump_name)
             raise
     tables = facts["tables"]
     return BackupResult(
