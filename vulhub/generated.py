@@ -21,6 +21,7 @@ What makes the data realistic:
   given by hand; points come in steps, so ranks have ties.
 """
 
+import functools
 import json
 import random
 from dataclasses import dataclass, field
@@ -182,6 +183,7 @@ class Ids:
 
 
 _json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: json.dumps with options builds one per call
+_string = json.JSONEncoder().encode  # a str as a JSON string literal, quoted and escaped
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -224,9 +226,8 @@ def generate_tenant(*, seed: int, number: int, students: int, challenges: int, s
     records = Records(out, request_id)
     records.created(tenant, None, tenant.created_at)
 
-    # One hash per password and run: hashing each of 20,000 users would take minutes.
-    student_hash = make_password(STUDENT_PASSWORD, salt=f"seed{seed}n{number}s")
-    staff_hash = make_password(STAFF_PASSWORD, salt=f"seed{seed}n{number}t")
+    # One hash per password and seed: hashing each of 20,000 users would take minutes.
+    student_hash, staff_hash = _password_hashes(seed)
     domain = f"{slug}.example.edu"
     joined = TERM_START - timedelta(days=10)
     staff = [
@@ -319,6 +320,13 @@ def generate_tenant(*, seed: int, number: int, students: int, challenges: int, s
     out.audits.sort(key=lambda r: r[10])  # the log reads in time order
     out.events.sort(key=lambda r: r[7])
     return out
+
+
+@functools.cache
+def _password_hashes(seed: int) -> tuple[str, str]:
+    return make_password(STUDENT_PASSWORD, salt=f"vulhubseed{seed}s"), make_password(
+        STAFF_PASSWORD, salt=f"vulhubseed{seed}t"
+    )
 
 
 WRONG_WORDS = ["guess", "admin", "password", "flag", "letmein", "root", "test", "secret", "maybe", "again"]
@@ -543,12 +551,19 @@ class Records:
         self.tenant_id = out.tenant.pk
         self.request_id = request_id
         self.versions: dict[tuple[str, int], int] = {}
+        self._metadata_cache: dict = {}
+
+    def _metadata(self, actor) -> str:
+        key = actor.pk if actor else None
+        if key not in self._metadata_cache:
+            self._metadata_cache[key] = _json(
+                {"actor_id": key, "actor": actor.email if actor else None, "request_id": self.request_id}
+            )
+        return self._metadata_cache[key]
 
     def _event(self, aggregate_type, aggregate_id, event_type, payload, at, actor):
         version = self.versions.get((aggregate_type, aggregate_id), 0) + 1
         self.versions[(aggregate_type, aggregate_id)] = version
-        metadata = {"actor_id": actor.pk if actor else None, "actor": actor.email if actor else None,
-                    "request_id": self.request_id}  # fmt: skip
         self.out.events.append(
             (
                 self.tenant_id,
@@ -557,7 +572,7 @@ class Records:
                 version,
                 event_type,
                 _json(payload),
-                _json(metadata),
+                self._metadata(actor),
                 at,
             )  # fmt: skip
         )
@@ -600,49 +615,75 @@ class Records:
             self._event("Project", project.pk, "ProjectPublished", project_payload(project), project.created_at, None)
 
     def submission(self, row, project, student, instructors):
-        pk, _, user_id, project_id, kind, status, score, points, answer, link, feedback, grader, at, graded_at = row
-        shown_answer = "[redacted]" if kind == "FLAG" and answer else answer
-        base = {"id": pk, "tenant": self.tenant_id, "user": user_id, "project": project_id, "kind": kind}
-        base_payload = {"submission_id": pk, "tenant_id": self.tenant_id, "user_id": user_id,
-                        "project_id": project_id, "project_points": project.points, "category": project.category,
-                        "difficulty": project.difficulty, "kind": kind}  # fmt: skip
-        if kind == "WRITEUP":
-            created = {k: [None, v] for k, v in base.items()} | {
-                "status": [None, "PENDING"], "points_awarded": [None, 0], "answer": [None, shown_answer],
-                "submitted_at": [None, _iso(at)],
-            }  # fmt: skip
-            if link:
-                created["link"] = [None, link]
-            self._audit("create", "scoring.submission", pk, f"Submission {pk} (pending)", created, at, student)
-            payload = base_payload | {"status": "PENDING", "score": None, "points_awarded": 0,
-                                      "submitted_at": _iso(at)}  # fmt: skip
-            self._event("Submission", pk, "SubmissionCreated", payload, at, student)
-            if status == "PENDING":
-                return
-            grader_user = next(u for u in instructors if u.pk == grader)
-            changes = {"status": ["PENDING", status], "score": [None, score], "graded_by": [None, grader],
-                       "graded_at": [None, _iso(graded_at)]}  # fmt: skip
-            if points:
-                changes["points_awarded"] = [0, points]
-            if feedback:
-                changes["feedback"] = ["", feedback]
-            self._audit("update", "scoring.submission", pk, f"Submission {pk} ({status.lower()})", changes, graded_at,
-                        grader_user)  # fmt: skip
-            payload = base_payload | {
-                "status": status, "score": score, "points_awarded": points, "submitted_at": _iso(at),
-                "feedback": feedback, "graded_by_id": grader, "graded_at": _iso(graded_at),
-                "previous_status": "PENDING", "previous_score": None, "previous_points_awarded": 0, "regrade": False,
-            }  # fmt: skip
-            self._event("Submission", pk, "SubmissionGraded", payload, graded_at, grader_user)
-        else:
-            changes = {k: [None, v] for k, v in base.items()} | {
-                "status": [None, status], "score": [None, score], "points_awarded": [None, points],
-                "answer": [None, shown_answer], "submitted_at": [None, _iso(at)], "graded_at": [None, _iso(at)],
-            }  # fmt: skip
-            self._audit("create", "scoring.submission", pk, f"Submission {pk} ({status.lower()})", changes, at, student)
-            payload = base_payload | {"status": status, "score": score, "points_awarded": points,
-                                      "submitted_at": _iso(at)}  # fmt: skip
-            self._event("Submission", pk, "SubmissionCreated", payload, at, student)
+        """A submission's records, written out as JSON text directly: a million of them go through here."""
+        (
+            pk,
+            tenant_id,
+            user_id,
+            project_id,
+            kind,
+            status,
+            score,
+            points,
+            answer,
+            link,
+            feedback,
+            grader,
+            at,
+            graded_at,
+        ) = row
+        audits, events, request_id = self.out.audits, self.out.events, self.request_id
+        submitted = at.isoformat()
+        ids = f'"id":[null,{pk}],"tenant":[null,{tenant_id}],"user":[null,{user_id}],"project":[null,{project_id}]'
+        about = (
+            f'"submission_id":{pk},"tenant_id":{tenant_id},"user_id":{user_id},"project_id":{project_id},'
+            f'"project_points":{project.points},"category":{_string(project.category)},'
+            f'"difficulty":"{project.difficulty}","kind":"{kind}"'
+        )
+        student_meta = self._metadata(student)
+        if kind == "FLAG":
+            changes = (
+                f'{{{ids},"kind":[null,"FLAG"],"status":[null,"{status}"],"score":[null,{score}],'
+                f'"points_awarded":[null,{points}],"answer":[null,"[redacted]"],"submitted_at":[null,"{submitted}"],'
+                f'"graded_at":[null,"{submitted}"]}}'
+            )
+            audits.append((tenant_id, user_id, student.email, "create", "scoring.submission", str(pk),
+                           f"Submission {pk} ({status.lower()})", changes, "", request_id, at))  # fmt: skip
+            payload = (
+                f'{{{about},"status":"{status}","score":{score},"points_awarded":{points},'
+                f'"submitted_at":"{submitted}"}}'
+            )
+            events.append((tenant_id, "Submission", str(pk), 1, "SubmissionCreated", payload, student_meta, at))
+            return
+        link_change = f',"link":[null,{_string(link)}]' if link else ""
+        changes = (
+            f'{{{ids},"kind":[null,"WRITEUP"],"status":[null,"PENDING"],"points_awarded":[null,0],'
+            f'"answer":[null,{_string(answer)}],"submitted_at":[null,"{submitted}"]{link_change}}}'
+        )
+        audits.append((tenant_id, user_id, student.email, "create", "scoring.submission", str(pk),
+                       f"Submission {pk} (pending)", changes, "", request_id, at))  # fmt: skip
+        payload = f'{{{about},"status":"PENDING","score":null,"points_awarded":0,"submitted_at":"{submitted}"}}'
+        events.append((tenant_id, "Submission", str(pk), 1, "SubmissionCreated", payload, student_meta, at))
+        if status == "PENDING":
+            return
+        grader_user = next(u for u in instructors if u.pk == grader)
+        graded = graded_at.isoformat()
+        extra = (f',"points_awarded":[0,{points}]' if points else "") + (
+            f',"feedback":["",{_string(feedback)}]' if feedback else ""
+        )
+        changes = (
+            f'{{"status":["PENDING","{status}"],"score":[null,{score}],"graded_by":[null,{grader}],'
+            f'"graded_at":[null,"{graded}"]{extra}}}'
+        )
+        audits.append((tenant_id, grader, grader_user.email, "update", "scoring.submission", str(pk),
+                       f"Submission {pk} ({status.lower()})", changes, "", request_id, graded_at))  # fmt: skip
+        payload = (
+            f'{{{about},"status":"{status}","score":{score},"points_awarded":{points},"submitted_at":"{submitted}",'
+            f'"feedback":{_string(feedback)},"graded_by_id":{grader},"graded_at":"{graded}",'
+            f'"previous_status":"PENDING","previous_score":null,"previous_points_awarded":0,"regrade":false}}'
+        )
+        events.append((tenant_id, "Submission", str(pk), 2, "SubmissionGraded", payload, self._metadata(grader_user),
+                       graded_at))  # fmt: skip
 
     def badge_awarded(self, row, badge, student, by):
         pk, tenant_id, user_id, badge_id, at, by_id = row

@@ -143,12 +143,12 @@ class Command(BaseCommand):
         try:
             # The next tenant is generated (here, in Python) while the previous ones load, two
             # at a time, each on its own connection and in its own transaction: Python and the
-            # database servers share the cores. Smallest tenant first, so loading starts early.
+            # database servers share the cores. Largest tenant first: its load is the longest.
             # (Event appends are serialised until commit, so the second load waits for the first
             # there, after writing its submissions and audit rows.)
             with ThreadPoolExecutor(max_workers=LOADERS, thread_name_prefix="seed-load") as loaders:
                 loading: list = []
-                for number, wanted in reversed(todo):
+                for number, wanted in todo:
                     data = generated.generate_tenant(seed=seed, number=number, ids=bulk_load.ids(),
                                                      request_id=request_id, **wanted)  # fmt: skip
                     if len(data.submissions) < wanted["submissions"]:
