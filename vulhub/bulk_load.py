@@ -75,23 +75,23 @@ def copy_rows(table: str, columns, rows: list[tuple], progress: Callable[[int], 
     return len(rows)
 
 
-def load_tenant(data: GeneratedTenant, report: LoadReport, progress: Callable[[int], None] | None = None) -> None:
-    """Write one generated tenant and everything in it, in one transaction."""
-    tables = [
-        (Tenant, [data.tenant]),
-        (User, data.users),
-        (Project, data.projects),
-        (Badge, data.badges),
-    ]
-    loads = [(model._meta.db_table, *_model_rows(objs)) for model, objs in tables if objs]
-    loads += [
+def copy_plan(data: GeneratedTenant) -> list[tuple[str, list[str] | tuple, list[tuple]]]:
+    """(table, columns, rows) of a generated tenant, in the order the foreign keys need."""
+    tables = [(Tenant, [data.tenant]), (User, data.users), (Project, data.projects), (Badge, data.badges)]
+    plan = [(model._meta.db_table, *_model_rows(objs)) for model, objs in tables if objs]
+    plan += [
         (Submission._meta.db_table, SUBMISSION_COLUMNS, data.submissions),
         (UserBadge._meta.db_table, USER_BADGE_COLUMNS, data.user_badges),
         (AuditLog._meta.db_table, AUDIT_COLUMNS, data.audits),
         (EventStore._meta.db_table, EVENT_COLUMNS, data.events),
     ]
+    return plan
+
+
+def load_tenant(data: GeneratedTenant, report: LoadReport, progress: Callable[[int], None] | None = None) -> None:
+    """Write one generated tenant and everything in it, then its leaderboard, in one transaction."""
     with transaction.atomic():
-        for table, columns, rows in loads:
+        for table, columns, rows in copy_plan(data):
             started = time.perf_counter()
             report.add(table, copy_rows(table, columns, rows, progress), time.perf_counter() - started)
         started = time.perf_counter()
