@@ -17,6 +17,13 @@ def allow_test_flush(enable_guards: bool = False) -> None:
     only in the test database; the tests of the guards switch them back on inside
     their own transaction.
     """
+    name = connection.settings_dict["NAME"]
+    if (
+        not enable_guards
+        and name != connection.settings_dict.get("TEST", {}).get("NAME")
+        and not name.startswith("test")
+    ):
+        raise RuntimeError(f"Refusing to switch off the TRUNCATE guards of {name!r}: not a test database.")
     verb = "ENABLE" if enable_guards else "DISABLE"
     with connection.cursor() as cursor:
         for table, trigger in TRUNCATE_GUARDS:

@@ -36,6 +36,7 @@ def chain_keys(tenant_id: int | None = None, *, using: str = DEFAULT_DB_ALIAS) -
         AuditLog.objects.using(using)
         .annotate(key=Coalesce("tenant_id", Value(0)))
         .values_list("key", flat=True)
+        .order_by()  # not the model's ordering: DISTINCT over the keys only
         .distinct()
     )
     if tenant_id is not None:

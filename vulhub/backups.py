@@ -990,8 +990,13 @@ def restore_backup(
     jobs: int = 1,
     steps: Steps = SILENT,
     alias: str = DEFAULT_DB_ALIAS,
+    analyze: bool = True,
 ) -> RestoreResult:
-    """Restore a checked backup into `database` (default: the alias's own) and verify it."""
+    """Restore a checked backup into `database` (default: the alias's own) and verify it.
+
+    pg_restore brings no planner statistics: with `analyze`, the restored database is
+    analysed before it is verified, so the first queries on it get good plans.
+    """
     started = time.monotonic()
     server = Server.of(alias)
     target = database or server.database
@@ -1031,6 +1036,10 @@ def restore_backup(
         running.stop()
     if code != 0:
         raise BackupError(f"pg_restore into {target} failed: {running.error()}")
+    if analyze:
+        steps.start("analyze")
+        with target_server.connect() as conn:
+            conn.execute("ANALYZE")
     result = verify_database(checked.manifest, database=target, steps=steps, alias=alias)
     result.seconds = time.monotonic() - started
     return result
@@ -1073,7 +1082,7 @@ def verify_newest(
         with server.on("postgres").connect() as admin:
             _create_database(admin, scratch, checked.manifest)  # fails if the name is taken
         try:
-            result = restore_backup(checked, database=scratch, jobs=jobs, steps=steps, alias=alias)
+            result = restore_backup(checked, database=scratch, jobs=jobs, steps=steps, alias=alias, analyze=False)
         finally:
             _drop_database(server, scratch)
     return DrillResult(newest, scratch, result, listing.orphans)

@@ -311,7 +311,7 @@ def dead_tuples(cursor, *, limit: int = 10) -> list[dict]:
                relname AS "table",
                n_live_tup AS live_rows,
                n_dead_tup AS dead_rows,
-               round(100.0 * n_dead_tup / nullif(n_live_tup, 0), 1) AS dead_pct,
+               round(100.0 * n_dead_tup / nullif(n_live_tup + n_dead_tup, 0), 1) AS dead_pct,
                n_live_tup + n_dead_tup >= %(min_rows)s AS judged,
                last_autovacuum,
                last_vacuum
@@ -358,8 +358,9 @@ def problems(report: dict, thresholds: dict) -> list[str]:
     for row in report["dead_tuples"]:
         if not row["judged"]:
             continue
-        if row["dead_pct"] is None or row["dead_pct"] > thresholds["dead_tuple_pct"]:
-            share = "no live rows" if row["dead_pct"] is None else f"{row['dead_pct']}% of live rows"
+        # a share of all the table's rows: bounded by 100, even when no row is live
+        if row["dead_pct"] is not None and row["dead_pct"] > thresholds["dead_tuple_pct"]:
+            share = f"{row['dead_pct']}% of all rows"
             found.append(
                 f"Table {row['schema']}.{row['table']}: {row['dead_rows']} dead rows ({share}), "
                 f"over {thresholds['dead_tuple_pct']}%; last autovacuum {row['last_autovacuum'] or 'never'}."

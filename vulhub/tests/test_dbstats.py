@@ -296,11 +296,11 @@ def test_check_reports_dead_tuples_only_on_tables_big_enough_to_judge(tables_wit
     output, error = run_check()
 
     assert dead["dbstats_big_dead"]["dead_rows"] == 1000
-    assert dead["dbstats_big_dead"]["dead_pct"] == 100.0
+    assert dead["dbstats_big_dead"]["dead_pct"] == 50.0
     assert dead["dbstats_big_dead"]["judged"] is True
     assert dead["dbstats_tiny_dead"]["judged"] is False
     assert error is not None
-    assert "Table public.dbstats_big_dead: 1000 dead rows (100.0% of live rows)" in output
+    assert "Table public.dbstats_big_dead: 1000 dead rows (50.0% of all rows)" in output
     assert "dbstats_tiny_dead" not in output
 
 

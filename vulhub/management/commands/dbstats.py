@@ -204,7 +204,7 @@ class Command(BaseCommand):
 
         self._heading(f"Dead tuples (judged from {dbstats.DEAD_TUPLE_MIN_ROWS} rows)")
         self._table(
-            ["table", "dead rows", "live rows", "dead % of live", "last autovacuum", "last vacuum"],
+            ["table", "dead rows", "live rows", "dead % of all", "last autovacuum", "last vacuum"],
             [
                 (
                     _name(r),
