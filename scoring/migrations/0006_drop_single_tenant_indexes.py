@@ -5,26 +5,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('scoring', '0005_grading_queue_index'),
-        ('tenants', '0004_constraint_messages'),
+        ("scoring", "0005_grading_queue_index"),
+        ("tenants", "0004_constraint_messages"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='leaderboard',
-            name='tenant',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='leaderboard', to='tenants.tenant'),
+            model_name="leaderboard",
+            name="tenant",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="leaderboard",
+                to="tenants.tenant",
+            ),
         ),
         migrations.AlterField(
-            model_name='submission',
-            name='tenant',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='submissions', to='tenants.tenant'),
+            model_name="submission",
+            name="tenant",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="submissions",
+                to="tenants.tenant",
+            ),
         ),
         migrations.AlterField(
-            model_name='userbadge',
-            name='tenant',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='user_badges', to='tenants.tenant'),
+            model_name="userbadge",
+            name="tenant",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="user_badges",
+                to="tenants.tenant",
+            ),
         ),
     ]
