@@ -1003,6 +1003,7 @@ def restore_backup(
     pg_restore = server.tool("pg_restore")
     if target == connections[alias].settings_dict["NAME"]:
         connections[alias].close()  # hold no lock on what is about to be replaced
+        connections[alias].close_pool()  # nor keep pooled sessions on it (DB_POOL)
     with server.on("postgres").connect() as admin:
         if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [target]).fetchone() is None:
             if not create:

@@ -59,17 +59,24 @@ def scratch_name(role):
     return f"vulhub_bt_{role}_{uuid.uuid4().hex[:8]}"
 
 
+def close_default():
+    """Close the default connection for real: with DB_POOL, close() only returns it to the pool."""
+    connection = connections["default"]
+    connection.close()
+    connection.close_pool()
+
+
 @contextmanager
 def default_database(name):
     """Point the default connection at another database of the same server."""
     connection = connections["default"]
     saved = connection.settings_dict["NAME"]
-    connection.close()
+    close_default()  # a pool keeps the database it was made for
     connection.settings_dict["NAME"] = name
     try:
         yield
     finally:
-        connection.close()
+        close_default()
         connection.settings_dict["NAME"] = saved
 
 
@@ -84,7 +91,7 @@ def seeded(django_db_setup, django_db_blocker):
     test_database = connections["default"].settings_dict["NAME"]
     assert test_database.startswith("test_"), "clone the test database, never the operator's"
     with django_db_blocker.unblock():
-        connections["default"].close()  # a template must have no other session
+        close_default()  # a template must have no other session
         create_database(name, template=test_database)
         try:
             with default_database(name):
@@ -170,7 +177,7 @@ def test_a_backup_restores_into_an_emptied_database_table_for_table(source, tmp_
     assert manifest["tables"]["audit_logs"]["rows"] > 0
     assert manifest["tables"]["tenants"]["rows"] == Tenant.objects.count()
 
-    connections["default"].close()
+    close_default()
     drop_database(source)
     output = run("restore", str(dump), "--create")
 
