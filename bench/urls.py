@@ -1,0 +1,13 @@
+"""VulHub's URLs unchanged, with the benchmark's baseline views under /_bench/ (bench.settings only)."""
+
+from django.urls import path
+
+from vulhub.urls import urlpatterns as vulhub_urlpatterns
+
+from . import views
+
+urlpatterns = [
+    path("_bench/leaderboard-template/", views.leaderboard_template, name="bench-leaderboard-template"),
+    path("_bench/ctfd-standings/", views.ctfd_standings, name="bench-ctfd-standings"),
+    *vulhub_urlpatterns,
+]
