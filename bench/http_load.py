@@ -409,15 +409,16 @@ def flag_challenges(tenant_id: int) -> list[FlagChallenge]:
         return [FlagChallenge(*row) for row in cursor.fetchall()]
 
 
-def unsolved_pairs(user_ids: list[int], challenge_ids: list[int]) -> list[tuple[int, int]]:
+def unsolved_pairs(tenant_id: int, user_ids: list[int], challenge_ids: list[int]) -> list[tuple[int, int]]:
     """(student, challenge) pairs among these with no approved submission: a flag there is still open."""
     with connection.cursor() as cursor:
         cursor.execute(
             """SELECT u, p FROM unnest(%s::bigint[]) AS u CROSS JOIN unnest(%s::bigint[]) AS p
                WHERE NOT EXISTS (SELECT 1 FROM submissions s
-                                 WHERE s.user_id = u AND s.project_id = p AND s.status = 'APPROVED')
+                                 WHERE s.tenant_id = %s AND s.user_id = u AND s.project_id = p
+                                   AND s.status = 'APPROVED')
                ORDER BY u, p""",
-            [user_ids, challenge_ids],
+            [user_ids, challenge_ids, tenant_id],
         )
         return cursor.fetchall()
 

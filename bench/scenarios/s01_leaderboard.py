@@ -131,4 +131,5 @@ def check(server, request: Request, name: str) -> None:
     """The page answers 200 with the leaderboard of a signed-in student, not a login redirect."""
     response = get(server, request.host, request.path, request.cookie)
     if response.status != 200 or b"Signed in as" not in response.body or b"<table>" not in response.body:
-        raise BenchError(f"{name}: {request.path} answered {response.status} {response.location}: not the page\n{server.log_tail()}")
+        answer = f"{response.status} {response.location}"
+        raise BenchError(f"{name}: {request.path} answered {answer}: not the page\n{server.log_tail()}")

@@ -1,0 +1,108 @@
+"""The last hour before a deadline: the leaderboard read hard while wrong flags pour in.
+
+wrk reads /leaderboard/ of the largest class at 8 connections, as randomly drawn
+students (each their own session, so their own page); meanwhile a paced loop in this
+process POSTs 10 wrong flags a second to the class's flag challenges, as other
+students, each POST timed. The server runs with FLAG_ATTEMPT_LIMIT raised so the
+rotation over students and challenges is never refused for too many attempts (the
+limit is still checked on every POST). Each wrong flag adds a rejected submission.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+
+from bench.framework import Context, Figure, Series
+from bench.http_load import (
+    BenchError,
+    LoadResult,
+    Request,
+    flag_challenges,
+    flag_post,
+    gunicorn,
+    paced,
+    sample_students,
+    send,
+    sessions_for,
+    unsolved_pairs,
+    wrk,
+    wrong_flag,
+)
+
+SCENARIO = "2 Deadline load"
+CONNECTIONS = 8
+FLAGS_PER_SECOND = 10
+CTFD_PAGES_PER_SECOND = 2  # CTFd's scoreboard under a deadline, as measured for issue 8
+
+
+def run(ctx: Context) -> list[Figure]:
+    tenant = ctx.largest
+    host = tenant["domain"]
+    seconds = 2 if ctx.smoke else 5
+    readers = sessions_for(ctx, sample_students(tenant["id"], 8 if ctx.smoke else 64))
+    submitters = {s.user_id: s for s in sessions_for(ctx, sample_students(tenant["id"], 20 if ctx.smoke else 100))}
+    challenges = {c.id: c for c in flag_challenges(tenant["id"])}
+    pairs = unsolved_pairs(tenant["id"], list(submitters), list(challenges))
+    if not pairs:
+        raise BenchError(f"{tenant['slug']}: no open flag challenge for the sampled students")
+    posts = [flag_post(host, challenges[p].slug, submitters[u], wrong_flag()) for u, p in pairs]
+    reads = [Request("GET", host, "/leaderboard/", s.cookie) for s in readers]
+
+    board: list[LoadResult] = []
+    flags: list[LoadResult] = []
+    with gunicorn(ctx, FLAG_ATTEMPT_LIMIT="1000000") as server:
+        answer = send(server, posts[-1])
+        if answer.status != 302:
+            raise BenchError(f"a wrong flag answered {answer.status}, not a redirect:\n{server.log_tail()}")
+        wrk(server, reads, seconds=1, connections=CONNECTIONS)  # warm: workers, pool, cache
+        for _ in range(ctx.runs):
+            with ThreadPoolExecutor(max_workers=1) as loop:
+                posting = loop.submit(paced, server, posts, per_second=FLAGS_PER_SECOND, seconds=seconds)
+                read = wrk(server, reads, seconds=seconds, connections=CONNECTIONS)
+                sent = posting.result()
+            if read.bad or sent.bad:
+                raise BenchError(f"failed requests: leaderboard {read.statuses} {read.errors}, flags {sent.statuses}")
+            board.append(read)
+            flags.append(sent)
+            ctx.log(
+                f"   leaderboard {read.rate:.1f} req/s, p95 {read.p95_ms:.1f} ms; "
+                f"wrong flags {sent.rate:.1f}/s, p95 {sent.p95_ms:.1f} ms"
+            )
+
+    where = f"{tenant['slug']}, {CONNECTIONS} wrk connections reading, {FLAGS_PER_SECOND} wrong flags/s posted"
+    return [
+        Figure(
+            SCENARIO,
+            "deadline: leaderboard throughput",
+            ours=Series("/leaderboard/ under flag load", [r.rate for r in board], "req/s"),
+            compare="absolute",
+            goal=100 * CTFD_PAGES_PER_SECOND,
+            note=f"{where}; goal 100x CTFd's measured {CTFD_PAGES_PER_SECOND} scoreboard pages/s",
+            extra={"statuses": [r.statuses for r in board]},
+        ),
+        Figure(
+            SCENARIO,
+            "deadline: leaderboard p95",
+            ours=Series("/leaderboard/ p95", [r.p95_ms for r in board], "ms"),
+            compare="absolute",
+            goal_op="<",
+            goal=100,
+            note=where,
+        ),
+        Figure(
+            SCENARIO,
+            "deadline: wrong-flag submission p95",
+            ours=Series("POST /challenges/<slug>/ p95", [r.p95_ms for r in flags], "ms"),
+            compare="absolute",
+            goal_op="<",
+            goal=100,
+            note=f"{where}; FLAG_ATTEMPT_LIMIT raised on the server so the rotation is never refused",
+            extra={"statuses": [r.statuses for r in flags], "pairs": len(pairs)},
+        ),
+        Figure(
+            SCENARIO,
+            "deadline: wrong flags actually sent",
+            ours=Series("wrong flags answered", [r.rate for r in flags], "submissions/s"),
+            compare="absolute",
+            goal=None,
+            note=f"paced at {FLAGS_PER_SECOND}/s; each adds a rejected submission to the dataset",
+        ),
+    ]
