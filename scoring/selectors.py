@@ -4,6 +4,7 @@ import contextlib
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.db import connection
 
 from . import leaderboard
 from .models import Leaderboard
@@ -73,3 +74,52 @@ def _load_page(tenant_id: int, number: int, page_size: int) -> LeaderboardPage:
         for row in rows[start : start + page_size]
     ]
     return LeaderboardPage(number=number, rows=standings, total=total, page_size=page_size)
+
+
+# The student's row and up to `around` rows either side, in the order of
+# Leaderboard.objects.ranked() (rank, then who scored first, then user id). Two short
+# walks of idx_leaderboards_tenant_rank find the ranks `around` rows above and below
+# the student; only the rows between those ranks (ties included) are ordered, so the
+# cost does not grow with the class.
+NEIGHBOURS = """
+    WITH me AS (
+        SELECT rank FROM leaderboards WHERE tenant_id = %(tenant)s AND user_id = %(user)s
+    ),
+    bounds AS (
+        SELECT coalesce((SELECT l.rank FROM leaderboards l
+                         WHERE l.tenant_id = %(tenant)s AND l.rank < me.rank
+                         ORDER BY l.rank DESC OFFSET greatest(%(around)s - 1, 0) LIMIT 1), 0) AS low,
+               coalesce((SELECT l.rank FROM leaderboards l
+                         WHERE l.tenant_id = %(tenant)s AND l.rank > me.rank
+                         ORDER BY l.rank OFFSET greatest(%(around)s - 1, 0) LIMIT 1), 2147483647) AS high
+        FROM me
+    ),
+    nearby AS (
+        SELECT l.*, row_number() OVER (ORDER BY l.rank, l.last_scored_at, l.user_id) AS n
+        FROM leaderboards l, bounds b
+        WHERE l.tenant_id = %(tenant)s AND l.rank BETWEEN b.low AND b.high
+    )
+    SELECT a.rank, a.user_id, u.first_name, u.last_name, a.points, a.solves, a.last_scored_at
+    FROM nearby a JOIN users u ON u.id = a.user_id AND u.tenant_id = a.tenant_id,
+         (SELECT n FROM nearby WHERE user_id = %(user)s) AS mine
+    WHERE a.n BETWEEN mine.n - %(around)s AND mine.n + %(around)s
+    ORDER BY a.n
+"""
+
+
+def neighbours(tenant_id: int, user_id: int, around: int = 5) -> list[Standing]:
+    """The student's standing with `around` rows above and below; empty when they have no row."""
+    with connection.cursor() as cursor:
+        cursor.execute(NEIGHBOURS, {"tenant": tenant_id, "user": user_id, "around": around})
+        rows = cursor.fetchall()
+    return [
+        Standing(
+            rank=rank,
+            user_id=uid,
+            name=f"{first} {last}".strip() or f"Student {uid}",
+            points=points,
+            solves=solves,
+            last_scored_at=scored,
+        )
+        for rank, uid, first, last, points, solves, scored in rows
+    ]

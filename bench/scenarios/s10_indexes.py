@@ -1,0 +1,185 @@
+"""Indexes: does each hot query's plan use the index meant for it, and which indexes are never used?
+
+Runs last, after the rest of the suite has exercised the app. Each hot query is built
+the way the app builds it (the same querysets and SQL) for the largest tenant and a
+busy student, and EXPLAIN (FORMAT JSON) must name the expected index somewhere in
+its plan. On the smoke dataset every table fits in a page or two and a sequential
+scan is cheaper, so there the plans are taken with enable_seqscan off: it proves the
+query can use the index, not that the planner prefers it.
+
+Then pg_stat_user_indexes lists the indexes with no scan at all, leaving out those
+that back a primary key or a unique rule (they work without being scanned). The
+counters are per database and cumulative since they were last reset: on a freshly
+seeded database they reflect the seed and this suite only.
+"""
+
+import json
+
+from django.db import connection, transaction
+from django.db.models import Count, Q
+
+from audit.models import AuditLog, EventStore
+from bench.framework import Context, Figure, Series
+from challenges.models import Project
+from scoring import selectors
+from scoring.models import Leaderboard, Submission
+
+SCENARIO = "10 Indexes"
+
+# Why an index with no scan in the suite is kept; anything not listed is a candidate to drop.
+KEEP = {
+    "audit_logs_actor_id_303d1495": "deleting a user sets actor to NULL: the FK lookup needs it",
+    "idx_audit_logs_object": "an object's history in the admin (object_type, object_id)",
+    "idx_event_store_type_pos": "replays and readers of one event type across tenants",
+    "submissions_graded_by_id_e069f25e": "deleting a grader sets graded_by to NULL: the FK lookup needs it",
+    "user_badges_awarded_by_id_9ef3bc5a": "deleting an instructor sets awarded_by to NULL: the FK lookup needs it",
+    "user_badges_badge_id_80400ca4": "deleting a badge cascades to its awards; the admin's per-badge filter",
+    "leaderboards_user_id_c175945b": "deleting a user cascades to their row (the unique index leads with tenant)",
+    "idx_projects_category_difficulty": "catalogue filters when the cache is cold",
+    "django_session_expire_date_a5c62663": "clearsessions deletes expired sessions by date",
+    "django_admin_log_content_type_id_c4bce8eb": "Django's admin history and content-type cascades",
+    "django_admin_log_user_id_c564eba6": "Django's admin history per user and user deletion",
+    "users_groups_group_id_2f3517aa": "Django's auth: group deletion and membership lookups",
+    "users_groups_user_id_f500bee5": "Django's auth: a user's groups (permission checks)",
+    "users_user_permissions_permission_id_6d08dcd2": "Django's auth: permission deletion",
+    "users_user_permissions_user_id_92473840": "Django's auth: a user's permissions (permission checks)",
+    "auth_group_permissions_group_id_b120cbf9": "Django's auth: a group's permissions",
+    "auth_group_permissions_permission_id_84c5c92e": "Django's auth: permission deletion",
+    "auth_permission_content_type_id_2f476e4b": "Django's auth: content-type cascades",
+    "auth_group_name_a6ea08ec_like": "Django's auth: LIKE lookups on group names (admin search)",
+    "django_session_session_key_c0390e0f_like": "Django default for a varchar primary key; LIKE lookups only",
+    "tenants_slug_01bfd60f_like": "Django default for a unique slug; LIKE lookups only",
+    "badges_slug_f58da7aa_like": "Django default for a SlugField; LIKE lookups only",
+    "projects_slug_39bbe5d1_like": "Django default for a SlugField; LIKE lookups only",
+    "badges_slug_f58da7aa": "SlugField default; tenant-scoped lookups use uniq_badges_tenant_slug",
+    "projects_slug_39bbe5d1": "SlugField default; tenant-scoped lookups use uniq_projects_tenant_slug",
+}
+
+UNUSED = """
+    SELECT s.relname, s.indexrelname, pg_relation_size(s.indexrelid)
+    FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
+    WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary
+      AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = s.indexrelid)
+    ORDER BY s.relname, s.indexrelname
+"""
+
+
+def sql_of(queryset) -> tuple[str, list]:
+    sql, params = queryset.query.sql_with_params()
+    return sql, list(params)
+
+
+def hot_queries(tenant_id: int) -> list[tuple[str, str, dict | list, list[str | tuple[str, ...]]]]:
+    """(name, sql, params, expected indexes): every entry must appear, a tuple by any of its names."""
+    busy = (
+        Submission.objects.for_tenant(tenant_id)
+        .values("user_id")
+        .annotate(n=Count("id"))
+        .order_by("-n", "user_id")[0]["user_id"]
+    )
+    mine = Leaderboard.objects.for_tenant(tenant_id).filter(user_id=busy).first()
+    rank = mine.rank if mine else 1
+    ranked = Leaderboard.objects.for_tenant(tenant_id).ranked()
+    position = EventStore.objects.for_tenant(tenant_id).order_by("position").values_list("position", flat=True)
+    tail_from = position[max(0, position.count() - 100)] if position.exists() else 0
+    queries = [
+        ("leaderboard page", ranked.select_related("user")[:50], ["idx_leaderboards_tenant_rank"]),
+        ("my rank (my row)", Leaderboard.objects.for_tenant(tenant_id).filter(user_id=busy).order_by("rank")[:1],
+         ["uniq_leaderboards_tenant_user"]),
+        ("my page (rows above me)", ranked.filter(rank__lt=rank).values("pk"), ["idx_leaderboards_tenant_rank"]),
+        ("grading queue", Submission.objects.for_tenant(tenant_id).pending().select_related("user", "project")
+         .order_by("submitted_at", "-pk")[:50], ["idx_submissions_queue"]),
+        ("student's submissions", Submission.objects.for_tenant(tenant_id).filter(user_id=busy)
+         .select_related("project").order_by("-submitted_at")[:25], ["idx_submissions_user_tenant"]),
+        ("catalogue (challenges and solves)", Project.objects.for_tenant(tenant_id).published()
+         .annotate(solves=Count("submissions", filter=Q(submissions__status="APPROVED")))
+         .order_by("name"), [("projects_tenant_id_fc504db5", "uniq_projects_tenant_slug"),
+                             "idx_submissions_project_status"]),
+        ("catalogue (my solved markers)", Submission.objects.for_tenant(tenant_id).filter(user_id=busy).approved()
+         .values_list("project_id"), [("uniq_submissions_one_approved", "idx_submissions_user_tenant")]),
+        ("audit log by tenant", AuditLog.objects.filter(tenant_id=tenant_id).order_by("-created_at")[:100],
+         ["idx_audit_logs_tenant_created"]),
+        ("event store tail", EventStore.objects.for_tenant(tenant_id).after(tail_from)[:500],
+         ["idx_event_store_tenant_pos"]),
+    ]  # fmt: skip
+    found = [(name, *sql_of(qs), expected) for name, qs, expected in queries]
+    found.insert(
+        3,
+        (
+            "neighbours (±5)",
+            selectors.NEIGHBOURS,
+            {"tenant": tenant_id, "user": busy, "around": 5},
+            ["uniq_leaderboards_tenant_user", "idx_leaderboards_tenant_rank"],
+        ),
+    )
+    return found
+
+
+def plan_of(sql: str, params, force_index: bool) -> dict:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if force_index:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        document = cursor.fetchone()[0]
+    return (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
+
+
+def indexes_in(node: dict) -> set[str]:
+    names = {node["Index Name"]} if "Index Name" in node else set()
+    for child in node.get("Plans", []):
+        names |= indexes_in(child)
+    return names
+
+
+def scan_types(node: dict) -> list[str]:
+    found = [f"{node['Node Type']} on {node['Relation Name']}"] if "Relation Name" in node else []
+    for child in node.get("Plans", []):
+        found += scan_types(child)
+    return found
+
+
+def run(ctx: Context) -> list[Figure]:
+    tenant = ctx.largest
+    figures = []
+    for name, sql, params, expected in hot_queries(tenant["id"]):
+        plan = plan_of(sql, params, force_index=ctx.smoke)
+        used = indexes_in(plan)
+        missing = [e for e in expected if not (set(e) if isinstance(e, tuple) else {e}) & used]
+        wanted = " and ".join(" or ".join(e) if isinstance(e, tuple) else e for e in expected)
+        figures.append(
+            Figure(
+                SCENARIO,
+                f"plan uses index: {name}",
+                ours=Series("expected index used (1/0)", [0 if missing else 1], "index"),
+                compare="absolute",
+                goal_op="==",
+                goal=1,
+                note=f"expects {wanted}"
+                + (f"; missing {', '.join(map(str, missing))}" if missing else "")
+                + ("; seq scans off (tiny tables)" if ctx.smoke else ""),
+                extra={"indexes_used": sorted(used), "scans": scan_types(plan), "tenant": tenant["slug"]},
+            )
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")  # this session's own scans count too
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(UNUSED)
+        unused = cursor.fetchall()
+    listed = {index: {"table": table, "bytes": size, "keep": KEEP.get(index, "no reason on record: candidate to drop")}
+              for table, index, size in unused}  # fmt: skip
+    without_reason = [index for index in listed if index not in KEEP]
+    figures.append(
+        Figure(
+            SCENARIO,
+            "non-constraint indexes never scanned",
+            ours=Series("indexes with idx_scan = 0", [len(listed)], "indexes"),
+            compare="absolute",
+            goal_op="==",
+            goal=0,
+            note=f"pg_stat_user_indexes, cumulative for this database; {len(listed) - len(without_reason)} kept "
+            f"for a stated reason (extra), {len(without_reason)} without one"
+            + (f": {', '.join(without_reason)}" if without_reason else ""),
+            extra={"unused": listed},
+        )
+    )
+    return figures
