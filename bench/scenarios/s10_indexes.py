@@ -29,6 +29,8 @@ SCENARIO = "10 Indexes"
 # Why an index with no scan in the suite is kept; anything not listed is a candidate to drop.
 KEEP = {
     "audit_logs_actor_id_303d1495": "deleting a user sets actor to NULL: the FK lookup needs it",
+    "idx_audit_logs_tenant_created": "the audit log of a tenant, newest first (hot query above, planned here)",
+    "cache_table_expires": "Django's database cache (no Redis) culls expired entries by date",
     "idx_audit_logs_object": "an object's history in the admin (object_type, object_id)",
     "idx_event_store_type_pos": "replays and readers of one event type across tenants",
     "submissions_graded_by_id_e069f25e": "deleting a grader sets graded_by to NULL: the FK lookup needs it",
@@ -93,7 +95,7 @@ def hot_queries(tenant_id: int) -> list[tuple[str, str, dict | list, list[str | 
          .select_related("project").order_by("-submitted_at")[:25], ["idx_submissions_user_tenant"]),
         ("catalogue (challenges and solves)", Project.objects.for_tenant(tenant_id).published()
          .annotate(solves=Count("submissions", filter=Q(submissions__status="APPROVED")))
-         .order_by("name"), [("projects_tenant_id_fc504db5", "uniq_projects_tenant_slug"),
+         .order_by("name"), [("projects_tenant_id_fc504db5", "uniq_projects_tenant_slug", "uniq_projects_id_tenant"),
                              "idx_submissions_project_status"]),
         ("catalogue (my solved markers)", Submission.objects.for_tenant(tenant_id).filter(user_id=busy).approved()
          .values_list("project_id"), [("uniq_submissions_one_approved", "idx_submissions_user_tenant")]),
