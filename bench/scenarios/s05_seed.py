@@ -61,13 +61,17 @@ def run(ctx: Context) -> list[Figure]:
     students = generated.split(sizes.students, sizes.tenants)
     submissions = generated.split(sizes.submissions, sizes.tenants)
     data = [
-        generated.generate_tenant(seed=1, number=n + 1, students=students[n], challenges=sizes.challenges,
-                                  submissions=submissions[n], ids=ids)  # fmt: skip
+        generated.generate_tenant(
+            seed=1, number=n + 1, students=students[n], challenges=sizes.challenges, submissions=submissions[n], ids=ids
+        )  # fmt: skip
         for n in range(sizes.tenants)
     ]
     rows = sum(bulk_load.row_count(d) for d in data)
-    args = ["--tenants", str(sizes.tenants), "--students", str(sizes.students), "--challenges",
-            str(sizes.challenges), "--submissions", str(sizes.submissions), "--random-seed", "1", "--no-progress"]  # fmt: skip
+    args = [
+        *("--tenants", str(sizes.tenants), "--students", str(sizes.students)),
+        *("--challenges", str(sizes.challenges), "--submissions", str(sizes.submissions)),
+        *("--random-seed", "1", "--no-progress"),
+    ]
 
     seed_seconds, copy_seconds = [], []
     for number in range(ctx.runs):
