@@ -49,6 +49,7 @@ def run(ctx: Context) -> list[Figure]:
                 "p95_ms": [round(r.p95_ms, 1) for r in results],
                 "bytes_per_response": round(sum(r.bytes for r in results) / max(1, sum(r.requests for r in results))),
                 "statuses": [r.statuses for r in results],
+                "socket_errors": [r.errors for r in results],
             }
             for name, results in named.items()
         }

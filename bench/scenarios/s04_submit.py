@@ -10,7 +10,9 @@
    against a bare single-row INSERT of a submission row, also committed alone.
 
 Both change the dataset a little: each run adds its accepted submissions and grades
-a few pending write-ups; the rows of the bare INSERTs are deleted afterwards.
+a few pending write-ups; the rows of the bare INSERTs are deleted afterwards. When the
+sampled students have solved (nearly) every flag (the smoke data after a few runs), a
+new challenge is opened for the run and unpublished after the scenario.
 """
 
 import random
@@ -25,6 +27,7 @@ from bench.http_load import (
     flag_challenges,
     flag_post,
     gunicorn,
+    open_challenge,
     sample_students,
     send,
     sessions_for,
@@ -32,6 +35,7 @@ from bench.http_load import (
     wrk,
     wrong_flag,
 )
+from challenges.models import Project
 from scoring import services
 from scoring.models import Submission
 from tenants.models import User
@@ -40,13 +44,17 @@ SCENARIO = "4 Submit and grade"
 CONNECTIONS = 8
 RIGHT_EVERY = 5
 
+# Pending write-ups an approval is still allowed for, one per (student, challenge).
 PENDING_WRITEUPS = """
-    SELECT s.id FROM submissions s
-    WHERE s.tenant_id = %(tenant)s AND s.status = 'PENDING' AND s.kind = 'WRITEUP'
-      AND NOT EXISTS (SELECT 1 FROM submissions a
-                      WHERE a.tenant_id = s.tenant_id AND a.user_id = s.user_id AND a.project_id = s.project_id
-                        AND a.status = 'APPROVED')
-    ORDER BY s.submitted_at DESC
+    SELECT id FROM (
+        SELECT DISTINCT ON (s.user_id, s.project_id) s.id, s.submitted_at FROM submissions s
+        WHERE s.tenant_id = %(tenant)s AND s.status = 'PENDING' AND s.kind = 'WRITEUP'
+          AND NOT EXISTS (SELECT 1 FROM submissions a
+                          WHERE a.tenant_id = s.tenant_id AND a.user_id = s.user_id
+                            AND a.project_id = s.project_id AND a.status = 'APPROVED')
+        ORDER BY s.user_id, s.project_id, s.submitted_at DESC
+    ) AS open
+    ORDER BY submitted_at DESC
     LIMIT %(limit)s
 """
 
@@ -58,23 +66,32 @@ def run(ctx: Context) -> list[Figure]:
 def submit_over_http(ctx: Context) -> list[Figure]:
     tenant = ctx.largest
     seconds = 1 if ctx.smoke else 5
-    right_per_run = 40 if ctx.smoke else 400
+    right_per_run = 60 if ctx.smoke else 600  # the list must outlast a run: it is not sent twice
     students_per_run = 40 if ctx.smoke else 400
     challenges = {c.id: c for c in flag_challenges(tenant["id"])}
     known = {c.id for c in challenges.values() if c.right_flag}
-    if not known:
-        raise BenchError(f"{tenant['slug']}: no flag challenge has been solved: no right flag known")
     sessions: dict[int, Session] = {}
+    listed_right: set[tuple[int, int]] = set()
 
     def requests() -> list:
-        """A fresh list each run: pairs solved by the previous runs are no longer open."""
+        """A fresh list each run, without the pairs an earlier list answered (sent or not)."""
         students = [u for u in sample_students(tenant["id"], students_per_run) if u.pk not in sessions]
         sessions.update({s.user_id: s for s in sessions_for(ctx, students)})
-        pairs = unsolved_pairs(tenant["id"], list(sessions), list(challenges))
+        pairs = [p for p in unsolved_pairs(tenant["id"], list(sessions), list(challenges)) if p not in listed_right]
         random.shuffle(pairs)
         right = [p for p in pairs if p[1] in known][:right_per_run]
-        taken = set(right)
-        wrong = [p for p in pairs if p not in taken] or right
+        while len(right) < right_per_run // 2:
+            # The class has (nearly) solved every flag it has (small data sets, many runs): a new
+            # challenge opens one pair per student, half of them for right flags.
+            extra = open_challenge(ctx, tenant["id"], flag=True)
+            challenges[extra.id] = extra
+            fresh = [(user, extra.id) for user in sessions]
+            random.shuffle(fresh)
+            cut = min(right_per_run - len(right), len(fresh) // 2)
+            right += fresh[:cut]
+            pairs += fresh[cut:]
+        listed_right.update(right)
+        wrong = [p for p in pairs if p not in listed_right]
         listing = []
         for i, (user, challenge) in enumerate(right):
             slug = challenges[challenge].slug
@@ -129,14 +146,43 @@ def submit_over_http(ctx: Context) -> list[Figure]:
     ]
 
 
+def pending_writeups(ctx: Context, tenant_id: int, count: int) -> list[int]:
+    """Ids of `count` pending write-ups still gradable as approved; submitted now (as students do) if short."""
+
+    def find() -> list[int]:
+        with connection.cursor() as cursor:
+            cursor.execute(PENDING_WRITEUPS, {"tenant": tenant_id, "limit": count})
+            return [row[0] for row in cursor.fetchall()]
+
+    ids = find()
+    if len(ids) < count:
+        writeups = list(
+            Project.objects.for_tenant(tenant_id).published().filter(flag_hash="").values_list("pk", flat=True)
+        )
+        students = sample_students(tenant_id, 50)
+        open_pairs = unsolved_pairs(tenant_id, [u.pk for u in students], writeups)
+        if len(open_pairs) < count - len(ids):
+            writeups.append(open_challenge(ctx, tenant_id, flag=False).id)
+            open_pairs = unsolved_pairs(tenant_id, [u.pk for u in students], writeups[-1:])
+        by_id = {u.pk: u for u in students}
+        projects = Project.objects.in_bulk(writeups)
+        for user, project in open_pairs[: count - len(ids)]:
+            services.submission_create(
+                user=by_id[user], project=projects[project], writeup="Benchmark write-up: the steps I took."
+            )
+        ctx.log(f"   submitted {min(len(open_pairs), count - len(ids))} write-ups to grade")
+        ids = find()
+    if len(ids) < count:
+        raise BenchError(f"needs {count} pending write-ups, found {len(ids)}")
+    return ids
+
+
 def grade_in_process(ctx: Context) -> Figure:
     tenant = ctx.largest
     grader = User.objects.filter(tenant_id=tenant["id"], is_active=True).staff().order_by("pk").first()
-    with connection.cursor() as cursor:
-        cursor.execute(PENDING_WRITEUPS, {"tenant": tenant["id"], "limit": ctx.runs + 1})
-        ids = [row[0] for row in cursor.fetchall()]
-    if grader is None or len(ids) < ctx.runs + 1:
-        raise BenchError(f"{tenant['slug']}: needs a staff member and {ctx.runs + 1} pending write-ups")
+    if grader is None:
+        raise BenchError(f"{tenant['slug']}: no staff member to grade")
+    ids = pending_writeups(ctx, tenant["id"], ctx.runs + 1)
     pending = list(Submission.objects.filter(pk__in=ids).order_by("-submitted_at"))
     columns = [f.column for f in Submission._meta.concrete_fields if not f.primary_key]
     values = [getattr(pending[0], f.attname) for f in Submission._meta.concrete_fields if not f.primary_key]
