@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate seed test lint format migrations-check pytest e2e-deps db-stop clean
+.PHONY: help install run migrate seed test lint format migrations-check pytest e2e-deps bench-deps bench bench-smoke db-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -51,6 +51,17 @@ pytest: install .env e2e-deps ## Run the test suite only (browser tests included
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint migrations-check pytest ## Lint, migrations check and the whole test suite
+
+bench-deps: ## Install wrk, the benchmarks' load generator (needs root or sudo, once)
+	@command -v wrk >/dev/null 2>&1 || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk; }
+
+bench: migrate bench-deps ## Benchmarks at a million submissions: a table and bench/results.json (README: Performance)
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-smoke: migrate bench-deps ## The benchmarks on a tiny dataset, one run each: proves the suite works (CI)
+	$(PY) bench/run.py --smoke $(BENCH_ARGS)
 
 db-stop: install .env ## Stop the embedded PostgreSQL (used when DATABASE_URL is unset)
 	$(PY) manage.py embedded_db stop
