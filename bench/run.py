@@ -27,6 +27,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vulhub.settings")
+# Measure what production runs: no DEBUG (which also records every query in memory).
+os.environ["DEBUG"] = "false"
+if os.environ.get("SECRET_KEY", "insecure-example-key-change-me") == "insecure-example-key-change-me":
+    import secrets
+
+    os.environ["SECRET_KEY"] = secrets.token_urlsafe(50)
+os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,.localhost")
+os.environ.setdefault("SECURE_COOKIES", "false")
 
 import django  # noqa: E402
 

@@ -26,12 +26,6 @@ STUDENT_TOTALS = """
     WHERE tenant_id = %(tenant)s AND user_id = %(user)s AND status = 'APPROVED'
 """
 
-RERANK = """
-    UPDATE leaderboards AS l SET rank = r.rank
-    FROM (SELECT id, rank() OVER (ORDER BY points DESC) AS rank FROM leaderboards WHERE tenant_id = %(tenant)s) AS r
-    WHERE l.id = r.id AND l.rank IS DISTINCT FROM r.rank
-"""
-
 # The whole standings of a tenant, from the approved submissions of its students.
 STANDINGS = """
     SELECT user_id, sum(points_awarded) AS points, count(*) AS solves,
@@ -74,14 +68,33 @@ def cache_version(tenant_id: int) -> int | None:
         return None
 
 
+# After one student's points went from `old` to `new` (None: no row), only the students
+# with points in between change rank, by one: those the student passed or fell behind.
+# Competition ranks: rank = 1 + the number of students with strictly more points.
+SHIFT = """
+    UPDATE leaderboards AS l
+    SET rank = CASE WHEN l.user_id = %(user)s
+                    THEN 1 + (SELECT count(*) FROM leaderboards o
+                              WHERE o.tenant_id = %(tenant)s AND o.points > l.points)
+                    ELSE l.rank + %(shift)s END
+    WHERE l.tenant_id = %(tenant)s
+      AND (l.user_id = %(user)s OR (l.points >= %(low)s AND l.points < %(high)s))
+"""
+
+
 def update_student(*, tenant_id: int, user_id: int) -> None:
-    """Refresh one student's row from their submissions, then the tenant's ranks (two statements).
+    """Refresh one student's row from their submissions, then the ranks it moved (three statements).
 
     The row goes when the student has no approved submission left (after a regrade).
+    Ranks change only between the student's old and new points, so only those rows
+    are written; `rebuild` recomputes everything from scratch.
     """
     lock_tenant(tenant_id)
     params = {"tenant": tenant_id, "user": user_id}
     with connection.cursor() as cursor:
+        cursor.execute("SELECT points FROM leaderboards WHERE tenant_id = %(tenant)s AND user_id = %(user)s", params)
+        row = cursor.fetchone()
+        old = row[0] if row else None
         cursor.execute(
             f"""
             WITH totals AS ({STUDENT_TOTALS}),
@@ -96,10 +109,22 @@ def update_student(*, tenant_id: int, user_id: int) -> None:
             ON CONFLICT (tenant_id, user_id) DO UPDATE
             SET points = EXCLUDED.points, solves = EXCLUDED.solves,
                 last_scored_at = EXCLUDED.last_scored_at, updated_at = now()
+            RETURNING points
             """,  # noqa: S608  (constant SQL, values are parameters)
             params,
         )
-        cursor.execute(RERANK, params)
+        row = cursor.fetchone()
+        new = row[0] if row else None
+        if old != new:
+            if old is None:  # a new row: everyone below it moves down
+                low, high, shift = -(2**31), new, 1
+            elif new is None:  # the row went: everyone below it moves up
+                low, high, shift = -(2**31), old, -1
+            elif new > old:
+                low, high, shift = old, new, 1
+            else:
+                low, high, shift = new, old, -1
+            cursor.execute(SHIFT, {**params, "low": low, "high": high, "shift": shift})
     invalidate_cache_on_commit(tenant_id)
 
 
