@@ -57,6 +57,9 @@ bench-deps: ## Install wrk, the benchmarks' load generator (needs root or sudo, 
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk; }
 
+# The HTTP scenarios serve pages with the Redis cache (database 14 unless REDIS_URL says otherwise).
+bench bench-smoke: export REDIS_URL ?= redis://127.0.0.1:6379/14
+
 bench: migrate bench-deps ## Benchmarks at a million submissions: a table and bench/results.json (README: Performance)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
