@@ -206,7 +206,7 @@ class LeaderboardAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
     list_display = ["rank", "user", "points", "solves", "last_scored_at"]
     list_select_related = ["user"]
     search_fields = ["user__email", "user__last_name"]
-    ordering = ["rank", "last_scored_at"]
+    ordering = ["-points", "last_scored_at"]
     paginator = CappedCountPaginator
     show_full_result_count = False
     resource_classes = [LeaderboardExportResource]

@@ -181,7 +181,8 @@ class UserBadge(models.Model):
 
 class LeaderboardQuerySet(TenantQuerySet):
     def ranked(self):
-        return self.order_by("rank", "last_scored_at", "user_id")
+        # the order of rank (competition ranks follow points), served by idx_leaderboards_tenant_points
+        return self.order_by("-points", "last_scored_at", "user_id")
 
 
 class Leaderboard(models.Model):
@@ -200,7 +201,7 @@ class Leaderboard(models.Model):
 
     class Meta:
         db_table = "leaderboards"
-        ordering = ["rank", "last_scored_at"]
+        ordering = ["-points", "last_scored_at"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "user"], name="uniq_leaderboards_tenant_user"),
             models.CheckConstraint(condition=models.Q(rank__gt=0), name="chk_rank_positive"),
@@ -209,7 +210,10 @@ class Leaderboard(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["tenant", "rank"], name="idx_leaderboards_tenant_rank"),
+            # Not (tenant, rank): a grading shifts the rank of every student it passes, and an
+            # indexed rank would make each of those updates a new index entry instead of a HOT
+            # update. Points change only on the graded student's row.
+            models.Index(fields=["tenant", "-points", "last_scored_at", "user"], name="idx_leaderboards_tenant_points"),
         ]
 
     def __str__(self) -> str:

@@ -77,27 +77,27 @@ def _load_page(tenant_id: int, number: int, page_size: int) -> LeaderboardPage:
 
 
 # The student's row and up to `around` rows either side, in the order of
-# Leaderboard.objects.ranked() (rank, then who scored first, then user id). Two short
-# walks of idx_leaderboards_tenant_rank find the ranks `around` rows above and below
-# the student; only the rows between those ranks (ties included) are ordered, so the
+# Leaderboard.objects.ranked() (points, then who scored first, then user id). Two short
+# walks of idx_leaderboards_tenant_points find the points `around` rows above and below
+# the student; only the rows between those points (ties included) are ordered, so the
 # cost does not grow with the class.
 NEIGHBOURS = """
     WITH me AS (
-        SELECT rank FROM leaderboards WHERE tenant_id = %(tenant)s AND user_id = %(user)s
+        SELECT points FROM leaderboards WHERE tenant_id = %(tenant)s AND user_id = %(user)s
     ),
     bounds AS (
-        SELECT coalesce((SELECT l.rank FROM leaderboards l
-                         WHERE l.tenant_id = %(tenant)s AND l.rank < me.rank
-                         ORDER BY l.rank DESC OFFSET greatest(%(around)s - 1, 0) LIMIT 1), 0) AS low,
-               coalesce((SELECT l.rank FROM leaderboards l
-                         WHERE l.tenant_id = %(tenant)s AND l.rank > me.rank
-                         ORDER BY l.rank OFFSET greatest(%(around)s - 1, 0) LIMIT 1), 2147483647) AS high
+        SELECT coalesce((SELECT l.points FROM leaderboards l
+                         WHERE l.tenant_id = %(tenant)s AND l.points < me.points
+                         ORDER BY l.points DESC OFFSET greatest(%(around)s - 1, 0) LIMIT 1), -2147483648) AS low,
+               coalesce((SELECT l.points FROM leaderboards l
+                         WHERE l.tenant_id = %(tenant)s AND l.points > me.points
+                         ORDER BY l.points OFFSET greatest(%(around)s - 1, 0) LIMIT 1), 2147483647) AS high
         FROM me
     ),
     nearby AS (
-        SELECT l.*, row_number() OVER (ORDER BY l.rank, l.last_scored_at, l.user_id) AS n
+        SELECT l.*, row_number() OVER (ORDER BY l.points DESC, l.last_scored_at, l.user_id) AS n
         FROM leaderboards l, bounds b
-        WHERE l.tenant_id = %(tenant)s AND l.rank BETWEEN b.low AND b.high
+        WHERE l.tenant_id = %(tenant)s AND l.points BETWEEN b.low AND b.high
     )
     SELECT a.rank, a.user_id, u.first_name, u.last_name, a.points, a.solves, a.last_scored_at
     FROM nearby a JOIN users u ON u.id = a.user_id AND u.tenant_id = a.tenant_id,

@@ -25,7 +25,7 @@ def leaderboard(request):
     page_size = selectors.PAGE_SIZE
     my_page = None
     if mine is not None:
-        before = Leaderboard.objects.for_tenant(request.tenant).ranked().filter(rank__lt=mine.rank).count()
+        before = Leaderboard.objects.for_tenant(request.tenant).ranked().filter(points__gt=mine.points).count()
         my_page = before // page_size + 1
     try:
         number = max(1, int(request.GET.get("page", my_page or 1)))

@@ -1,7 +1,7 @@
 """A student's rank and the ±5 rows around it, in the largest tenant.
 
 Ours is scoring.selectors.neighbours(): the student's row and five either side, read
-from the materialised leaderboards table along idx_leaderboards_tenant_rank. The
+from the materialised leaderboards table along idx_leaderboards_tenant_points. The
 baseline computes the same rows without that table: a window function ranks every
 student of the tenant from the sums of their approved submissions, then the rows
 around the student are picked. Each call is timed from Python (execute and fetch,
@@ -50,7 +50,7 @@ def my_page(tenant_id: int, user_id: int) -> None:
     """What the leaderboard view reads to open on the student's page: their row, then the rows above."""
     mine = Leaderboard.objects.for_tenant(tenant_id).filter(user_id=user_id).first()
     if mine is not None:
-        Leaderboard.objects.for_tenant(tenant_id).ranked().filter(rank__lt=mine.rank).count()
+        Leaderboard.objects.for_tenant(tenant_id).ranked().filter(points__gt=mine.points).count()
 
 
 def run(ctx: Context) -> list[Figure]:

@@ -80,15 +80,15 @@ def hot_queries(tenant_id: int) -> list[tuple[str, str, dict | list, list[str | 
         .order_by("-n", "user_id")[0]["user_id"]
     )
     mine = Leaderboard.objects.for_tenant(tenant_id).filter(user_id=busy).first()
-    rank = mine.rank if mine else 1
+    points = mine.points if mine else 0
     ranked = Leaderboard.objects.for_tenant(tenant_id).ranked()
     position = EventStore.objects.for_tenant(tenant_id).order_by("position").values_list("position", flat=True)
     tail_from = position[max(0, position.count() - 100)] if position.exists() else 0
     queries = [
-        ("leaderboard page", ranked.select_related("user")[:50], ["idx_leaderboards_tenant_rank"]),
-        ("my rank (my row)", Leaderboard.objects.for_tenant(tenant_id).filter(user_id=busy).order_by("rank")[:1],
+        ("leaderboard page", ranked.select_related("user")[:50], ["idx_leaderboards_tenant_points"]),
+        ("my rank (my row)", Leaderboard.objects.for_tenant(tenant_id).filter(user_id=busy).order_by()[:1],
          ["uniq_leaderboards_tenant_user"]),
-        ("my page (rows above me)", ranked.filter(rank__lt=rank).values("pk"), ["idx_leaderboards_tenant_rank"]),
+        ("my page (rows above me)", ranked.filter(points__gt=points).values("pk"), ["idx_leaderboards_tenant_points"]),
         ("grading queue", Submission.objects.for_tenant(tenant_id).pending().select_related("user", "project")
          .order_by("submitted_at", "-pk")[:50], ["idx_submissions_queue"]),
         ("student's submissions", Submission.objects.for_tenant(tenant_id).filter(user_id=busy)
@@ -111,7 +111,7 @@ def hot_queries(tenant_id: int) -> list[tuple[str, str, dict | list, list[str | 
             "neighbours (±5)",
             selectors.NEIGHBOURS,
             {"tenant": tenant_id, "user": busy, "around": 5},
-            ["uniq_leaderboards_tenant_user", "idx_leaderboards_tenant_rank"],
+            ["uniq_leaderboards_tenant_user", "idx_leaderboards_tenant_points"],
         ),
     )
     return found

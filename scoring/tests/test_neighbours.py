@@ -1,0 +1,44 @@
+"""selectors.neighbours(): a student's row and the rows around it, as the leaderboard orders them."""
+
+import random
+from datetime import timedelta
+
+import pytest
+from factory import Transformer
+from django.utils import timezone
+
+from scoring import selectors
+from scoring.factories import LeaderboardFactory
+from scoring.models import Leaderboard
+from tenants.factories import StudentFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def board(tenant, other_tenant):
+    """40 students with many ties in points and in time, ranked as the leaderboard ranks them."""
+    rng = random.Random(3)
+    start = timezone.now() - timedelta(days=3)
+    rows = []
+    for n in range(40):
+        student = StudentFactory(tenant=tenant, password=Transformer.Force("!"))  # no hashing: 40 students
+        points = rng.choice([0, 100, 100, 200, 250, 300, 300, 300, 500])
+        rows.append((student, points, start + timedelta(hours=rng.randrange(5))))
+    for student, points, scored in rows:
+        rank = 1 + sum(1 for _, other, _ in rows if other > points)
+        LeaderboardFactory(tenant=tenant, user=student, points=points, solves=1, rank=rank, last_scored_at=scored)
+    LeaderboardFactory(tenant=other_tenant, user=StudentFactory(tenant=other_tenant), points=400, rank=1)
+    return list(Leaderboard.objects.for_tenant(tenant).ranked())
+
+
+@pytest.mark.parametrize("around", [0, 1, 5])
+def test_neighbours_are_the_slice_of_the_ranked_board_around_the_student(board, tenant, around):
+    for position, row in enumerate(board):
+        expected = board[max(0, position - around) : position + around + 1]
+        got = selectors.neighbours(tenant.pk, row.user_id, around=around)
+        assert [(s.user_id, s.rank, s.points) for s in got] == [(r.user_id, r.rank, r.points) for r in expected]
+
+
+def test_a_student_without_a_row_has_no_neighbours(board, tenant, student):
+    assert selectors.neighbours(tenant.pk, student.pk) == []
