@@ -4,8 +4,8 @@ import random
 from datetime import timedelta
 
 import pytest
-from factory import Transformer
 from django.utils import timezone
+from factory import Transformer
 
 from scoring import selectors
 from scoring.factories import LeaderboardFactory
@@ -21,7 +21,7 @@ def board(tenant, other_tenant):
     rng = random.Random(3)
     start = timezone.now() - timedelta(days=3)
     rows = []
-    for n in range(40):
+    for _ in range(40):
         student = StudentFactory(tenant=tenant, password=Transformer.Force("!"))  # no hashing: 40 students
         points = rng.choice([0, 100, 100, 200, 250, 300, 300, 300, 500])
         rows.append((student, points, start + timedelta(hours=rng.randrange(5))))
