@@ -63,8 +63,14 @@ def run(ctx: Context) -> list[Figure]:
             admin(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(bare_target)))
             started = time.perf_counter()
             subprocess.run(  # noqa: S603
-                [pg_restore.path, "--no-owner", "--exit-on-error", "--single-transaction",
-                 f"--dbname={server.on(bare_target).conninfo()}", str(bare)],  # fmt: skip
+                [
+                    pg_restore.path,
+                    "--no-owner",
+                    "--exit-on-error",
+                    "--single-transaction",
+                    f"--dbname={server.on(bare_target).conninfo()}",
+                    str(bare),
+                ],  # fmt: skip
                 env=server.env(),
                 check=True,
             )
