@@ -217,6 +217,18 @@ def _time(value):
     return value.isoformat() if value is not None else None
 
 
+def user_payload(user) -> dict:
+    return {
+        "user_id": user.pk,
+        "tenant_id": user.tenant_id,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "role": user.role,
+        "registered_at": _time(user.date_joined),
+    }
+
+
 def record_user_registered(sender, user, actor=None, **kwargs):
     _append(
         event_type="UserRegistered",
@@ -224,15 +236,7 @@ def record_user_registered(sender, user, actor=None, **kwargs):
         aggregate_id=user.pk,
         tenant_id=user.tenant_id,
         actor=actor,
-        payload={
-            "user_id": user.pk,
-            "tenant_id": user.tenant_id,
-            "email": user.email,
-            "first_name": user.first_name,
-            "last_name": user.last_name,
-            "role": user.role,
-            "registered_at": _time(user.date_joined),
-        },
+        payload=user_payload(user),
     )
 
 

@@ -120,7 +120,6 @@ class Context:
 
     runs: int
     smoke: bool
-    database_url: str
     tenants: list[dict]  # generated tenants, largest first: {"id", "slug", "domain", "students", "submissions"}
     log: Callable[[str], None] = print
     scratch: dict = field(default_factory=dict)  # shared between scenarios of one run (e.g. a running server)

@@ -40,7 +40,6 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from bench import scenarios  # noqa: E402
@@ -161,7 +160,6 @@ def main() -> int:
     context = Context(
         runs=runs,
         smoke=args.smoke,
-        database_url=settings.DATABASES["default"].get("NAME", ""),
         tenants=tenants,
         log=log,
     )

@@ -37,7 +37,6 @@ from challenges.models import Project
 from scoring.factories import BadgeFactory, SubmissionFactory
 from scoring.models import Badge
 from tenants.factories import InstructorFactory, StudentFactory, TenantAdminFactory, TenantFactory
-from tenants.models import User
 
 # The generated term: students join in its first weeks; write-ups not graded by its
 # end are still pending. Fixed, so that a seed gives the same data on any day.
@@ -166,10 +165,6 @@ class GeneratedTenant:
     user_badges: list[tuple] = field(default_factory=list)
     audits: list[tuple] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)
-
-    @property
-    def students(self) -> int:
-        return sum(1 for u in self.users if u.role == User.Role.STUDENT)
 
 
 class Ids:
@@ -601,11 +596,10 @@ class Records:
         self._audit("create", instance._meta.label_lower, instance.pk, str(instance), changes, at, actor)
 
     def user_registered(self, user):
+        from audit.receivers import user_payload
+
         self.created(user, None, user.date_joined)
-        payload = {"user_id": user.pk, "tenant_id": user.tenant_id, "email": user.email,
-                   "first_name": user.first_name, "last_name": user.last_name, "role": user.role,
-                   "registered_at": _iso(user.date_joined)}  # fmt: skip
-        self._event("User", user.pk, "UserRegistered", payload, user.date_joined, None)
+        self._event("User", user.pk, "UserRegistered", user_payload(user), user.date_joined, None)
 
     def project_created(self, project):
         from audit.receivers import project_payload
