@@ -24,7 +24,8 @@ class Project(models.Model):
 
     Difficulty = Difficulty
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="projects")
+    # tenant lookups use uniq_projects_tenant_slug, which starts with tenant
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="projects", db_index=False)
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100)
     description = models.TextField(blank=True, help_text="Markdown; rendered sanitised.")

@@ -110,7 +110,8 @@ class Badge(models.Model):
     """An award: given by an automatic rule, or by hand when it has none."""
 
     RuleKind = BadgeRuleKind
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="badges")
+    # tenant lookups use uniq_badges_tenant_slug, which starts with tenant
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="badges", db_index=False)
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=100)
     description = models.TextField(blank=True)

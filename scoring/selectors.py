@@ -77,41 +77,23 @@ def _load_page(tenant_id: int, number: int, page_size: int) -> LeaderboardPage:
 
 
 # The student's row and up to `around` rows either side, in the order of
-# Leaderboard.objects.ranked() (points, then who scored first, then user id). Two short
-# walks of idx_leaderboards_tenant_points find the points `around` rows above and below
-# the student; only the rows between those points (ties included) are ordered, so the
-# cost does not grow with the class.
-NEIGHBOURS = """
-    WITH me AS (
-        SELECT points FROM leaderboards WHERE tenant_id = %(tenant)s AND user_id = %(user)s
-    ),
-    bounds AS (
-        SELECT coalesce((SELECT l.points FROM leaderboards l
-                         WHERE l.tenant_id = %(tenant)s AND l.points < me.points
-                         ORDER BY l.points DESC OFFSET greatest(%(around)s - 1, 0) LIMIT 1), -2147483648) AS low,
-               coalesce((SELECT l.points FROM leaderboards l
-                         WHERE l.tenant_id = %(tenant)s AND l.points > me.points
-                         ORDER BY l.points OFFSET greatest(%(around)s - 1, 0) LIMIT 1), 2147483647) AS high
-        FROM me
-    ),
-    nearby AS (
-        SELECT l.*, row_number() OVER (ORDER BY l.points DESC, l.last_scored_at, l.user_id) AS n
-        FROM leaderboards l, bounds b
-        WHERE l.tenant_id = %(tenant)s AND l.points BETWEEN b.low AND b.high
-    )
-    SELECT a.rank, a.user_id, u.first_name, u.last_name, a.points, a.solves, a.last_scored_at
-    FROM nearby a JOIN users u ON u.id = a.user_id AND u.tenant_id = a.tenant_id,
-         (SELECT n FROM nearby WHERE user_id = %(user)s) AS mine
-    WHERE a.n BETWEEN mine.n - %(around)s AND mine.n + %(around)s
-    ORDER BY a.n
-"""
+# Leaderboard.objects.ranked() (points, then who scored first, then user id). The
+# database function leaderboard_neighbours() (migration scoring 0009) makes four short
+# walks of idx_leaderboards_tenant_points from the student's exact position, so a tie of
+# thousands of students costs no more than a board without ties; being a function, its
+# plan is made once per connection. Every row has a last_scored_at (set from an approved
+# submission).
+NEIGHBOURS = "SELECT * FROM leaderboard_neighbours(%(tenant)s, %(user)s, %(around)s)"
 
 
 def neighbours(tenant_id: int, user_id: int, around: int = 5) -> list[Standing]:
     """The student's standing with `around` rows above and below; empty when they have no row."""
     with connection.cursor() as cursor:
         cursor.execute(NEIGHBOURS, {"tenant": tenant_id, "user": user_id, "around": around})
-        rows = cursor.fetchall()
+        rows = sorted(cursor.fetchall(), key=lambda row: (-row[4], row[6], row[1]))
+    me = next((i for i, row in enumerate(rows) if row[1] == user_id), None)
+    if me is None:  # no row on the leaderboard yet
+        return []
     return [
         Standing(
             rank=rank,
@@ -121,5 +103,5 @@ def neighbours(tenant_id: int, user_id: int, around: int = 5) -> list[Standing]:
             solves=solves,
             last_scored_at=scored,
         )
-        for rank, uid, first, last, points, solves, scored in rows
+        for rank, uid, first, last, points, solves, scored in rows[max(0, me - around) : me + around + 1]
     ]

@@ -9,14 +9,24 @@ from itertools import pairwise
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, transaction
 
+import audit.verify
 from audit.context import acting_as
 from audit.models import AuditChainHead, AuditLog
 from audit.verify import verify_chain
 from challenges.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True, params=["one range", "ranges of 2 links"])
+def range_links(request, monkeypatch):
+    """Every test runs twice: chains checked in one range, and cut into ranges of two links
+    (so breaks fall on, just after and inside range boundaries)."""
+    if request.param == "ranges of 2 links":
+        monkeypatch.setattr(audit.verify, "RANGE_LINKS", 2)
+
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -129,9 +139,9 @@ def test_intact_chains_verify(chains, verify):
 
 def test_verify_chain_of_an_intact_chain(chains, tenant):
     seen = []
-    report = verify_chain(tenant.pk, on_row=lambda: seen.append(1))
+    report = verify_chain(tenant.pk, on_rows=seen.append)
     assert (report.chain, report.rows, report.broken) == (tenant.pk, 6, None)
-    assert len(seen) == 6
+    assert sum(seen) == 6
 
 
 # --- tampering ---------------------------------------------------------------------------------
@@ -302,8 +312,6 @@ def test_a_big_insert_links_every_row_and_moves_the_head_once(tenant, verify):
 
 
 def test_rows_of_a_rolled_back_savepoint_leave_no_gap(tenant, verify):
-    from django.db import transaction
-
     insert_audit_rows(tenant, 10)
     with pytest.raises(RuntimeError), transaction.atomic():
         insert_audit_rows(tenant, 10)
@@ -314,3 +322,28 @@ def test_rows_of_a_rolled_back_savepoint_leave_no_gap(tenant, verify):
     head = AuditChainHead.objects.get(chain_key=tenant.pk)
     assert head.last_seq == rows[-1].chain_seq
     assert "intact" in verify("--tenant", tenant.slug)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_check_committed_chains_on_several_connections(tenant, other_tenant, verify, verify_fails):
+    """--jobs N: ranges go to worker threads, each on its own connection, and still find the break."""
+    insert_audit_rows(tenant, 30)
+    insert_audit_rows(other_tenant, 7)
+    total = AuditLog.objects.count()
+    assert f"intact: {total} rows checked" in verify("--jobs", "2")
+    edited = chain(tenant)[12]
+    with transaction.atomic():  # committed for the worker connections to see, the guard back on
+        tamper()
+        execute("UPDATE audit_logs SET object_text = 'changed' WHERE id = %s", [edited.id])
+        execute("ALTER TABLE audit_logs ENABLE TRIGGER audit_logs_append_only")
+
+    message, printed = verify_fails("--jobs", "2")
+
+    assert f"row id {edited.id} (link {edited.chain_seq})" in message
+    assert "edited" in message
+    assert f"({total} rows checked)" in message
+
+
+def test_jobs_must_be_positive():
+    with pytest.raises(CommandError, match="--jobs must be at least 1"):
+        call_command("verify_audit", "--jobs", "0")

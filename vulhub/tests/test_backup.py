@@ -310,6 +310,28 @@ def test_a_table_that_differs_from_the_manifest_fails_the_restore_and_is_named(s
     assert "MISMATCH badges: rows expected" in output
 
 
+def test_a_backup_checksummed_with_md5_row_text_is_checked_with_that_method(source, other_database, tmp_path):
+    """Manifests of older backups name md5(row::text): a restore checks them that way."""
+    dump, manifest_path = take_backup(tmp_path)
+    manifest = read_manifest(manifest_path)
+    assert manifest["checksum"]["method"] == backups.HASH_RECORD
+    old = backups.table_checksums(backups.Server.of().on(source), method=backups.MD5_TEXT)
+    assert {t: e["rows"] for t, e in old.items()} == {t: e["rows"] for t, e in manifest["tables"].items()}
+    assert old["audit_logs"]["checksum"] != manifest["tables"]["audit_logs"]["checksum"]  # another method
+    manifest["checksum"]["method"], manifest["tables"] = backups.MD5_TEXT, old
+    write_manifest(manifest_path, manifest)
+
+    output = run("restore", str(dump), "--database", other_database, "--create")
+
+    assert "match the manifest" in output
+    manifest["tables"]["projects"]["checksum"] = "12345"
+    manifest["checksum"]["method"] = "sha1 of the moon"
+    write_manifest(manifest_path, manifest)
+    error, _output = fails("restore", str(dump), "--database", other_database, "--force")
+    assert "its checksum method 'sha1 of the moon' is not one this version knows" in error
+    assert "nothing was restored" in error
+
+
 def test_a_faithful_copy_of_a_tampered_audit_log_fails_the_restore(source, other_database, tmp_path):
     with backups.Server.of().connect() as conn:  # what only the table owner can do
         conn.execute("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only")
