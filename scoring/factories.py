@@ -53,4 +53,3 @@ class LeaderboardFactory(DjangoModelFactory):
     user = factory.SubFactory(StudentFactory, tenant=factory.SelfAttribute("..tenant"))
     points = 0
     solves = 0
-    rank = 1

@@ -1,10 +1,11 @@
 """The materialised leaderboard: kept current by each grading, rebuilt on demand.
 
 Every write takes the tenant's leaderboard lock (held until commit), so concurrent
-gradings of one tenant apply one after the other and ranks are never computed from
-a half-applied state. Ranks are competition ranks (1, 2, 2, 4) from one window-
-function statement; equal points are listed by who reached them first. A student
-has a row while they have at least one approved submission.
+gradings of one tenant apply one after the other. The table holds totals only: ranks
+are competition ranks (1, 2, 2, 4), one more than the number of students with more
+points, read when a page is made (scoring.selectors), and equal points are listed by
+who reached them first. A student has a row while they have at least one approved
+submission.
 """
 
 import logging
@@ -29,8 +30,7 @@ STUDENT_TOTALS = """
 # The whole standings of a tenant, from the approved submissions of its students.
 STANDINGS = """
     SELECT user_id, sum(points_awarded) AS points, count(*) AS solves,
-           max(coalesce(graded_at, submitted_at)) AS last_scored_at,
-           rank() OVER (ORDER BY sum(points_awarded) DESC) AS rank
+           max(coalesce(graded_at, submitted_at)) AS last_scored_at
     FROM submissions
     WHERE tenant_id = %(tenant)s AND status = 'APPROVED'
     GROUP BY user_id
@@ -68,33 +68,13 @@ def cache_version(tenant_id: int) -> int | None:
         return None
 
 
-# After one student's points went from `old` to `new` (None: no row), only the students
-# with points in between change rank, by one: those the student passed or fell behind.
-# Competition ranks: rank = 1 + the number of students with strictly more points.
-SHIFT = """
-    UPDATE leaderboards AS l
-    SET rank = CASE WHEN l.user_id = %(user)s
-                    THEN 1 + (SELECT count(*) FROM leaderboards o
-                              WHERE o.tenant_id = %(tenant)s AND o.points > l.points)
-                    ELSE l.rank + %(shift)s END
-    WHERE l.tenant_id = %(tenant)s
-      AND (l.user_id = %(user)s OR (l.points >= %(low)s AND l.points < %(high)s))
-"""
-
-
 def update_student(*, tenant_id: int, user_id: int) -> None:
-    """Refresh one student's row from their submissions, then the ranks it moved (three statements).
+    """Refresh one student's row from their submissions (one statement; no other row changes).
 
     The row goes when the student has no approved submission left (after a regrade).
-    Ranks change only between the student's old and new points, so only those rows
-    are written; `rebuild` recomputes everything from scratch.
     """
     lock_tenant(tenant_id)
-    params = {"tenant": tenant_id, "user": user_id}
     with connection.cursor() as cursor:
-        cursor.execute("SELECT points FROM leaderboards WHERE tenant_id = %(tenant)s AND user_id = %(user)s", params)
-        row = cursor.fetchone()
-        old = row[0] if row else None
         cursor.execute(
             f"""
             WITH totals AS ({STUDENT_TOTALS}),
@@ -102,53 +82,39 @@ def update_student(*, tenant_id: int, user_id: int) -> None:
                      DELETE FROM leaderboards
                      WHERE tenant_id = %(tenant)s AND user_id = %(user)s AND (SELECT count FROM totals) = 0
                  )
-            INSERT INTO leaderboards (tenant_id, user_id, points, solves, last_scored_at, rank, updated_at)
-            SELECT %(tenant)s, %(user)s, t.points, t.count, t.last_scored_at, 1, now()
+            INSERT INTO leaderboards (tenant_id, user_id, points, solves, last_scored_at, updated_at)
+            SELECT %(tenant)s, %(user)s, t.points, t.count, t.last_scored_at, now()
             FROM totals AS t
             WHERE t.count > 0
             ON CONFLICT (tenant_id, user_id) DO UPDATE
             SET points = EXCLUDED.points, solves = EXCLUDED.solves,
                 last_scored_at = EXCLUDED.last_scored_at, updated_at = now()
-            RETURNING points
             """,  # noqa: S608  (constant SQL, values are parameters)
-            params,
+            {"tenant": tenant_id, "user": user_id},
         )
-        row = cursor.fetchone()
-        new = row[0] if row else None
-        if old != new:
-            if old is None:  # a new row: everyone below it moves down
-                low, high, shift = -(2**31), new, 1
-            elif new is None:  # the row went: everyone below it moves up
-                low, high, shift = -(2**31), old, -1
-            elif new > old:
-                low, high, shift = old, new, 1
-            else:
-                low, high, shift = new, old, -1
-            cursor.execute(SHIFT, {**params, "low": low, "high": high, "shift": shift})
     invalidate_cache_on_commit(tenant_id)
 
 
-# Bring a tenant's table to `source` (user_id, points, solves, last_scored_at, rank),
+# Bring a tenant's table to `source` (user_id, points, solves, last_scored_at),
 # writing only the rows that differ: a rebuild of a correct table changes nothing.
 SYNC = """
     WITH source AS MATERIALIZED ({source}),
     current AS MATERIALIZED (
-        SELECT user_id, points, solves, last_scored_at, rank FROM leaderboards WHERE tenant_id = %(tenant)s
+        SELECT user_id, points, solves, last_scored_at FROM leaderboards WHERE tenant_id = %(tenant)s
     ),
     changed AS (
         SELECT s.* FROM source s LEFT JOIN current c ON c.user_id = s.user_id
         WHERE c.user_id IS NULL
-           OR (c.points, c.solves, c.last_scored_at, c.rank)
-              IS DISTINCT FROM (s.points, s.solves, s.last_scored_at, s.rank)
+           OR (c.points, c.solves, c.last_scored_at) IS DISTINCT FROM (s.points, s.solves, s.last_scored_at)
     ),
     upserted AS (
-        INSERT INTO leaderboards AS l (tenant_id, user_id, points, solves, last_scored_at, rank, updated_at)
-        SELECT %(tenant)s, user_id, points, solves, last_scored_at, rank, now() FROM changed
+        INSERT INTO leaderboards AS l (tenant_id, user_id, points, solves, last_scored_at, updated_at)
+        SELECT %(tenant)s, user_id, points, solves, last_scored_at, now() FROM changed
         ON CONFLICT (tenant_id, user_id) DO UPDATE
         SET points = EXCLUDED.points, solves = EXCLUDED.solves, last_scored_at = EXCLUDED.last_scored_at,
-            rank = EXCLUDED.rank, updated_at = now()
-        WHERE (l.points, l.solves, l.last_scored_at, l.rank)
-              IS DISTINCT FROM (EXCLUDED.points, EXCLUDED.solves, EXCLUDED.last_scored_at, EXCLUDED.rank)
+            updated_at = now()
+        WHERE (l.points, l.solves, l.last_scored_at)
+              IS DISTINCT FROM (EXCLUDED.points, EXCLUDED.solves, EXCLUDED.last_scored_at)
         RETURNING 1
     ),
     removed AS (
@@ -162,7 +128,7 @@ SYNC = """
 """
 
 FROM_ROWS = """
-    SELECT r.user_id, r.points, r.solves, r.last_scored_at, rank() OVER (ORDER BY r.points DESC) AS rank
+    SELECT r.user_id, r.points, r.solves, r.last_scored_at
     FROM unnest(%(users)s::bigint[], %(points)s::int[], %(solves)s::int[], %(scored)s::timestamptz[])
          AS r (user_id, points, solves, last_scored_at)
 """
@@ -186,7 +152,7 @@ def rebuild(tenant_id: int) -> tuple[int, int, int]:
 
 
 def replace(tenant_id: int, rows: list[tuple]) -> tuple[int, int, int]:
-    """Set a tenant's table to computed (user_id, points, solves, last_scored_at) rows, ranked here."""
+    """Set a tenant's table to computed (user_id, points, solves, last_scored_at) rows."""
     params = {
         "users": [r[0] for r in rows],
         "points": [r[1] for r in rows],

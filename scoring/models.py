@@ -1,5 +1,7 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from challenges.models import Project
@@ -185,16 +187,36 @@ class LeaderboardQuerySet(TenantQuerySet):
         # the order of rank (competition ranks follow points), served by idx_leaderboards_tenant_points
         return self.order_by("-points", "last_scored_at", "user_id")
 
+    def with_rank(self):
+        """Annotate each row's competition rank: one more than the students of its tenant with more points.
+
+        Counted per row along idx_leaderboards_tenant_points (an index-only range), so it
+        suits a few rows (a student's own, an admin page); a whole board is ranked by
+        position instead (scoring.selectors).
+        """
+        above = (
+            Leaderboard.objects.filter(tenant_id=OuterRef("tenant_id"), points__gt=OuterRef("points"))
+            .order_by()
+            .values("tenant_id")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return self.annotate(rank=Coalesce(Subquery(above, output_field=models.IntegerField()), 0) + 1)
+
 
 class Leaderboard(models.Model):
-    """Materialised standings: one row per student of a tenant, ranked by points."""
+    """Materialised standings: one row per student of a tenant, with their totals.
+
+    Ranks are not stored: a rank is one more than the number of students of the tenant
+    with more points, read along idx_leaderboards_tenant_points (with_rank(), or by
+    position on a page). So a grading writes one row, not every row it moves past.
+    """
 
     # tenant lookups use the composite indexes that start with tenant
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="leaderboard", db_index=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="leaderboard_rows")
     points = models.IntegerField(default=0)
     solves = models.IntegerField(default=0)
-    rank = models.IntegerField()
     last_scored_at = models.DateTimeField(null=True, blank=True, help_text="Tie-break: who got there first.")
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -205,17 +227,14 @@ class Leaderboard(models.Model):
         ordering = ["-points", "last_scored_at"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "user"], name="uniq_leaderboards_tenant_user"),
-            models.CheckConstraint(condition=models.Q(rank__gt=0), name="chk_rank_positive"),
             models.CheckConstraint(
                 condition=models.Q(points__gte=0, solves__gte=0), name="chk_leaderboards_totals_positive"
             ),
         ]
         indexes = [
-            # Not (tenant, rank): a grading shifts the rank of every student it passes, and an
-            # indexed rank would make each of those updates a new index entry instead of a HOT
-            # update. Points change only on the graded student's row.
+            # The board's order; ranks are counted along it.
             models.Index(fields=["tenant", "-points", "last_scored_at", "user"], name="idx_leaderboards_tenant_points"),
         ]
 
     def __str__(self) -> str:
-        return f"#{self.rank} {self.user} ({self.points})"
+        return f"{self.user} ({self.points} points)"

@@ -58,31 +58,49 @@ def leaderboard_page(tenant_id: int, number: int = 1, page_size: int = PAGE_SIZE
 
 
 def _load_page(tenant_id: int, number: int, page_size: int) -> LeaderboardPage:
-    rows = Leaderboard.objects.for_tenant(tenant_id).ranked().select_related("user")
-    total = rows.count()
+    board = Leaderboard.objects.for_tenant(tenant_id)
+    total = board.count()
     start = (number - 1) * page_size
-    standings = [
-        Standing(
-            rank=row.rank,
-            user_id=row.user_id,
-            # the class sees this: a name, never an e-mail address
-            name=f"{row.user.first_name} {row.user.last_name}".strip() or f"Student {row.user_id}",
-            points=row.points,
-            solves=row.solves,
-            last_scored_at=row.last_scored_at,
+    rows = list(board.ranked().select_related("user")[start : start + page_size])
+    return LeaderboardPage(number=number, rows=_standings(tenant_id, rows, start), total=total, page_size=page_size)
+
+
+def _standings(tenant_id: int, rows: list[Leaderboard], start: int) -> list[Standing]:
+    """Rows in board order, from position `start` (0-based) on, with their competition ranks.
+
+    A row whose points differ from the row before it is ranked by its position; a tie
+    shares the rank of the first of its group. Only the page's first tie group needs the
+    count of students with more points (one index-only range).
+    """
+    standings, rank, previous = [], 0, None
+    for offset, row in enumerate(rows):
+        if offset == 0:
+            above = Leaderboard.objects.for_tenant(tenant_id).filter(points__gt=row.points).count() if start else 0
+            rank = above + 1
+        elif row.points != previous:
+            rank = start + offset + 1
+        previous = row.points
+        standings.append(
+            Standing(
+                rank=rank,
+                user_id=row.user_id,
+                # the class sees this: a name, never an e-mail address
+                name=f"{row.user.first_name} {row.user.last_name}".strip() or f"Student {row.user_id}",
+                points=row.points,
+                solves=row.solves,
+                last_scored_at=row.last_scored_at,
+            )
         )
-        for row in rows[start : start + page_size]
-    ]
-    return LeaderboardPage(number=number, rows=standings, total=total, page_size=page_size)
+    return standings
 
 
 # The student's row and up to `around` rows either side, in the order of
-# Leaderboard.objects.ranked() (points, then who scored first, then user id). The
-# database function leaderboard_neighbours() (migration scoring 0009) makes four short
-# walks of idx_leaderboards_tenant_points from the student's exact position, so a tie of
-# thousands of students costs no more than a board without ties; being a function, its
-# plan is made once per connection. Every row has a last_scored_at (set from an approved
-# submission).
+# Leaderboard.objects.ranked() (points, then who scored first, then user id), with their
+# ranks. The database function leaderboard_neighbours() (migrations scoring 0009, 0010)
+# makes four short walks of idx_leaderboards_tenant_points from the student's exact
+# position, so a tie of thousands of students costs no more than a board without ties,
+# and counts the students above the first row once; being a function, its plan is made
+# once per connection. Every row has a last_scored_at (set from an approved submission).
 NEIGHBOURS = "SELECT * FROM leaderboard_neighbours(%(tenant)s, %(user)s, %(around)s)"
 
 
@@ -90,10 +108,7 @@ def neighbours(tenant_id: int, user_id: int, around: int = 5) -> list[Standing]:
     """The student's standing with `around` rows above and below; empty when they have no row."""
     with connection.cursor() as cursor:
         cursor.execute(NEIGHBOURS, {"tenant": tenant_id, "user": user_id, "around": around})
-        rows = sorted(cursor.fetchall(), key=lambda row: (-row[4], row[6], row[1]))
-    me = next((i for i, row in enumerate(rows) if row[1] == user_id), None)
-    if me is None:  # no row on the leaderboard yet
-        return []
+        rows = cursor.fetchall()
     return [
         Standing(
             rank=rank,
@@ -103,5 +118,5 @@ def neighbours(tenant_id: int, user_id: int, around: int = 5) -> list[Standing]:
             solves=solves,
             last_scored_at=scored,
         )
-        for rank, uid, first, last, points, solves, scored in rows[max(0, me - around) : me + around + 1]
+        for rank, uid, first, last, points, solves, scored in rows
     ]

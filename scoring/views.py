@@ -21,12 +21,12 @@ def submissions(request):
 
 @login_required
 def leaderboard(request):
-    mine = Leaderboard.objects.for_tenant(request.tenant).filter(user=request.user).first()
+    mine = Leaderboard.objects.for_tenant(request.tenant).with_rank().filter(user=request.user).first()
     page_size = selectors.PAGE_SIZE
     my_page = None
     if mine is not None:
-        before = Leaderboard.objects.for_tenant(request.tenant).ranked().filter(points__gt=mine.points).count()
-        my_page = before // page_size + 1
+        # the first row of my score is on this page (the rows above me number rank - 1)
+        my_page = (mine.rank - 1) // page_size + 1
     try:
         number = max(1, int(request.GET.get("page", my_page or 1)))
     except ValueError:

@@ -16,7 +16,7 @@ from .services import user_register
 @login_required
 def dashboard(request):
     tenant = request.tenant
-    standing = Leaderboard.objects.for_tenant(tenant).filter(user=request.user).first()
+    standing = Leaderboard.objects.for_tenant(tenant).with_rank().filter(user=request.user).first()
     to_try = catalogue(tenant.pk, request.user, CatalogueFilters(solved="no"))[:4]  # easiest first
     return render(
         request,
@@ -70,7 +70,7 @@ def profile(request):
         "tenants/profile.html",
         {
             "form": form,
-            "standing": Leaderboard.objects.for_tenant(request.tenant).filter(user=request.user).first(),
+            "standing": Leaderboard.objects.for_tenant(request.tenant).with_rank().filter(user=request.user).first(),
             "submitted": submissions.count(),
             "badge_count": UserBadge.objects.for_tenant(request.tenant).filter(user=request.user).count(),
         },

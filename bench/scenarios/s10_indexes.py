@@ -25,7 +25,7 @@ from challenges.models import Project
 from scoring.models import Leaderboard, Submission
 
 SCENARIO = "10 Indexes"
-NEIGHBOUR_WALKS = import_module("scoring.migrations.0009_leaderboard_neighbours_function").WALKS
+NEIGHBOUR_WALKS = import_module("scoring.migrations.0010_ranks_read_not_stored").WINDOW_ROWS
 
 # Why an index with no scan in the suite is kept; anything not listed is a candidate to drop.
 KEEP = {
@@ -111,7 +111,7 @@ def hot_queries(tenant_id: int) -> list[tuple[str, str, dict | list, list[str | 
          [("idx_event_store_tenant_pos", "event_store_pkey")]),
     ]  # fmt: skip
     found = [(name, *sql_of(qs), expected) for name, qs, expected in queries]
-    # neighbours() calls a database function: its walks are planned here with the same values
+    # neighbours() calls a database function: its window of rows is planned here with the same values
     walks = (
         NEIGHBOUR_WALKS.replace("p_tenant", "%(tenant)s")
         .replace("p_user", "%(user)s")

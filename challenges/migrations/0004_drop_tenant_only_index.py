@@ -5,16 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('challenges', '0003_constraint_messages'),
-        ('tenants', '0004_constraint_messages'),
+        ("challenges", "0003_constraint_messages"),
+        ("tenants", "0004_constraint_messages"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='project',
-            name='tenant',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='projects', to='tenants.tenant'),
+            model_name="project",
+            name="tenant",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="projects",
+                to="tenants.tenant",
+            ),
         ),
     ]

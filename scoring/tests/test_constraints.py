@@ -5,9 +5,9 @@ is rejected here is rejected by the database.
 """
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, ProgrammingError, connection, transaction
 
-from scoring.factories import BadgeFactory, LeaderboardFactory, SubmissionFactory
+from scoring.factories import BadgeFactory, SubmissionFactory
 from scoring.models import Badge, Leaderboard, Submission, UserBadge
 from tenants.factories import StudentFactory
 
@@ -33,14 +33,14 @@ def insert_submission(user, project, status="PENDING", score=None, points_awarde
     return row[0]
 
 
-def insert_leaderboard_row(user, rank=1, points=0, solves=0):
+def insert_leaderboard_row(user, points=0, solves=0):
     row = execute(
         """
-        INSERT INTO leaderboards (tenant_id, user_id, points, solves, rank, updated_at)
-        VALUES (%s, %s, %s, %s, %s, now())
+        INSERT INTO leaderboards (tenant_id, user_id, points, solves, updated_at)
+        VALUES (%s, %s, %s, %s, now())
         RETURNING id
         """,
-        [user.tenant_id, user.pk, points, solves, rank],
+        [user.tenant_id, user.pk, points, solves],
     )
     return row[0]
 
@@ -172,24 +172,18 @@ def test_other_students_may_each_have_an_approval_for_the_same_challenge(student
 # --- Leaderboards -----------------------------------------------------------------------
 
 
-def test_leaderboard_row_with_rank_1_and_zero_totals_is_accepted(student):
-    pk = insert_leaderboard_row(student, rank=1, points=0, solves=0)
+def test_leaderboard_row_with_zero_totals_is_accepted(student):
+    pk = insert_leaderboard_row(student, points=0, solves=0)
 
     row = Leaderboard.objects.get(pk=pk)
-    assert (row.rank, row.points, row.solves) == (1, 0, 0)
+    assert (row.points, row.solves) == (0, 0)
 
 
-@pytest.mark.parametrize("rank", [0, -1])
-def test_rank_below_1_is_rejected(student, rank):
-    with pytest.raises(IntegrityError, match="chk_rank_positive"), transaction.atomic():
-        insert_leaderboard_row(student, rank=rank)
-
-
-def test_rank_below_1_is_rejected_on_update(student):
-    row = LeaderboardFactory(tenant=student.tenant, user=student, rank=3)
-
-    with pytest.raises(IntegrityError, match="chk_rank_positive"), transaction.atomic():
-        execute("UPDATE leaderboards SET rank = 0 WHERE id = %s", [row.pk])
+def test_ranks_are_not_stored(student):
+    """A grading writes one row: ranks are counted when read (with_rank), never kept in a column."""
+    assert "rank" not in {f.column for f in Leaderboard._meta.concrete_fields}
+    with pytest.raises(ProgrammingError, match="rank"), transaction.atomic():
+        execute("SELECT rank FROM leaderboards")
 
 
 @pytest.mark.parametrize(("points", "solves"), [(-1, 0), (0, -1)])
@@ -199,18 +193,18 @@ def test_negative_leaderboard_totals_are_rejected(student, points, solves):
 
 
 def test_student_has_at_most_one_leaderboard_row_per_tenant(student):
-    insert_leaderboard_row(student, rank=1)
+    insert_leaderboard_row(student)
 
     with pytest.raises(IntegrityError, match="uniq_leaderboards_tenant_user"), transaction.atomic():
-        insert_leaderboard_row(student, rank=2)
+        insert_leaderboard_row(student)
 
     assert Leaderboard.objects.filter(user=student).count() == 1
 
 
 def test_each_student_has_own_leaderboard_row(student):
     classmate = StudentFactory(tenant=student.tenant)
-    insert_leaderboard_row(student, rank=1)
-    insert_leaderboard_row(classmate, rank=2)
+    insert_leaderboard_row(student)
+    insert_leaderboard_row(classmate)
 
     assert Leaderboard.objects.filter(tenant=student.tenant).count() == 2
 

@@ -26,10 +26,12 @@ def board(tenant, other_tenant):
         points = rng.choice([0, 100, 100, 200, 250, 300, 300, 300, 500])
         rows.append((student, points, start + timedelta(hours=rng.randrange(5))))
     for student, points, scored in rows:
-        rank = 1 + sum(1 for _, other, _ in rows if other > points)
-        LeaderboardFactory(tenant=tenant, user=student, points=points, solves=1, rank=rank, last_scored_at=scored)
-    LeaderboardFactory(tenant=other_tenant, user=StudentFactory(tenant=other_tenant), points=400, rank=1)
-    return list(Leaderboard.objects.for_tenant(tenant).ranked())
+        LeaderboardFactory(tenant=tenant, user=student, points=points, solves=1, last_scored_at=scored)
+    LeaderboardFactory(tenant=other_tenant, user=StudentFactory(tenant=other_tenant), points=400)
+    board = list(Leaderboard.objects.for_tenant(tenant).ranked())
+    for row in board:  # competition ranks, computed here from the points alone
+        row.rank = 1 + sum(1 for other in board if other.points > row.points)
+    return board
 
 
 @pytest.mark.parametrize("around", [0, 1, 5])
@@ -42,3 +44,20 @@ def test_neighbours_are_the_slice_of_the_ranked_board_around_the_student(board, 
 
 def test_a_student_without_a_row_has_no_neighbours(board, tenant, student):
     assert selectors.neighbours(tenant.pk, student.pk) == []
+
+
+@pytest.mark.parametrize("page_size", [1, 3, 7, 50])
+def test_every_page_ranks_its_rows_like_the_whole_board(board, tenant, page_size):
+    """Ranks are counted, not stored: ties that straddle a page break keep the rank of their group."""
+    pages = -(-len(board) // page_size)
+    got = []
+    for number in range(1, pages + 1):
+        page = selectors._load_page(tenant.pk, number, page_size)
+        assert page.total == len(board)
+        got += [(s.user_id, s.rank, s.points) for s in page.rows]
+    assert got == [(r.user_id, r.rank, r.points) for r in board]
+
+
+def test_with_rank_counts_the_students_above(board, tenant):
+    ranked = dict(Leaderboard.objects.for_tenant(tenant).with_rank().values_list("user_id", "rank"))
+    assert ranked == {r.user_id: r.rank for r in board}

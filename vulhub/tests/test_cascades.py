@@ -28,7 +28,7 @@ def populate(tenant, student, instructor, project):
     SubmissionFactory(tenant=tenant, user=student, project=second)
     badge = BadgeFactory(tenant=tenant)
     UserBadgeFactory(tenant=tenant, user=student, badge=badge, awarded_by=instructor)
-    LeaderboardFactory(tenant=tenant, user=student, points=100, solves=1, rank=1)
+    LeaderboardFactory(tenant=tenant, user=student, points=100, solves=1)
 
 
 def rows_of(tenant_id):
