@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 
 from .models import Project
 
@@ -62,13 +63,29 @@ def invalidate_on_commit(tenant_id: int) -> None:
     transaction.on_commit(bump)
 
 
-def _entries(tenant_id: int) -> list[Entry]:
-    rows = (
+def catalogue_rows(tenant_id: int):
+    """The tenant's published challenges with their solve counts."""
+    from scoring.models import Submission
+
+    approved = (
+        Submission.objects.filter(project=OuterRef("pk"), status="APPROVED")
+        .order_by()
+        .values("project")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    # one short index-only count per challenge (idx_submissions_project_status), not a
+    # join that reads every submission of the class
+    return (
         Project.objects.for_tenant(tenant_id)
         .published()
-        .annotate(solves=Count("submissions", filter=Q(submissions__status="APPROVED")))
+        .annotate(solves=Coalesce(Subquery(approved, output_field=IntegerField()), 0))
         .order_by("name")
     )
+
+
+def _entries(tenant_id: int) -> list[Entry]:
+    rows = catalogue_rows(tenant_id)
     entries = [
         Entry(
             pk=p.pk,
