@@ -127,13 +127,13 @@ TEMPLATES = [
 EMBEDDED_PGDATA = Path(env.str("EMBEDDED_PGDATA", default=str(BASE_DIR / "var" / "pgdata")))
 
 
-def _database_from_env() -> dict:
-    url = env.str("DATABASE_URL", default="")
+def _database_from_env(variable: str = "DATABASE_URL", embedded_user: str = "vulhub_app") -> dict:
+    url = env.str(variable, default="")
     if not url:
         return {
             "ENGINE": "vulhub.embedded_db",
             "NAME": "vulhub",
-            "USER": "postgres",
+            "USER": embedded_user,
             "PGDATA": str(EMBEDDED_PGDATA),
         }
     try:
@@ -142,11 +142,11 @@ def _database_from_env() -> dict:
             config = environ.Env.db_url_config(url)
     except Exception as exc:  # django-environ raises assorted errors on garbage
         raise ImproperlyConfigured(
-            f"DATABASE_URL could not be read ({exc}). Expected postgres://USER:PASSWORD@HOST:PORT/NAME."
+            f"{variable} could not be read ({exc}). Expected postgres://USER:PASSWORD@HOST:PORT/NAME."
         ) from None
     if config.get("ENGINE") != "django.db.backends.postgresql" or not config.get("NAME"):
         raise ImproperlyConfigured(
-            "DATABASE_URL must point to a PostgreSQL database: postgres://USER:PASSWORD@HOST:PORT/NAME."
+            f"{variable} must point to a PostgreSQL database: postgres://USER:PASSWORD@HOST:PORT/NAME."
         )
     return config
 
@@ -170,6 +170,29 @@ _db["CONN_MAX_AGE"] = 0 if DB_POOL else _int("CONN_MAX_AGE", default=0)
 _db["CONN_HEALTH_CHECKS"] = _bool("CONN_HEALTH_CHECKS", default=True)
 _db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="") or None}
 DATABASES = {"default": _db}
+
+# Database roles (vulhub/db_roles.py, README: Operations). DATABASE_URL is the app's role:
+# data only (no DDL, no TRUNCATE), never superuser or BYPASSRLS, so row-level security
+# holds. MIGRATIONS_DATABASE_URL is the schema's owner: `migrate`, `createcachetable`,
+# `restore` and the bulk loads of `seed` run as it. BACKUP_DATABASE_URL reads everything
+# for `backup`. Unset, each falls back to the one before it (one role for all: fine for
+# a laptop, flagged by `check --deploy`). The embedded server makes all three itself.
+_ROLE_KEYS = ("USER", "PASSWORD", "HOST", "PORT", "NAME")
+_owner = (
+    _database_from_env("MIGRATIONS_DATABASE_URL", "postgres")
+    if (env.str("MIGRATIONS_DATABASE_URL", default="") or not env.str("DATABASE_URL", default=""))
+    else _db
+)
+_backup = (
+    _database_from_env("BACKUP_DATABASE_URL", "vulhub_backup")
+    if (env.str("BACKUP_DATABASE_URL", default="") or not env.str("DATABASE_URL", default=""))
+    else _owner
+)
+DATABASE_ROLES = {
+    "app": {key: _db.get(key) for key in _ROLE_KEYS},
+    "owner": {key: _owner.get(key) for key in _ROLE_KEYS},
+    "backup": {key: _backup.get(key) for key in _ROLE_KEYS},
+}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
