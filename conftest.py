@@ -5,6 +5,8 @@ instructor of one tenant, and a student of another tenant.
 """
 
 import pytest
+from django.conf import settings
+from django.db.backends.signals import connection_created
 from django.test import Client
 
 from audit.testing import allow_test_flush
@@ -16,12 +18,43 @@ from tenants.factories import (
     TenantAdminFactory,
     TenantFactory,
 )
+from vulhub.db_roles import app_role_name, ensure_roles, switch_role
+
+# --- The database roles of the tests ---------------------------------------------------
+# The test database is created and migrated by the schema's owner; then every test runs
+# the app as the restricted app role (vulhub/db_roles.py), as production does. The
+# tests' own setup and checks see every tenant (a session-level bypass, like a
+# management command's); a request through the test client runs under row-level
+# security exactly as it does live, because the tenant middleware turns the bypass
+# off for its transaction.
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings):
+    switch_role(settings.DATABASE_ROLES["owner"])
 
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         allow_test_flush()
+        app = app_role_name()
+        ensure_roles(app=app)
+        credentials = dict(settings.DATABASE_ROLES["app"])
+        if credentials.get("USER") != app:  # one role configured for all: the tests make their own
+            credentials.update(USER=app, PASSWORD="")
+        owner = switch_role(credentials)
+    yield
+    with django_db_blocker.unblock():
+        switch_role(owner)  # the owner drops the test database
+
+
+def _tests_see_every_tenant(sender, connection, **kwargs):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('vulhub.rls_bypass', 'on', false)")
+
+
+connection_created.connect(_tests_see_every_tenant, dispatch_uid="conftest.tests_see_every_tenant")
 
 
 @pytest.fixture(autouse=True)

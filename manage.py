@@ -4,9 +4,15 @@
 import os
 import sys
 
+# Commands that serve requests: they run under row-level security like the app. Every
+# other command is an operator's tool and bypasses it, recorded (tenants/rls.py).
+SERVING_COMMANDS = {"runserver"}
+
 
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vulhub.settings")
+    if len(sys.argv) > 1 and sys.argv[1] not in SERVING_COMMANDS and not sys.argv[1].startswith("-"):
+        os.environ["VULHUB_MANAGEMENT_COMMAND"] = sys.argv[1]
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line

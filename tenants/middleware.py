@@ -1,7 +1,9 @@
 from django.contrib.auth.models import AnonymousUser
+from django.db import transaction
 from django.http import HttpResponseNotFound
 from django.template.loader import render_to_string
 
+from . import rls
 from .models import Tenant
 
 # Paths that answer on any host, tenant or not.
@@ -34,7 +36,35 @@ class TenantMiddleware:
         if tenant is None:
             return HttpResponseNotFound(render_to_string("unknown_host.html", {"host": request.get_host()}))
         request.tenant = tenant
+        # The rest of the request is one transaction that sees this tenant's rows only
+        # (row-level security, tenants/rls.py); a server error rolls it back.
+        with rls.tenant_context(tenant.pk):
+            user = getattr(request, "user", None)
+            if user is not None and user.is_authenticated and not user.is_superuser and user.tenant_id != tenant.pk:
+                request.user = AnonymousUser()
+            response = self.get_response(request)
+            if response.status_code >= 500:
+                transaction.set_rollback(True)
+        return response
+
+
+class PlatformBypassMiddleware:
+    """A platform superuser's request sees every tenant's rows, and says so in the audit log.
+
+    Runs after the audit context is bound, so the audit row names the request.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
         user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and not user.is_superuser and user.tenant_id != tenant.pk:
-            request.user = AnonymousUser()
+        if (
+            getattr(request, "tenant", None) is not None
+            and user is not None
+            and user.is_authenticated
+            and user.is_superuser
+            and user.tenant_id is None
+        ):
+            rls.bypass(f"platform superuser: {request.method} {request.path}"[:255], actor=user)
         return self.get_response(request)

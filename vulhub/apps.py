@@ -11,3 +11,7 @@ class VulhubConfig(AppConfig):
         from .slow_queries import install
 
         connection_created.connect(install, dispatch_uid="vulhub.slow_queries")
+
+        from tenants.rls import command_bypass
+
+        connection_created.connect(command_bypass, dispatch_uid="tenants.rls.command_bypass")

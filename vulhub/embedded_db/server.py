@@ -29,6 +29,7 @@ def ensure_running(pgdata: str | Path, database: str | None = None) -> str:
                 # command finds it running instead of paying for a start.
                 server = pgserver.get_server(pgdata, cleanup_mode=None)
             _socket_dirs[key] = parse_qs(urlparse(server.get_uri()).query)["host"][0]
+            _ensure_roles(_socket_dirs[key])
         host = _socket_dirs[key]
         if database and (key, database) not in _databases:
             import psycopg
@@ -39,6 +40,24 @@ def ensure_running(pgdata: str | Path, database: str | None = None) -> str:
                     conn.execute(f'CREATE DATABASE "{database}"')
             _databases.add((key, database))
         return host
+
+
+# The embedded server runs the app as a restricted role, as production does
+# (vulhub/db_roles.py); "postgres" owns the schema.
+EMBEDDED_ROLES = {
+    "vulhub_app": "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT",
+    "vulhub_backup": "LOGIN NOSUPERUSER BYPASSRLS NOCREATEDB NOCREATEROLE",
+}
+
+
+def _ensure_roles(host: str) -> None:
+    import psycopg
+
+    with psycopg.connect(host=host, user="postgres", dbname="postgres", autocommit=True) as conn:
+        for role, attributes in EMBEDDED_ROLES.items():
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
+                conn.execute(f'CREATE ROLE "{role}" {attributes}')
+        conn.execute('GRANT pg_read_all_data TO "vulhub_backup"')
 
 
 def is_running(pgdata: str | Path) -> bool:

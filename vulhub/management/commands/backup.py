@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import Error as DatabaseError
 
 from vulhub import backups
+from vulhub.db_roles import use_role
 
 # Failures an operator can act on: reported in one line, never as a traceback.
 FAILURES = (backups.BackupError, psycopg.Error, DatabaseError, OSError, subprocess.SubprocessError)
@@ -66,6 +67,11 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
 
     def handle(self, *args, **options):
+        # a backup reads everything (the backup role); the restore drill creates a database (the owner)
+        with use_role("owner" if options.get("verify") else "backup"):
+            return self._handle(*args, **options)
+
+    def _handle(self, *args, **options):
         retention = options["keep"] is not None or options["keep_days"] is not None
         if options["verify"] and (retention or options["prune_only"] or options["compress"] is not None):
             raise CommandError("--verify takes no backup and deletes nothing: use it without --keep/--prune-only.")

@@ -4,6 +4,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from vulhub import backups
+from vulhub.db_roles import use_role
 from vulhub.management.commands.backup import FAILURES
 
 
@@ -44,7 +45,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
 
-    def handle(self, *args, path, database=None, create=False, force=False, jobs=1, **options):
+    def handle(self, *args, **options):
+        # an operator's tool writing every tenant's rows (COPY included): the schema owner's work
+        with use_role("owner"):
+            return self._handle(*args, **options)
+
+    def _handle(self, *args, path, database=None, create=False, force=False, jobs=1, **options):
         steps = backups.Steps(disable=options["no_progress"] or None, file=self.stderr._out)
         try:
             with tempfile.TemporaryDirectory(prefix="vulhub-restore-") as local:

@@ -9,6 +9,7 @@ from tqdm import tqdm
 from audit.context import acting_as, new_request_id
 from tenants.models import Tenant
 from vulhub import bulk_load, generated
+from vulhub.db_roles import use_role
 from vulhub.demo import load_demo_data
 
 # Tenants loading at the same time, each from its own thread and connection.
@@ -64,6 +65,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        # an operator's tool writing every tenant's rows (COPY included): the schema owner's work
+        with use_role("owner"):
+            return self._handle(*args, **options)
+
+    def _handle(self, *args, **options):
         started = time.perf_counter()
         try:
             with acting_as(None, request_id=f"seed-{new_request_id()}"):

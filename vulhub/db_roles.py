@@ -1,0 +1,157 @@
+"""The three database roles VulHub runs as, and how a command switches between them.
+
+- app (DATABASE_URL): what the web app runs as. Data only: SELECT, INSERT, UPDATE and
+  DELETE on the tables, the sequences it draws ids from; no TRUNCATE, no DDL, never
+  superuser or BYPASSRLS, and it owns nothing. Row-level security holds for it.
+- owner (MIGRATIONS_DATABASE_URL): owns the schema. `migrate` and `createcachetable`
+  run as it, and so do the bulk loads of `seed` and `restore` (COPY into tables with
+  row-level security needs a role that bypasses it).
+- backup (BACKUP_DATABASE_URL): reads everything (pg_read_all_data, BYPASSRLS) for `backup`.
+
+`manage.py db_roles` creates the app and backup roles when they are missing (the
+owner needs CREATEROLE for that, and superuser for BYPASSRLS) and grants the app
+role its privileges, now and for every table the owner creates later. `migrate`
+grants them again after it runs, so a new table is never out of the app's reach.
+"""
+
+import contextlib
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from psycopg import sql
+
+# Connection settings a role switch replaces; the database name stays (tests rename it).
+SWITCHED = ("USER", "PASSWORD", "HOST", "PORT")
+# The app role when DATABASE_URL names the owner too (a laptop, CI): tests and the
+# embedded server still run the app as a restricted role of this name.
+DEFAULT_APP_ROLE = "vulhub_app"
+DEFAULT_BACKUP_ROLE = "vulhub_backup"
+
+APP_PRIVILEGES = [
+    "GRANT USAGE ON SCHEMA public TO {app}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}",
+    "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {app}",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
+    "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {app}",
+    # what a role may have been given before: never TRUNCATE, never ownership of the schema
+    "REVOKE TRUNCATE ON ALL TABLES IN SCHEMA public FROM {app}",
+]
+
+
+def role_settings(kind: str) -> dict:
+    return settings.DATABASE_ROLES[kind]
+
+
+@contextlib.contextmanager
+def use_role(kind: str, alias: str = DEFAULT_DB_ALIAS):
+    """Run the block's queries on `alias` (every thread's connection) as role `kind`."""
+    handler_settings = connections.settings[alias]
+    target = {key: role_settings(kind).get(key) for key in SWITCHED}
+    saved = {key: handler_settings.get(key) for key in SWITCHED}
+    if target["USER"] in (None, "", saved["USER"]) and target["HOST"] == saved["HOST"]:
+        yield
+        return
+    options = handler_settings.setdefault("OPTIONS", {})
+    pool = options.pop("pool", None)
+    _close(alias)
+    handler_settings.update(target)
+    try:
+        yield
+    finally:
+        _close(alias)
+        handler_settings.update(saved)
+        if pool is not None:
+            options["pool"] = pool
+
+
+def switch_role(credentials: dict, alias: str = DEFAULT_DB_ALIAS) -> dict:
+    """Make `alias` connect with `credentials` (USER, PASSWORD, HOST, PORT) from now on; returns the old ones."""
+    handler_settings = connections.settings[alias]
+    saved = {key: handler_settings.get(key) for key in SWITCHED}
+    _close(alias)
+    handler_settings.update({key: credentials[key] for key in SWITCHED if key in credentials})
+    return saved
+
+
+def _close(alias: str) -> None:
+    connection = connections[alias]
+    connection.close()
+    close_pool = getattr(connection, "close_pool", None)
+    if close_pool is not None:
+        close_pool()
+
+
+@dataclass(frozen=True)
+class RoleFacts:
+    name: str
+    superuser: bool
+    bypass_rls: bool
+    owns_tables: int
+    can_truncate: int
+
+
+def describe_current_role(alias: str = DEFAULT_DB_ALIAS) -> RoleFacts:
+    """What the role `alias` runs as may do: the facts the deploy check and the tests look at."""
+    with connections[alias].cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT r.rolname, r.rolsuper, r.rolbypassrls,
+                   (SELECT count(*) FROM pg_class c
+                    WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+                      AND pg_has_role(current_user, c.relowner, 'USAGE')),
+                   (SELECT count(*) FROM pg_class c
+                    WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
+                      AND has_table_privilege(current_user, c.oid, 'TRUNCATE'))
+            FROM pg_roles r WHERE r.rolname = current_user
+            """
+        )
+        return RoleFacts(*cursor.fetchone())
+
+
+def app_role_name() -> str:
+    app, owner = role_settings("app"), role_settings("owner")
+    same = app.get("USER") == owner.get("USER") and app.get("HOST") == owner.get("HOST")
+    return DEFAULT_APP_ROLE if same or not app.get("USER") else app["USER"]
+
+
+def ensure_roles(*, app: str, backup: str | None = None, alias: str = DEFAULT_DB_ALIAS) -> list[str]:
+    """Create the app (and backup) roles when missing and grant the app role its privileges.
+
+    Runs as the owner on `alias`'s database. Returns what it did, one line each.
+    """
+    done = []
+    with connections[alias].cursor() as cursor:
+        for name, attributes in (
+            (app, "LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT"),
+            (backup, "LOGIN NOSUPERUSER BYPASSRLS NOCREATEDB NOCREATEROLE"),
+        ):
+            if not name:
+                continue
+            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name])
+            if cursor.fetchone() is None:
+                cursor.execute(sql.SQL(f"CREATE ROLE {{}} {attributes}").format(sql.Identifier(name)))
+                done.append(f"created role {name}")
+        if backup:
+            cursor.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(sql.Identifier(backup)))
+        cursor.execute("SELECT current_database()")
+        database = cursor.fetchone()[0]
+        cursor.execute(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(app))
+        )
+        for statement in APP_PRIVILEGES:
+            cursor.execute(sql.SQL(statement).format(app=sql.Identifier(app)))
+        done.append(f"granted {app} data privileges on {database}")
+    return done
+
+
+def grant_app_privileges(alias: str = DEFAULT_DB_ALIAS) -> None:
+    """After a migration: the app role gets what the new tables need (when it exists)."""
+    app = app_role_name()
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [app])
+        exists = cursor.fetchone() is not None
+    if exists:
+        with connections[alias].cursor() as cursor:
+            for statement in APP_PRIVILEGES:
+                cursor.execute(sql.SQL(statement).format(app=sql.Identifier(app)))
