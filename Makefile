@@ -21,9 +21,10 @@ install: $(VENV)/.installed ## Create .venv and install the pinned dependencies
 .env:
 	cp .env.example .env
 
-migrate: install .env ## Apply migrations and create the cache table
+migrate: install .env ## Apply migrations (as the schema owner), create the cache table, set up the database roles
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py createcachetable
+	$(PY) manage.py db_roles
 
 seed: migrate ## Load the demo data (idempotent)
 	$(PY) manage.py seed

@@ -6,6 +6,7 @@ instructor of one tenant, and a student of another tenant.
 
 import pytest
 from django.conf import settings
+from django.db import connections
 from django.db.backends.signals import connection_created
 from django.test import Client
 
@@ -40,13 +41,24 @@ def django_db_setup(django_db_setup, django_db_blocker):
         allow_test_flush()
         app = app_role_name()
         ensure_roles(app=app)
-        credentials = dict(settings.DATABASE_ROLES["app"])
-        if credentials.get("USER") != app:  # one role configured for all: the tests make their own
-            credentials.update(USER=app, PASSWORD="")
-        owner = switch_role(credentials)
+        # Log in as the owner, act as the app role (Django's assume_role: SET ROLE on
+        # every new connection). Privileges and row-level security follow the current
+        # role; a test that must act as the owner (tampering, migrating) uses
+        # db_roles.use_role("owner"), a SET ROLE NONE inside its own transaction.
+        options = connections.settings["default"].setdefault("OPTIONS", {})
+        options["assume_role"] = app
+        close_connections()
     yield
     with django_db_blocker.unblock():
-        switch_role(owner)  # the owner drops the test database
+        options.pop("assume_role", None)  # the owner drops the test database
+        close_connections()
+
+
+def close_connections():
+    for connection in connections.all(initialized_only=True):
+        connection.close()
+        if hasattr(connection, "close_pool"):
+            connection.close_pool()
 
 
 def _tests_see_every_tenant(sender, connection, **kwargs):

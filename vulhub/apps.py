@@ -7,7 +7,7 @@ class VulhubConfig(AppConfig):
     verbose_name = "VulHub"
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import checks, role_checks  # noqa: F401  (registers the system checks)
         from .slow_queries import install
 
         connection_created.connect(install, dispatch_uid="vulhub.slow_queries")

@@ -45,12 +45,37 @@ def role_settings(kind: str) -> dict:
 
 @contextlib.contextmanager
 def use_role(kind: str, alias: str = DEFAULT_DB_ALIAS):
-    """Run the block's queries on `alias` (every thread's connection) as role `kind`."""
+    """Run the block's queries on `alias` as role `kind`.
+
+    When the connection already logs in as that role and only assumes another one
+    (Django's OPTIONS["assume_role"], as the tests do), the switch is a SET ROLE on
+    this thread's connection: no new connection, so an open transaction survives.
+    Otherwise every connection of `alias` is closed and reopened with the role's
+    credentials (a command's whole run), and the previous ones come back after.
+    """
     handler_settings = connections.settings[alias]
     target = {key: role_settings(kind).get(key) for key in SWITCHED}
     saved = {key: handler_settings.get(key) for key in SWITCHED}
-    if target["USER"] in (None, "", saved["USER"]) and target["HOST"] == saved["HOST"]:
-        yield
+    same_login = target["USER"] in (None, "", saved["USER"]) and target["HOST"] == saved["HOST"]
+    if same_login:
+        assumed = (handler_settings.get("OPTIONS") or {}).get("assume_role")
+        if not assumed or kind == "app":
+            yield
+            return
+        connection = connections[alias]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_user, session_user")
+            before, login = cursor.fetchone()
+            cursor.execute("SET ROLE NONE")  # the login's own role
+        try:
+            yield
+        finally:
+            if connection.connection is not None and not connection.connection.closed:
+                with connection.cursor() as cursor:
+                    if before == login:
+                        cursor.execute("SET ROLE NONE")
+                    else:
+                        cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(before)))
         return
     options = handler_settings.setdefault("OPTIONS", {})
     pool = options.pop("pool", None)

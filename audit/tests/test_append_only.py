@@ -39,6 +39,13 @@ def count(table):
     return scalar(f"SELECT count(*) FROM {table}")
 
 
+@pytest.fixture
+def as_owner(db):
+    """The guards hold for the table's owner too: these tests run as it (the tests log in
+    as the owner and act as the app role, which may not TRUNCATE at all)."""
+    execute("SET LOCAL ROLE NONE")  # until the test's transaction is rolled back
+
+
 def trigger_state(table, trigger):
     """pg_trigger.tgenabled: 'O' fires (origin), 'D' disabled."""
     return scalar(
@@ -125,7 +132,7 @@ def test_the_orm_is_refused_too(records, tenant):
 
 
 @pytest.mark.parametrize(("table", "trigger"), TRUNCATE_GUARDS)
-def test_the_truncate_guards_are_off_in_the_test_database_so_the_flush_works(records, table, trigger):
+def test_the_truncate_guards_are_off_in_the_test_database_so_the_flush_works(as_owner, records, table, trigger):
     """The baseline the TRUNCATE tests depend on: without the guard, TRUNCATE goes through."""
     assert trigger_state(table, trigger) == "D"
 
@@ -138,7 +145,7 @@ def test_the_truncate_guards_are_off_in_the_test_database_so_the_flush_works(rec
 
 
 @pytest.mark.parametrize(("table", "trigger"), TRUNCATE_GUARDS)
-def test_a_plain_enable_trigger_is_what_makes_truncate_fail(records, table, trigger):
+def test_a_plain_enable_trigger_is_what_makes_truncate_fail(as_owner, records, table, trigger):
     with transaction.atomic():
         execute(f"TRUNCATE {table}")  # guard off: succeeds (rolled back below)
         assert count(table) == 0
@@ -159,7 +166,7 @@ def test_a_plain_enable_trigger_is_what_makes_truncate_fail(records, table, trig
 
 
 @pytest.mark.parametrize("table", [*APPEND_ONLY, "audit_chain_heads"])
-def test_truncate_is_refused_once_the_guards_are_on(records, table):
+def test_truncate_is_refused_once_the_guards_are_on(as_owner, records, table):
     allow_test_flush(enable_guards=True)  # inside the test's transaction; rolled back at its end
     assert {trigger_state(t, g) for t, g in TRUNCATE_GUARDS} == {"O"}
 

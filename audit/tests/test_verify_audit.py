@@ -77,6 +77,7 @@ def verify_fails(capsys):
 
 def tamper():
     """What only the table owner can do: switch the append-only trigger off (until rollback)."""
+    execute("SET LOCAL ROLE NONE")  # the tests log in as the owner and act as the app role
     execute("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only")
 
 
@@ -275,6 +276,7 @@ def test_moving_text_between_neighbouring_fields_is_detected(tenant):
     write_audit(audit_row(action="create", tenant_id=tenant.pk, object_id="7", object_text="Intro\x1fcrypto"))
     row = AuditLog.objects.filter(tenant_id=tenant.pk).order_by("chain_seq").last()
     with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL ROLE NONE")  # the owner
         cursor.execute("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_append_only")
         cursor.execute(
             "UPDATE audit_logs SET object_id = %s, object_text = %s WHERE id = %s", ["7\x1fIntro", "crypto", row.pk]

@@ -18,12 +18,13 @@ from django.db.migrations.recorder import MigrationRecorder
 from audit.testing import allow_test_flush
 from tenants.roles import GROUP_PERMISSIONS
 
-PROJECT_APPS = ["tenants", "challenges", "scoring", "audit"]
+PROJECT_APPS = ["tenants", "challenges", "scoring", "audit", "vulhub"]
 APP_TABLES = {
     "tenants": {"tenants", "users", "users_groups", "users_user_permissions"},
     "challenges": {"projects"},
     "scoring": {"submissions", "badges", "user_badges", "leaderboards"},
     "audit": {"audit_logs", "event_store"},
+    "vulhub": set(),  # row-level security on the others' tables (checked by schema_objects below)
 }
 
 
@@ -37,7 +38,7 @@ def tables():
 
 
 def schema_objects():
-    """Every constraint and index of the schema, with its definition."""
+    """Every constraint, index and row-level security policy of the schema, with its definition."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -48,6 +49,14 @@ def schema_objects():
             SELECT tablename, indexname, indexdef
             FROM pg_indexes
             WHERE schemaname = current_schema()
+            UNION ALL
+            SELECT tablename, policyname, concat_ws(' / ', cmd, qual, with_check)
+            FROM pg_policies
+            WHERE schemaname = current_schema()
+            UNION ALL
+            SELECT relname, 'row level security', concat_ws(' ', relrowsecurity, relforcerowsecurity)
+            FROM pg_class
+            WHERE relnamespace = current_schema()::regnamespace AND relkind = 'r'
             """
         )
         return set(cursor.fetchall())

@@ -129,7 +129,8 @@ def test_the_app_runs_as_a_restricted_role():
 def test_with_no_tenant_set_every_tenant_table_reads_empty_and_refuses_inserts(two_tenants):
     with connection.cursor() as cursor:
         tables = tenant_tables(cursor)
-        assert all(n > 0 for n in counts(cursor, tables).values())  # the bypass of the tests sees them
+        seen = counts(cursor, EXPECTED_TABLES)
+        assert all(n > 0 for n in seen.values()), {t: n for t, n in seen.items() if not n}  # the tests see all
         with transaction.atomic():
             as_app_without_bypass(cursor, None)
             assert counts(cursor, tables) == dict.fromkeys(tables, 0)
@@ -148,7 +149,9 @@ def test_a_tenant_sees_reads_and_changes_only_its_own_rows(two_tenants):
     with transaction.atomic(), connection.cursor() as cursor:
         tables = tenant_tables(cursor)
         as_app_without_bypass(cursor, alpha.pk)
-        assert visible_tenants(cursor, tables) == dict.fromkeys(tables, {alpha.pk})
+        visible = visible_tenants(cursor, tables)
+        assert {t: visible[t] for t in EXPECTED_TABLES} == dict.fromkeys(EXPECTED_TABLES, {alpha.pk})
+        assert all(seen <= {alpha.pk} for seen in visible.values()), visible
         # raw statements aimed straight at beta's rows touch nothing
         cursor.execute("UPDATE projects SET name = 'hijacked' WHERE tenant_id = %s", [beta.pk])
         assert cursor.rowcount == 0
@@ -185,9 +188,9 @@ def test_the_isolation_checks_fail_when_the_policies_are_gone(two_tenants):
             cursor.execute(sql.SQL("ALTER TABLE {} DISABLE ROW LEVEL SECURITY").format(sql.Identifier(table)))
         cursor.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(app_role_name())))
         as_app_without_bypass(cursor, alpha.pk)
-        leaked = {t: v for t, v in visible_tenants(cursor, tables).items() if v != {alpha.pk}}
+        leaked = {t: v for t, v in visible_tenants(cursor, EXPECTED_TABLES).items() if v != {alpha.pk}}
         conn.rollback()
-    assert set(leaked) == set(tables)
+    assert set(leaked) == EXPECTED_TABLES
 
 
 # --- pooled connections ----------------------------------------------------------------
@@ -211,7 +214,14 @@ def test_nothing_tenant_specific_survives_in_a_pooled_connection(two_tenants):
         password=settings_dict.get("PASSWORD") or "",
     )
     seen = []
-    with ConnectionPool(conninfo, min_size=1, max_size=1, open=True) as pool:
+    assumed = (settings_dict.get("OPTIONS") or {}).get("assume_role")
+
+    def act_as_app(conn):  # as Django does with assume_role: once per server connection
+        if assumed:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(assumed)))
+            conn.commit()
+
+    with ConnectionPool(conninfo, min_size=1, max_size=1, open=True, configure=act_as_app) as pool:
         for tenant in (alpha, beta, None, alpha, None, beta):
             with pool.connection() as conn, conn.cursor() as cursor:
                 cursor.execute("SELECT pg_backend_pid(), current_setting('vulhub.tenant_id', true)")
@@ -258,3 +268,14 @@ def test_a_platform_superuser_request_bypasses_and_is_recorded(two_tenants, djan
     assert page.context["cl"].result_count == 2  # both tenants' badges: the platform view
     bypasses = AuditLog.objects.filter(action="rls_bypass", actor_id=admin.pk)
     assert bypasses.filter(object_text__contains="GET /admin/scoring/badge/", tenant_id=alpha.pk).exists()
+
+
+def test_check_deploy_accepts_the_app_role_and_flags_one_that_bypasses_security():
+    from vulhub.db_roles import use_role
+    from vulhub.role_checks import app_role_is_restricted
+
+    assert app_role_is_restricted() == []
+    with use_role("owner"):  # the tests' owner is a superuser (or owns the tables)
+        [warning] = app_role_is_restricted()
+    assert warning.id == "vulhub.W101"
+    assert "row-level security does not hold" in warning.msg

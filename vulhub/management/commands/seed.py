@@ -206,6 +206,7 @@ class Command(BaseCommand):
 
 def _load_in_thread(data, report, progress) -> None:
     try:
-        bulk_load.load_tenant(data, report, progress)
+        with use_role("owner"):  # this thread's own connection: COPY needs the owner too
+            bulk_load.load_tenant(data, report, progress)
     finally:
         connection.close()  # this thread's own connection
