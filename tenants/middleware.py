@@ -1,5 +1,5 @@
 from django.contrib.auth.models import AnonymousUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpResponseNotFound
 from django.template.loader import render_to_string
 
@@ -32,19 +32,27 @@ class TenantMiddleware:
         request.tenant = None
         if request.path_info.startswith(TENANTLESS_PREFIXES):
             return self.get_response(request)
-        tenant = Tenant.objects.for_host(host_without_port(request)).first()
-        if tenant is None:
-            return HttpResponseNotFound(render_to_string("unknown_host.html", {"host": request.get_host()}))
-        request.tenant = tenant
-        # The rest of the request is one transaction that sees this tenant's rows only
-        # (row-level security, tenants/rls.py); a server error rolls it back.
-        with rls.tenant_context(tenant.pk):
+        # The rest of the request is one transaction that sees the tenant's rows only
+        # (row-level security, tenants/rls.py): the query that finds the tenant also sets
+        # it for the transaction. A server error rolls the transaction back.
+        nested = connection.in_atomic_block  # a test's transaction: put its settings back after
+        with transaction.atomic():
+            tenant = (
+                Tenant.objects.for_host(host_without_port(request))
+                .extra(select=rls.BEFORE_AND_SET)  # noqa: S610  (constant SQL, no input)
+                .first()
+            )
+            if tenant is None:
+                return HttpResponseNotFound(render_to_string("unknown_host.html", {"host": request.get_host()}))
+            request.tenant = tenant
             user = getattr(request, "user", None)
             if user is not None and user.is_authenticated and not user.is_superuser and user.tenant_id != tenant.pk:
                 request.user = AnonymousUser()
             response = self.get_response(request)
             if response.status_code >= 500:
                 transaction.set_rollback(True)
+            elif nested:
+                rls.restore((tenant._rls_tenant_before, tenant._rls_bypass_before))
         return response
 
 

@@ -66,6 +66,23 @@ def bypass(reason: str, *, actor=None, tenant_id=None, using: str = DEFAULT_DB_A
     )
 
 
+# Columns a query on the tenants table adds to set its row's tenant for the transaction
+# (the request's tenant lookup does it, so a request pays no extra statement), after
+# reading the settings the transaction had (to put them back when it is nested).
+BEFORE_AND_SET = {
+    "_rls_tenant_before": f"coalesce(current_setting('{TENANT_SETTING}', true), '')",
+    "_rls_bypass_before": f"coalesce(current_setting('{BYPASS_SETTING}', true), '')",
+    "_rls_set": (
+        f"set_config('{TENANT_SETTING}', tenants.id::text, true) || set_config('{BYPASS_SETTING}', 'off', true)"
+    ),
+}
+
+
+def restore(before: tuple[str, str], using: str = DEFAULT_DB_ALIAS) -> None:
+    """Put back the settings a nested transaction found (a request inside a test's transaction)."""
+    _set(*before, using)
+
+
 @contextlib.contextmanager
 def tenant_context(tenant_id: int | None, using: str = DEFAULT_DB_ALIAS):
     """A transaction in which only `tenant_id`'s rows exist; the settings before it come back after."""

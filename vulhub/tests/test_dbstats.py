@@ -25,7 +25,16 @@ from django.db import connection
 from django.test import override_settings
 
 from vulhub import dbstats
+from vulhub.db_roles import use_role
 from vulhub.management.commands.dbstats import Command
+
+
+@pytest.fixture(autouse=True)
+def as_owner():
+    """dbstats reads the server's settings and statistics: an operator's command, run as the owner."""
+    with use_role("owner"):
+        yield
+
 
 SECTIONS = {
     "database",

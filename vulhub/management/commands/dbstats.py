@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connections
 
 from vulhub import dbstats
+from vulhub.db_roles import use_role
 
 # A cell that reads as a number (count, size, percentage): aligned on the right.
 NUMBER = re.compile(r"^(-|-?[\d,]+(\.\d+)?( ?(B|kB|MB|GB|TB|%))?)$")
@@ -53,6 +54,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        # server settings and every session's statistics: the owner's view, not the app's
+        with use_role("owner"):
+            return self._handle(*args, **options)
+
+    def _handle(self, *args, **options):
         as_json, check = options["json"], options["check"]
         try:
             with connections["default"].cursor() as cursor:
