@@ -32,6 +32,7 @@ from scoring.leaderboard import LEADERBOARD_LOCK
 from scoring.models import Leaderboard, Submission, UserBadge
 from scoring.replay import standings_from_events
 from tenants.factories import InstructorFactory, StudentFactory, TenantFactory
+from vulhub.db_roles import use_role
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -123,8 +124,8 @@ class Workers:
 
 
 def lock_waiters() -> int:
-    """Sessions of this database waiting for a lock."""
-    with connection.cursor() as cursor:
+    """Sessions of this database waiting for a lock (the owner sees every session's wait)."""
+    with use_role("owner"), connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
         )
