@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import connections
 from django.db.backends.signals import connection_created
 from django.test import Client
+from psycopg import sql
 
 from audit.testing import allow_test_flush
 from challenges.factories import ProjectFactory
@@ -64,6 +65,13 @@ def close_connections():
 def _tests_see_every_tenant(sender, connection, **kwargs):
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('vulhub.rls_bypass', 'on', false)")
+        # A pooled connection keeps the role it had: give it the one its settings say now
+        # (the app role, or the owner's inside db_roles.use_role("owner")).
+        assumed = (connection.settings_dict.get("OPTIONS") or {}).get("assume_role")
+        if assumed:
+            cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(assumed)))
+        else:
+            cursor.execute("SET ROLE NONE")
 
 
 connection_created.connect(_tests_see_every_tenant, dispatch_uid="conftest.tests_see_every_tenant")

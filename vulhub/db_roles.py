@@ -58,24 +58,30 @@ def use_role(kind: str, alias: str = DEFAULT_DB_ALIAS):
     saved = {key: handler_settings.get(key) for key in SWITCHED}
     same_login = target["USER"] in (None, "", saved["USER"]) and target["HOST"] == saved["HOST"]
     if same_login:
-        assumed = (handler_settings.get("OPTIONS") or {}).get("assume_role")
+        options = handler_settings.get("OPTIONS") or {}
+        assumed = options.get("assume_role")
         if not assumed or kind == "app":
             yield
             return
         connection = connections[alias]
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT current_user, session_user")
-            before, login = cursor.fetchone()
-            cursor.execute("SET ROLE NONE")  # the login's own role
+        restore_to = assumed  # a connection opened in the block gets the role new ones get
+        options.pop("assume_role")  # connections opened in the block (other threads too) keep the login's role
+        if connection.connection is not None:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT current_user, session_user")
+                current, login = cursor.fetchone()
+                restore_to = None if current == login else current
+                cursor.execute("SET ROLE NONE")  # the login's own role
         try:
             yield
         finally:
+            options["assume_role"] = assumed
             if connection.connection is not None and not connection.connection.closed:
                 with connection.cursor() as cursor:
-                    if before == login:
+                    if restore_to is None:
                         cursor.execute("SET ROLE NONE")
                     else:
-                        cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(before)))
+                        cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(restore_to)))
         return
     options = handler_settings.setdefault("OPTIONS", {})
     pool = options.pop("pool", None)
