@@ -9,7 +9,6 @@ from django.conf import settings
 from django.db import connections
 from django.db.backends.signals import connection_created
 from django.test import Client
-from psycopg import sql
 
 from audit.testing import allow_test_flush
 from challenges.factories import ProjectFactory
@@ -20,7 +19,7 @@ from tenants.factories import (
     TenantAdminFactory,
     TenantFactory,
 )
-from vulhub.db_roles import app_role_name, ensure_roles, switch_role
+from vulhub.db_roles import app_role_name, assume, ensure_roles, switch_role
 
 # --- The database roles of the tests ---------------------------------------------------
 # The test database is created and migrated by the schema's owner; then every test runs
@@ -42,16 +41,15 @@ def django_db_setup(django_db_setup, django_db_blocker):
         allow_test_flush()
         app = app_role_name()
         ensure_roles(app=app)
-        # Log in as the owner, act as the app role (Django's assume_role: SET ROLE on
-        # every new connection). Privileges and row-level security follow the current
+        # Log in as the owner, act as the app role (db_roles.assume: SET ROLE on every
+        # connection and pool checkout). Privileges and row-level security follow the current
         # role; a test that must act as the owner (tampering, migrating) uses
         # db_roles.use_role("owner"), a SET ROLE NONE inside its own transaction.
-        options = connections.settings["default"].setdefault("OPTIONS", {})
-        options["assume_role"] = app
+        assume(app)
         close_connections()
     yield
     with django_db_blocker.unblock():
-        options.pop("assume_role", None)  # the owner drops the test database
+        assume(None)  # the owner drops the test database
         close_connections()
 
 
@@ -65,13 +63,6 @@ def close_connections():
 def _tests_see_every_tenant(sender, connection, **kwargs):
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('vulhub.rls_bypass', 'on', false)")
-        # A pooled connection keeps the role it had: give it the one its settings say now
-        # (the app role, or the owner's inside db_roles.use_role("owner")).
-        assumed = (connection.settings_dict.get("OPTIONS") or {}).get("assume_role")
-        if assumed:
-            cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(assumed)))
-        else:
-            cursor.execute("SET ROLE NONE")
 
 
 connection_created.connect(_tests_see_every_tenant, dispatch_uid="conftest.tests_see_every_tenant")

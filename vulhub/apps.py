@@ -14,4 +14,7 @@ class VulhubConfig(AppConfig):
 
         from tenants.rls import command_bypass
 
+        from .db_roles import apply_assumed_role
+
+        connection_created.connect(apply_assumed_role, dispatch_uid="vulhub.db_roles.apply_assumed_role")
         connection_created.connect(command_bypass, dispatch_uid="tenants.rls.command_bypass")

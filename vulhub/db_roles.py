@@ -43,12 +43,42 @@ def role_settings(kind: str) -> dict:
     return settings.DATABASE_ROLES[kind]
 
 
+# Logging in as one role and acting as another (SET ROLE on every connection), as the
+# tests do: they log in as the owner and act as the app role. Django's own
+# OPTIONS["assume_role"] cannot be used with its connection pool (it composes the SQL
+# on a connection it does not have yet), so the role is applied here, on each
+# connection_created: a new connection and every checkout from the pool.
+_assumed: dict[str, str] = {}
+_managed: set[str] = set()
+
+
+def assume(role: str | None, alias: str = DEFAULT_DB_ALIAS) -> None:
+    """From the next connection on, `alias` acts as `role` (None: as the login)."""
+    _managed.add(alias)
+    if role:
+        _assumed[alias] = role
+    else:
+        _assumed.pop(alias, None)
+
+
+def apply_assumed_role(sender, connection, **kwargs) -> None:
+    """connection_created: give a connection the role its alias acts as now."""
+    if connection.alias not in _managed:
+        return
+    role = _assumed.get(connection.alias)
+    with connection.cursor() as cursor:
+        if role:
+            cursor.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(role)))
+        else:
+            cursor.execute("SET ROLE NONE")
+
+
 @contextlib.contextmanager
 def use_role(kind: str, alias: str = DEFAULT_DB_ALIAS):
     """Run the block's queries on `alias` as role `kind`.
 
-    When the connection already logs in as that role and only assumes another one
-    (Django's OPTIONS["assume_role"], as the tests do), the switch is a SET ROLE on
+    When the connection already logs in as that role and only acts as another one
+    (assume(), as the tests do), the switch is a SET ROLE on
     this thread's connection: no new connection, so an open transaction survives.
     Otherwise every connection of `alias` is closed and reopened with the role's
     credentials (a command's whole run), and the previous ones come back after.
@@ -58,14 +88,13 @@ def use_role(kind: str, alias: str = DEFAULT_DB_ALIAS):
     saved = {key: handler_settings.get(key) for key in SWITCHED}
     same_login = target["USER"] in (None, "", saved["USER"]) and target["HOST"] == saved["HOST"]
     if same_login:
-        options = handler_settings.get("OPTIONS") or {}
-        assumed = options.get("assume_role")
+        assumed = _assumed.get(alias)
         if not assumed or kind == "app":
             yield
             return
         connection = connections[alias]
         restore_to = assumed  # a connection opened in the block gets the role new ones get
-        options.pop("assume_role")  # connections opened in the block (other threads too) keep the login's role
+        del _assumed[alias]  # connections opened in the block (other threads too) keep the login's role
         if connection.connection is not None:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT current_user, session_user")
@@ -75,7 +104,7 @@ def use_role(kind: str, alias: str = DEFAULT_DB_ALIAS):
         try:
             yield
         finally:
-            options["assume_role"] = assumed
+            _assumed[alias] = assumed
             if connection.connection is not None and not connection.connection.closed:
                 with connection.cursor() as cursor:
                     if restore_to is None:

@@ -214,9 +214,9 @@ def test_nothing_tenant_specific_survives_in_a_pooled_connection(two_tenants):
         password=settings_dict.get("PASSWORD") or "",
     )
     seen = []
-    assumed = (settings_dict.get("OPTIONS") or {}).get("assume_role")
+    assumed = app_role_name()
 
-    def act_as_app(conn):  # as Django does with assume_role: once per server connection
+    def act_as_app(conn):  # as the tests' connections do (db_roles.assume): once per server connection
         if assumed:
             conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(assumed)))
             conn.commit()
