@@ -83,14 +83,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def app_role_url(url: str) -> str:
+    """`url` with the restricted app role (vulhub/db_roles.py) as its user, no password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from vulhub.db_roles import DEFAULT_APP_ROLE
+
+    parts = urlsplit(url)
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else (parts.hostname or "")
+    netloc = f"{DEFAULT_APP_ROLE}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def server_environment(**extra: str) -> dict:
     """The production settings the benchmark serves with, from this process's DATABASE_URL and REDIS_URL."""
     if not os.environ.get("DATABASE_URL"):
         raise BenchError("The HTTP scenarios need DATABASE_URL (the server must use the benchmark's database).")
     if not os.environ.get("REDIS_URL") and extra.get("BENCH_CACHE") != "dummy":
         raise BenchError("The HTTP scenarios need REDIS_URL: the leaderboard is measured with its Redis cache.")
+    database = {}
+    if not os.environ.get("MIGRATIONS_DATABASE_URL"):
+        # one URL given (the owner's): serve as the restricted app role, under row-level
+        # security, as production does (the role comes from `db_roles`; local trust auth)
+        database = {
+            "DATABASE_URL": app_role_url(os.environ["DATABASE_URL"]),
+            "MIGRATIONS_DATABASE_URL": os.environ["DATABASE_URL"],
+        }
     return dict(
         os.environ,
+        **database,
         DJANGO_SETTINGS_MODULE="bench.settings",
         DEBUG="false",
         SECRET_KEY=SECRET_KEY,
