@@ -50,14 +50,27 @@ def _launch(sync_playwright):
 
 @pytest.fixture
 def page_at(browser):
-    """A fresh browser context (own cookies) at a size: page_at("phone")."""
+    """A fresh browser context (own cookies) at a size: page_at("phone").
+
+    Every page runs under the site's Content-Security-Policy; anything it refuses (an
+    inline script, style or event handler) is reported on the console and fails the test.
+    """
     contexts = []
+    refused = []
 
     def make(size="desktop"):
         context = browser.new_context(viewport=SIZES[size])
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+
+        def note_refusal(message):
+            if "Content Security Policy" in message.text:
+                refused.append(f"{page.url}: {message.text}")
+
+        page.on("console", note_refusal)
+        return page
 
     yield make
     for context in contexts:
         context.close()
+    assert refused == [], "the Content-Security-Policy refused:\n" + "\n".join(refused)

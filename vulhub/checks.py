@@ -1,7 +1,9 @@
 """System checks for configuration that is legal but wrong."""
 
 from django.conf import settings
-from django.core.checks import Warning, register
+from django.core.checks import Info, Warning, register
+from django.db import DatabaseError
+from django.http.request import validate_host
 
 
 @register("vulhub")
@@ -24,3 +26,43 @@ def check_cache_backend(app_configs, **kwargs):
             )
         )
     return errors
+
+
+@register("vulhub", deploy=True)
+def check_allowed_hosts(app_configs, **kwargs):
+    """ALLOWED_HOSTS should name every active tenant's domain, and nothing as broad as "*".
+
+    Reading the tenants needs the database: when it is unreachable or not migrated yet
+    (a build step, a first deploy) the tenant half is skipped with a note, never a crash.
+    """
+    if "*" in settings.ALLOWED_HOSTS:
+        return [
+            Warning(
+                'ALLOWED_HOSTS is "*": any Host header is accepted.',
+                hint="Set ALLOWED_HOSTS to the tenants' domains (Tenant.domain), comma-separated.",
+                id="vulhub.W010",
+            )
+        ]
+    from tenants.models import Tenant
+
+    try:
+        domains = list(Tenant.objects.active().order_by("domain").values_list("domain", flat=True))
+    except (DatabaseError, OSError) as exc:  # unreachable, not migrated, embedded server down
+        return [
+            Info(
+                "Tenant domains were not checked against ALLOWED_HOSTS: the database could not be read "
+                f"({type(exc).__name__}).",
+                hint="Run `manage.py check --deploy` again where the migrated database is reachable.",
+                id="vulhub.I010",
+            )
+        ]
+    missing = [domain for domain in domains if not validate_host(domain.lower(), settings.ALLOWED_HOSTS)]
+    if not missing:
+        return []
+    return [
+        Warning(
+            f"Active tenants are served on hosts ALLOWED_HOSTS refuses: {', '.join(missing)}.",
+            hint="Add these domains to ALLOWED_HOSTS, or deactivate the tenants.",
+            id="vulhub.W011",
+        )
+    ]

@@ -6,9 +6,11 @@ https://docs.djangoproject.com/en/5.2/ref/settings/
 """
 
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -79,6 +81,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "health_check",
     "import_export",
+    "csp",
+    "axes",
     "vulhub.apps.VulhubConfig",
     "tenants",
     "challenges",
@@ -91,6 +95,8 @@ MIDDLEWARE = [
     # /health/ answers before anything looks at the host or the database.
     "vulhub.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every page, the unknown-host 404 included (see Security).
+    "vulhub.security.TenantCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -101,6 +107,8 @@ MIDDLEWARE = [
     "tenants.middleware.PlatformBypassMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "vulhub.urls"
@@ -223,7 +231,21 @@ else:
 
 # --- Authentication -------------------------------------------------------------
 AUTH_USER_MODEL = "tenants.User"
-AUTHENTICATION_BACKENDS = ["tenants.backends.TenantEmailBackend"]
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out login before any password is checked (Login throttling).
+    "axes.backends.AxesStandaloneBackend",
+    "tenants.backends.TenantEmailBackend",
+]
+# https://docs.djangoproject.com/en/5.2/topics/auth/passwords/#using-argon2-with-django
+# New passwords get Argon2; the others stay so existing hashes still verify (and are
+# upgraded to Argon2 at the user's next login).
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -240,6 +262,27 @@ SILENCED_SYSTEM_CHECKS = [
     # `idx_projects_category_difficulty` (32) and PostgreSQL allows 63.
     "models.E034",
 ]
+
+# --- Login throttling (django-axes) ------------------------------------------------------
+# https://django-axes.readthedocs.io/en/latest/4_configuration.html
+# Failed logins are counted in the database (AxesDatabaseHandler), so throttling holds
+# when Redis is down. They are counted per e-mail on the tenant's host *and* client
+# address: a class behind one school NAT is not locked out by one student's typos, and
+# nobody can lock a student out from elsewhere. Per-address limits on many e-mails are
+# the rate limits' job.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = _int("LOGIN_FAILURE_LIMIT", default=5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=_int("LOGIN_COOLOFF_MINUTES", default=15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_FORM_FIELD = "username"  # the login forms' field (and Django's failed-login signal)
+AXES_USERNAME_CALLABLE = "vulhub.security.login_username"
+AXES_CLIENT_IP_CALLABLE = "vulhub.client_ip.client_ip"  # BEHIND_PROXY and PROXY_COUNT below
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "vulhub.security.lockout_response"  # 429 with templates/registration/locked_out.html
+AXES_HTTP_RESPONSE_CODE = 429
+# Logins and failed logins are already in the audit log; axes keeps only its counters.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
 
 # --- Internationalisation -----------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -289,15 +332,53 @@ def _admins() -> list[tuple[str, str]]:
 ADMINS = _admins()
 
 # --- Security (production) ------------------------------------------------------------
-# https://docs.djangoproject.com/en/5.2/topics/security/
-SESSION_COOKIE_SECURE = _bool("SECURE_COOKIES", default=not DEBUG)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-# Behind a TLS-terminating proxy: trust its X-Forwarded-Proto and X-Forwarded-For.
+# https://docs.djangoproject.com/en/5.2/topics/security/ (`check --deploy` is clean with
+# the defaults below and DEBUG off). HTTPS is assumed when DEBUG is off; SECURE_COOKIES=false
+# declares a plain-http site (docker-compose's local trial, the benchmarks), and the https
+# redirect and HSTS then default to off with it. Each can still be set on its own.
+_https = _bool("SECURE_COOKIES", default=not DEBUG)
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
+# Behind a TLS-terminating proxy: trust its X-Forwarded-Proto, and the last PROXY_COUNT
+# entries of X-Forwarded-For for the client's address (vulhub.client_ip). Without
+# BEHIND_PROXY both headers are ignored: a TLS proxy then needs BEHIND_PROXY=true, or the
+# https redirect below loops.
 BEHIND_PROXY = _bool("BEHIND_PROXY", default=False)
+PROXY_COUNT = _int("PROXY_COUNT", default=1, minimum=1)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
+SECURE_SSL_REDIRECT = _bool("SECURE_SSL_REDIRECT", default=_https)
+# Load balancers may probe over plain http (/health/ itself answers before any of this).
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
+# HSTS, a year by default. Tenants' sites are usually subdomains (class.example.edu), where
+# includeSubDomains and preload reach only that site's own subdomains; a tenant served on
+# a registrable domain whose subdomains are not all https needs both set to false.
+SECURE_HSTS_SECONDS = _int("SECURE_HSTS_SECONDS", default=31_536_000 if _https else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = _bool("SECURE_HSTS_PRELOAD", default=True)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+
+# Content-Security-Policy (django-csp 4): https://django-csp.readthedocs.io/en/latest/configuration.html
+# Scripts and styles come from our own static files only: no inline script, no event
+# handler attribute, no style attribute. The one inline style element, the tenant's accent
+# colour in base.html, carries the request's nonce. vulhub.security.TenantCSPMiddleware
+# adds the origin of the tenant's logo to img-src.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "upgrade-insecure-requests": _https,
+    },
+}
 
 # --- Operator tools (manage.py backup, restore, dbstats) -------------------------------
 # Backups go to BACKUP_DIR, or to the storage named "backups" in STORAGES when
@@ -348,3 +429,31 @@ IMPORT_EXPORT_USE_TRANSACTIONS = True
 # own in its settings: {"flag_attempts": {"limit": 5, "window_minutes": 30}}.
 FLAG_ATTEMPT_LIMIT = _int("FLAG_ATTEMPT_LIMIT", default=10, minimum=1)
 FLAG_ATTEMPT_WINDOW_MINUTES = _int("FLAG_ATTEMPT_WINDOW_MINUTES", default=10, minimum=1)
+
+# --- Abuse limits -----------------------------------------------------------------------
+# Registration and password reset, per client address (vulhub.client_ip) and, for reset,
+# per e-mail address too; counted in the database (tenants.rate_limits), so they hold when
+# Redis is down. A refused attempt is a 429 and writes nothing. A whole class registering
+# at once from behind one school NAT counts as one address: raise the limit for that.
+REGISTRATION_LIMIT_PER_IP = _int("REGISTRATION_LIMIT_PER_IP", default=30, minimum=1)
+REGISTRATION_WINDOW_MINUTES = _int("REGISTRATION_WINDOW_MINUTES", default=10, minimum=1)
+PASSWORD_RESET_LIMIT_PER_IP = _int("PASSWORD_RESET_LIMIT_PER_IP", default=20, minimum=1)
+PASSWORD_RESET_LIMIT_PER_EMAIL = _int("PASSWORD_RESET_LIMIT_PER_EMAIL", default=5, minimum=1)
+PASSWORD_RESET_WINDOW_MINUTES = _int("PASSWORD_RESET_WINDOW_MINUTES", default=60, minimum=1)
+# Request bodies: https://docs.djangoproject.com/en/5.2/ref/settings/#data-upload-max-memory-size
+# Form text (files excluded) up to 1 MiB: the longest write-up is 20,000 characters. Files
+# beyond FILE_UPLOAD_MAX_MEMORY_SIZE go to a temporary file. REQUEST_BODY_MAX_SIZE caps a
+# whole body, files included (a roster CSV). Over any of these: a 413 page
+# (vulhub.middleware.RequestTooLargeMiddleware), not Django's 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = _int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024, minimum=1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = _int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = _int("DATA_UPLOAD_MAX_NUMBER_FIELDS", default=1000, minimum=10)
+DATA_UPLOAD_MAX_NUMBER_FILES = _int("DATA_UPLOAD_MAX_NUMBER_FILES", default=10, minimum=1)
+REQUEST_BODY_MAX_SIZE = _int("REQUEST_BODY_MAX_SIZE", default=10 * 1024 * 1024, minimum=1024)
+if REQUEST_BODY_MAX_SIZE < DATA_UPLOAD_MAX_MEMORY_SIZE:
+    raise ImproperlyConfigured("REQUEST_BODY_MAX_SIZE must be at least DATA_UPLOAD_MAX_MEMORY_SIZE.")
+# Just before the tenant middleware: bodies are read before the request's transaction
+# opens, so a slow upload holds no database connection.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("tenants.middleware.TenantMiddleware"), "vulhub.middleware.RequestTooLargeMiddleware"
+)
