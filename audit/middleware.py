@@ -1,15 +1,6 @@
-from django.conf import settings
+from vulhub.client_ip import client_ip
 
 from .context import AuditContext, bind, new_request_id
-
-
-def client_ip(request) -> str | None:
-    if settings.BEHIND_PROXY:
-        # Our proxy appends the address it saw; earlier entries are the client's word.
-        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
-        if forwarded:
-            return forwarded[-1]
-    return request.META.get("REMOTE_ADDR") or None
 
 
 class AuditContextMiddleware:

@@ -42,7 +42,12 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "t
 
 
 def render_markdown(text: str) -> SafeString:
-    html = md.markdown(text or "", extensions=["fenced_code", "tables", "sane_lists"])
+    html = md.markdown(
+        text or "",
+        extensions=["fenced_code", "tables", "sane_lists"],
+        # align="center" rather than the style attribute the cleaner drops with everything else
+        extension_configs={"tables": {"use_align_attribute": True}},
+    )
     # the page has the one <h1>: a description's top headings become <h2>
     html = html.replace("<h1>", "<h2>").replace("</h1>", "</h2>")
     clean = nh3.clean(

@@ -1,12 +1,14 @@
-"""CSV exports of submissions and the leaderboard (django-import-export)."""
+"""CSV exports of submissions and the leaderboard (django-import-export), safe to open in a spreadsheet."""
 
 from django.db.models import Count
 from import_export import fields, resources
 
+from vulhub.exports import FormulaSafeExportMixin
+
 from .models import Leaderboard, Submission
 
 
-class SubmissionExportResource(resources.ModelResource):
+class SubmissionExportResource(FormulaSafeExportMixin, resources.ModelResource):
     student = fields.Field(attribute="user__email", column_name="student")
     challenge = fields.Field(attribute="project__name", column_name="challenge")
 
@@ -27,7 +29,7 @@ class SubmissionExportResource(resources.ModelResource):
         export_order = fields
 
 
-class LeaderboardExportResource(resources.ModelResource):
+class LeaderboardExportResource(FormulaSafeExportMixin, resources.ModelResource):
     rank = fields.Field(column_name="rank")
     student = fields.Field(attribute="user__email", column_name="student")
     name = fields.Field(column_name="name")

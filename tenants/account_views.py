@@ -4,6 +4,7 @@ from django.contrib.auth import views as auth
 from django.urls import path, reverse_lazy
 
 from .forms import EmailLoginForm, TenantPasswordResetForm
+from .rate_limits import RateLimited, password_reset_attempt, too_many_attempts
 
 
 class PasswordResetView(auth.PasswordResetView):
@@ -14,6 +15,11 @@ class PasswordResetView(auth.PasswordResetView):
         return {**super().get_form_kwargs(), "tenant": self.request.tenant}
 
     def form_valid(self, form):
+        # counted whether or not the address has an account: a refusal tells nothing about it
+        try:
+            password_reset_attempt(self.request, form.cleaned_data["email"])
+        except RateLimited as refusal:
+            return too_many_attempts(self.request, refusal)
         self.extra_email_context = {"site_name": self.request.tenant.name}
         return super().form_valid(form)
 

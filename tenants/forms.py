@@ -4,6 +4,11 @@ from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 
 from .models import User
 
+# The longest e-mail the users table holds (forms.EmailField alone would take 320).
+EMAIL_MAX_LENGTH = User._meta.get_field("email").max_length
+# Long enough for any passphrase or password manager; a megabyte of password is not one.
+PASSWORD_MAX_LENGTH = 1024
+
 
 class EmailLoginForm(AuthenticationForm):
     username = forms.EmailField(
@@ -14,9 +19,14 @@ class EmailLoginForm(AuthenticationForm):
 class RegistrationForm(forms.Form):
     first_name = forms.CharField(label="First name", max_length=150)
     last_name = forms.CharField(label="Last name", max_length=150)
-    email = forms.EmailField(label="E-mail", widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    email = forms.EmailField(
+        label="E-mail", max_length=EMAIL_MAX_LENGTH, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
     password = forms.CharField(
-        label="Password", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), strip=False
+        label="Password",
+        max_length=PASSWORD_MAX_LENGTH,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        strip=False,
     )
     invite_code = forms.CharField(label="Invite code", required=False, max_length=100)
 

@@ -154,3 +154,51 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.first_name or self.email
+
+
+class RateLimitScope(models.TextChoices):
+    REGISTRATION_IP = "REGISTRATION_IP", "Registration, per client address"
+    PASSWORD_RESET_IP = "PASSWORD_RESET_IP", "Password reset, per client address"
+    PASSWORD_RESET_EMAIL = "PASSWORD_RESET_EMAIL", "Password reset, per e-mail address"
+
+
+class RateLimitHitQuerySet(TenantQuerySet):
+    def for_key(self, *, scope: str, key: str):
+        return self.filter(scope=scope, key=key)
+
+    def since(self, moment):
+        return self.filter(created_at__gt=moment)
+
+
+class RateLimitHit(models.Model):
+    """One counted attempt at a limited action (tenants.rate_limits).
+
+    Counted in the database rather than the cache, so the limits hold when Redis is
+    down or flushed; rows older than the longest window are pruned as new ones come.
+    """
+
+    Scope = RateLimitScope
+
+    # no index of its own: idx_rate_limit_hits_key leads with the tenant
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    scope = models.CharField(max_length=20, choices=Scope.choices)
+    # a client address (for IPv6 its /64 network), or a keyed hash of an e-mail address, never the address
+    key = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = RateLimitHitQuerySet.as_manager()
+
+    class Meta:
+        db_table = "rate_limit_hits"
+        indexes = [
+            models.Index(fields=["tenant", "scope", "key", "created_at"], name="idx_rate_limit_hits_key"),
+            models.Index(fields=["tenant", "created_at"], name="idx_rate_limit_hits_age"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(scope__in=RateLimitScope.values), name="chk_rate_limit_hits_scope"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key} at {self.created_at:%Y-%m-%d %H:%M:%S}"

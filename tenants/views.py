@@ -10,6 +10,7 @@ from scoring.models import Leaderboard, Submission, UserBadge
 
 from .forms import ProfileForm, RegistrationForm
 from .models import Tenant
+from .rate_limits import RateLimited, registration_attempt, too_many_attempts
 from .services import user_register
 
 
@@ -41,6 +42,11 @@ def register(request):
         raise PermissionDenied("Registration is closed: your instructor creates accounts for this class.")
     if request.user.is_authenticated:
         return redirect("dashboard")
+    if request.method == "POST":
+        try:
+            registration_attempt(request)  # every attempt counts: guessed invite codes too
+        except RateLimited as refusal:
+            return too_many_attempts(request, refusal)
     form = RegistrationForm(request.POST or None, tenant=tenant)
     if request.method == "POST" and form.is_valid():
         user = user_register(

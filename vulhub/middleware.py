@@ -1,4 +1,10 @@
+import logging
 import re
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import HttpResponse
+from django.template.loader import render_to_string
 
 from audit.context import new_request_id
 
@@ -40,3 +46,58 @@ class HealthCheckMiddleware:
         if request.path_info == "/health/" and request.method in ("GET", "HEAD"):
             return health(request)
         return self.get_response(request)
+
+
+class RequestTooLargeMiddleware:
+    """Refuse an oversized request body with a 413 page, before any view reads it.
+
+    Django raises RequestDataTooBig (or TooManyFieldsSent, TooManyFilesSent) when a body
+    is first read, which CsrfViewMiddleware does later; uncaught, that is a 400 (a
+    traceback with DEBUG on). So a form's body is read here instead, where the refusal
+    can be a 413 with a page saying what to do. Any body longer than REQUEST_BODY_MAX_SIZE,
+    files included, is refused from its Content-Length without being read.
+
+    It runs before the tenant middleware opens the request's transaction: a slow upload
+    holds no database connection, and the page (like 500.html) needs no database.
+    """
+
+    FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            self.check_body(request)
+        except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent) as refusal:
+            return self.refuse(request, refusal)
+        except OSError:
+            pass  # the client went away mid-body: Django handles the unreadable body as before
+        return self.get_response(request)
+
+    def check_body(self, request) -> None:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.REQUEST_BODY_MAX_SIZE:
+            raise RequestDataTooBig(f"A body of {length} bytes is over REQUEST_BODY_MAX_SIZE.")
+        in_memory = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if request.method == "POST" and request.content_type in self.FORM_TYPES:
+            request.POST  # noqa: B018  (parsing applies the DATA_UPLOAD_MAX_* settings, raising when over)
+        elif request.content_type != "multipart/form-data" and in_memory is not None and length > in_memory:
+            raise RequestDataTooBig(f"A body of {length} bytes is over DATA_UPLOAD_MAX_MEMORY_SIZE.")
+
+    def refuse(self, request, refusal):
+        # the logger Django itself uses for this SuspiciousOperation
+        logging.getLogger(f"django.security.{type(refusal).__name__}").warning(
+            "%s %s refused with a 413: %s", request.method, request.path, refusal
+        )
+        context = {
+            "too_many": {TooManyFieldsSent: "fields", TooManyFilesSent: "files"}.get(type(refusal), ""),
+            "max_fields": settings.DATA_UPLOAD_MAX_NUMBER_FIELDS,
+            "max_files": settings.DATA_UPLOAD_MAX_NUMBER_FILES,
+            "max_size": settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
+            "max_body": settings.REQUEST_BODY_MAX_SIZE,
+        }
+        return HttpResponse(render_to_string("413.html", context), status=413)
