@@ -35,7 +35,7 @@ KEEP = {
     "idx_audit_logs_object": "an object's history in the admin (object_type, object_id)",
     "idx_event_store_type_pos": "replays and readers of one event type across tenants",
     "idx_event_store_tenant_pos": "a tenant's events in order: rebuild_leaderboards --from-events (scenario 6)",
-    "idx_rate_limit_hits_key": "registration and password-reset limits count a key's recent hits (no scenario registers)",
+    "idx_rate_limit_hits_key": "registration and password-reset limits count a key's recent hits (none here)",
     "idx_rate_limit_hits_age": "old rate-limit hits are pruned by age (no scenario registers)",
     "submissions_graded_by_id_e069f25e": "deleting a grader sets graded_by to NULL: the FK lookup needs it",
     "user_badges_awarded_by_id_9ef3bc5a": "deleting an instructor sets awarded_by to NULL: the FK lookup needs it",
