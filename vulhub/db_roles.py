@@ -86,7 +86,8 @@ def use_role(kind: str, alias: str = DEFAULT_DB_ALIAS):
     handler_settings = connections.settings[alias]
     target = {key: role_settings(kind).get(key) for key in SWITCHED}
     saved = {key: handler_settings.get(key) for key in SWITCHED}
-    same_login = target["USER"] in (None, "", saved["USER"]) and target["HOST"] == saved["HOST"]
+    # (an unset host is the embedded server's socket, which its backend fills in itself)
+    same_login = target["USER"] in (None, "", saved["USER"]) and target["HOST"] in (None, "", saved["HOST"])
     if same_login:
         assumed = _assumed.get(alias)
         if not assumed or kind == "app":
