@@ -80,18 +80,22 @@ def submit_over_http(ctx: Context) -> list[Figure]:
         pairs = [p for p in unsolved_pairs(tenant["id"], list(sessions), list(challenges)) if p not in listed_right]
         random.shuffle(pairs)
         right = [p for p in pairs if p[1] in known][:right_per_run]
-        while len(right) < right_per_run // 2:
+        taken = set(right)
+        # a wrong flag goes to a pair no right flag of this list solves: on a solved pair it is refused
+        wrong = [p for p in pairs if p not in taken]
+        while len(right) < right_per_run // 2 or not wrong:
             # The class has (nearly) solved every flag it has (small data sets, many runs): a new
-            # challenge opens one pair per student, half of them for right flags.
+            # challenge opens one pair per student, up to half of them for right flags.
             extra = open_challenge(ctx, tenant["id"], flag=True)
             challenges[extra.id] = extra
             fresh = [(user, extra.id) for user in sessions]
+            if len(fresh) < 2:
+                raise BenchError(f"{tenant['slug']}: {len(fresh)} student(s) to submit as; the scenario needs two")
             random.shuffle(fresh)
-            cut = min(right_per_run - len(right), len(fresh) // 2)
+            cut = max(0, min(right_per_run - len(right), len(fresh) // 2))
             right += fresh[:cut]
-            pairs += fresh[cut:]
+            wrong += fresh[cut:]
         listed_right.update(right)
-        wrong = [p for p in pairs if p not in listed_right]
         listing = []
         for i, (user, challenge) in enumerate(right):
             slug = challenges[challenge].slug
