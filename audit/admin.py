@@ -3,6 +3,8 @@
 import json
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.utils.html import format_html, format_html_join
 
 from tenants.admin import TenantScopedAdminMixin
@@ -11,8 +13,26 @@ from tenants.models import User
 from .models import AuditLog, EventStore
 
 
+class DateBoundedChangeList(ChangeList):
+    """A date_hierarchy drill-down to a date Python cannot hold is an invalid filter, not a 500.
+
+    Django turns ?created_at__year=... into a datetime range and catches only ValueError
+    while making its start: a year of 99999999999 (OverflowError), or 9999 (its end, year
+    10000) escape as server errors.
+    """
+
+    def get_filters(self, request):
+        try:
+            return super().get_filters(request)
+        except (OverflowError, ValueError) as error:
+            raise IncorrectLookupParameters(error) from error
+
+
 class ReadOnlyAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     """Nobody adds, changes or deletes these rows here, superusers included."""
+
+    def get_changelist(self, request, **kwargs):
+        return DateBoundedChangeList
 
     def has_add_permission(self, request):
         return False
@@ -37,9 +57,12 @@ class ActorFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() == "system":
             return queryset.filter(actor_id__isnull=True)
-        if self.value():
-            return queryset.filter(actor_id=self.value())
-        return queryset
+        if not self.value():
+            return queryset
+        try:
+            return queryset.filter(actor_id=int(self.value()))
+        except ValueError as error:  # ?actor=abc: the changelist's "invalid filter" page, not a 500
+            raise IncorrectLookupParameters(error) from error
 
 
 @admin.register(AuditLog)

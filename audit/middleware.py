@@ -18,7 +18,7 @@ class AuditContextMiddleware:
             actor_text=user.email if authenticated else "",
             tenant_id=tenant.pk if tenant is not None else None,
             ip=client_ip(request),
-            user_agent=request.headers.get("User-Agent", "")[:500],
+            user_agent=request.headers.get("User-Agent", "")[:500],  # NUL-free (NulFreeHeadersMiddleware)
             request_id=getattr(request, "request_id", "") or new_request_id(),
         )
         with bind(context):

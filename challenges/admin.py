@@ -19,7 +19,7 @@ class ProjectForm(forms.ModelForm):
 
     class Meta:
         model = Project
-        fields = ["name", "slug", "category", "difficulty", "points", "description"]
+        fields = ["tenant", "name", "slug", "category", "difficulty", "points", "description"]  # tenant: superusers
 
 
 @admin.register(Project)

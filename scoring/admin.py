@@ -1,5 +1,7 @@
 """The instructor's side of scoring: the grading queue, badges, awards and the leaderboard."""
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -14,6 +16,7 @@ from challenges.models import Project
 from tenants.admin import CappedCountPaginator, TenantScopedAdminMixin
 
 from . import services
+from .badges import rule_params_problem
 from .models import Badge, Leaderboard, Submission, UserBadge
 from .resources import LeaderboardExportResource, SubmissionExportResource
 
@@ -157,8 +160,35 @@ class SubmissionAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
         self._grade_selection(request, queryset, Submission.Status.REJECTED, 0)
 
 
+class BadgeForm(forms.ModelForm):
+    """A badge whose rule can run: every solve of the class evaluates it."""
+
+    class Meta:
+        model = Badge
+        fields = ["tenant", "name", "slug", "description", "icon", "rule_kind", "rule_params"]  # tenant: superusers
+
+    def clean_rule_params(self):
+        params = self.cleaned_data["rule_params"]
+        if params is None:  # an empty box: no parameters
+            return {}
+        try:
+            json.dumps(params, allow_nan=False)
+        except ValueError:  # Python reads NaN and 1e999; the database's JSON cannot hold them
+            raise forms.ValidationError("Numbers must be finite: no NaN or Infinity.") from None
+        return params
+
+    def clean(self):
+        cleaned = super().clean()
+        if "rule_params" in cleaned:
+            problem = rule_params_problem(cleaned.get("rule_kind") or "", cleaned["rule_params"])
+            if problem:
+                self.add_error("rule_params", problem)
+        return cleaned
+
+
 @admin.register(Badge)
 class BadgeAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+    form = BadgeForm
     list_display = ["name", "rule_kind", "rule_params", "icon"]
     list_filter = ["rule_kind"]
     search_fields = ["name", "slug", "description"]

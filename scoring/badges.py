@@ -9,11 +9,43 @@ from .models import Badge, Submission
 R = Badge.RuleKind
 
 
+# The parameter each rule cannot do without (the others only need "n", default 1).
+REQUIRED = {R.CATEGORY_SOLVES: "category", R.CATEGORY_COMPLETE: "category", R.DIFFICULTY_SOLVES: "difficulty"}
+
+
+def rule_params_problem(kind: str, params) -> str | None:
+    """Why `params` cannot drive a rule of `kind` (a message for the instructor), or None."""
+    if not isinstance(params, dict):
+        return 'The parameters are a JSON object, like {"n": 5, "category": "Web Security"}.'
+    n = params.get("n", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        return '"n" is a whole number, 1 or more.'
+    for name in ("category", "difficulty"):
+        if name in params and not isinstance(params[name], str):
+            return f'"{name}" is text, like "Web Security".'
+    required = REQUIRED.get(kind)
+    if required and not params.get(required):
+        return f'This rule needs "{required}".'
+    if kind == R.DIFFICULTY_SOLVES and params["difficulty"] not in Project.Difficulty.values:
+        return f'"difficulty" is one of {", ".join(Project.Difficulty.values)}.'
+    return None
+
+
+def _params(badge: Badge) -> dict:
+    # rows saved before the admin checked them (or by hand in SQL) may hold anything
+    return badge.rule_params if isinstance(badge.rule_params, dict) else {}
+
+
 def _n(badge: Badge) -> int:
     try:
-        return max(int(badge.rule_params.get("n", 1)), 1)
-    except (TypeError, ValueError):
+        return max(int(_params(badge).get("n", 1)), 1)
+    except (TypeError, ValueError, OverflowError):
         return 1
+
+
+def _text(params: dict, name: str) -> str | None:
+    value = params.get(name)
+    return value if isinstance(value, str) else None
 
 
 def earned_badge_ids(user) -> set[int]:
@@ -57,7 +89,7 @@ def earned_badge_ids(user) -> set[int]:
         )
     earned = set()
     for badge in rules:
-        params = badge.rule_params or {}
+        params = _params(badge)
         kind = badge.rule_kind
         if kind == R.FIRST_SOLVE:
             ok = solves >= 1
@@ -66,12 +98,12 @@ def earned_badge_ids(user) -> set[int]:
         elif kind == R.SOLVES_AT_LEAST:
             ok = solves >= _n(badge)
         elif kind == R.CATEGORY_SOLVES:
-            ok = by_category.get(params.get("category"), 0) >= _n(badge)
+            ok = by_category.get(_text(params, "category"), 0) >= _n(badge)
         elif kind == R.CATEGORY_COMPLETE:
-            total = published.get(params.get("category"), 0)
-            ok = total > 0 and solved_published.get(params.get("category"), 0) >= total
+            total = published.get(_text(params, "category"), 0)
+            ok = total > 0 and solved_published.get(_text(params, "category"), 0) >= total
         elif kind == R.DIFFICULTY_SOLVES:
-            ok = by_difficulty.get(params.get("difficulty"), 0) >= _n(badge)
+            ok = by_difficulty.get(_text(params, "difficulty"), 0) >= _n(badge)
         else:
             ok = False
         if ok:

@@ -31,9 +31,11 @@ def leaderboard(request):
         number = max(1, int(request.GET.get("page", my_page or 1)))
     except ValueError:
         number = 1
-    page = selectors.leaderboard_page(request.tenant.pk, number, page_size)
-    if number > page.pages:
-        page = selectors.leaderboard_page(request.tenant.pk, page.pages, page_size)
+    page = selectors.leaderboard_page(request.tenant.pk, 1, page_size)
+    if number > 1:
+        # the last page at most: ?page=9223372036854775807 would be an OFFSET past bigint (a 500),
+        # and every made-up number a cache entry of its own
+        page = selectors.leaderboard_page(request.tenant.pk, min(number, page.pages), page_size)
     return render(request, "scoring/leaderboard.html", {"board": page, "mine": mine, "my_page": my_page})
 
 

@@ -1,10 +1,14 @@
 """Tenant scoping for the admin: instructors and tenant admins see their own tenant only."""
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.core.exceptions import BadRequest, FieldError, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.utils.functional import cached_property
+from django.utils.text import smart_split
 from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV
 
@@ -13,8 +17,59 @@ from .resources import RosterResource, UserExportResource
 from .services import user_register
 from .welcome import send_welcome_on_commit
 
+# An admin search is cut to this many characters and words. Django turns each word into
+# an OR of ILIKEs over the search fields, all ANDed: a search of fifty thousand words is
+# one statement that exhausts the database server's memory.
+SEARCH_MAX_LENGTH = 200
+SEARCH_MAX_TERMS = 10
 
-class TenantScopedAdminMixin:
+
+def bounded_search_term(search_term: str) -> str:
+    """The first words of a search (quoted phrases kept whole), within the limits above."""
+    return " ".join(list(smart_split(search_term[:SEARCH_MAX_LENGTH]))[:SEARCH_MAX_TERMS])
+
+
+def holds_nul(query) -> bool:
+    """Whether a QueryDict holds a NUL character, in a name or a value."""
+    return any("\x00" in name or any("\x00" in value for value in values) for name, values in query.lists())
+
+
+class StrictInputAdminMixin:
+    """Hostile query strings and selections are refused like any invalid input, never a 500."""
+
+    def get_search_results(self, request, queryset, search_term):
+        return super().get_search_results(request, queryset, bounded_search_term(search_term))
+
+    def get_changelist_instance(self, request):
+        # PostgreSQL text cannot hold a NUL: a filter value with one (?role__exact=%00) failed in
+        # the database, a 500. It is an invalid filter, the changelist's "?e=1" page.
+        if holds_nul(request.GET):
+            raise IncorrectLookupParameters("A query parameter holds a NUL character.")
+        return super().get_changelist_instance(request)
+
+    def get_export_queryset(self, request):
+        # django-import-export makes its own changelist, outside the changelist view that turns an
+        # invalid filter into the "?e=1" page: there ?foo=1 or ?project__id__exact=abc was a 500.
+        if holds_nul(request.GET):
+            raise BadRequest("A query parameter holds a NUL character.")
+        try:
+            return super().get_export_queryset(request)
+        except (IncorrectLookupParameters, FieldError, ValidationError, ValueError) as error:
+            raise BadRequest("The filters of the export are not valid.") from error
+
+    def response_action(self, request, queryset):
+        # Django filters pk__in=<the posted ids> as they are: one that is no id raised a
+        # ValueError (a 500). Such a selection is refused: back to the list, nothing done.
+        try:
+            for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+                self.model._meta.pk.to_python(value)
+        except ValidationError:
+            self.message_user(request, "The selection is not valid: nothing was done.", messages.WARNING)
+            return None
+        return super().response_action(request, queryset)
+
+
+class TenantScopedAdminMixin(StrictInputAdminMixin):
     """Limit an admin to the signed-in user's tenant; platform superusers see every tenant.
 
     Another tenant's object answers 404, exactly like a missing one.
@@ -115,9 +170,12 @@ class TenantIdFilter(admin.SimpleListFilter):
         return [(str(pk), name) for pk, name in Tenant.objects.values_list("pk", "name")]
 
     def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(tenant_id=self.value())
-        return queryset
+        if not self.value():
+            return queryset
+        try:
+            return queryset.filter(tenant_id=int(self.value()))
+        except ValueError as error:  # ?tenant_id=abc: the changelist's "invalid filter" page, not a 500
+            raise IncorrectLookupParameters(error) from error
 
 
 class TenantSettingsForm(forms.ModelForm):
@@ -181,7 +239,7 @@ class TenantSettingsForm(forms.ModelForm):
 
 
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
+class TenantAdmin(StrictInputAdminMixin, admin.ModelAdmin):
     """Tenant admins edit their own tenant's settings; platform superusers manage all tenants."""
 
     form = TenantSettingsForm

@@ -14,6 +14,24 @@ from .health import health
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 
 
+class NulFreeHeadersMiddleware:
+    """Drop NUL characters from the request's headers before anything reads them.
+
+    A header is the client's own text, and PostgreSQL text cannot hold a NUL: a User-Agent
+    or Accept with one, stored in an audit row or django-axes' record of a failed login,
+    was a DataError (a 500). Nothing legitimate sends a NUL in a header.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        for name, value in request.META.items():
+            if name.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
+                request.META[name] = value.replace("\x00", "")
+        return self.get_response(request)
+
+
 class RequestIdMiddleware:
     """Give every request an id: the caller's `X-Request-ID` when sane, else a new one.
 

@@ -91,6 +91,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "vulhub.middleware.NulFreeHeadersMiddleware",
     "vulhub.middleware.RequestIdMiddleware",
     # /health/ answers before anything looks at the host or the database.
     "vulhub.middleware.HealthCheckMiddleware",
