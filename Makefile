@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate seed test lint format migrations-check pytest e2e-deps bench-deps bench bench-smoke db-stop clean
+.PHONY: help install run migrate seed test lint format migrations-check pytest test-deps bench-deps bench bench-smoke db-stop clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -43,12 +43,12 @@ format: install ## Reformat the code with ruff
 migrations-check: install .env ## Fail when a model change lacks its migration
 	$(PY) manage.py makemigrations --check --dry-run
 
-e2e-deps: ## Install Debian's chromium for the browser tests (needs root or sudo, once)
-	@command -v chromium >/dev/null 2>&1 || { \
+test-deps: ## Install Debian's chromium and pgbouncer for the browser and pooler tests (needs root or sudo, once)
+	@{ command -v chromium && PATH="$$PATH:/usr/sbin" command -v pgbouncer; } >/dev/null 2>&1 || { \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium pgbouncer; }
 
-pytest: install .env e2e-deps ## Run the test suite only (browser tests included)
+pytest: install .env test-deps ## Run the test suite only (browser and PgBouncer tests included)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint migrations-check pytest ## Lint, migrations check and the whole test suite

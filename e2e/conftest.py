@@ -15,7 +15,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make e2e-deps` (installs Debian's chromium).")
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make test-deps` (installs Debian's chromium).")
     # Playwright's sync API runs an event loop in this thread; the tests' own ORM calls
     # are still plain synchronous code, which Django would otherwise refuse next to a loop.
     saved = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")

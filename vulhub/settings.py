@@ -178,6 +178,11 @@ _db["OPTIONS"] = _options
 # A pool keeps its own connections: persistent connections must stay off with it.
 _db["CONN_MAX_AGE"] = 0 if DB_POOL else _int("CONN_MAX_AGE", default=0)
 _db["CONN_HEALTH_CHECKS"] = _bool("CONN_HEALTH_CHECKS", default=True)
+# DATABASE_URL reaches PostgreSQL through a transaction-mode pooler (PgBouncer): a
+# server-side cursor (QuerySet.iterator) cannot outlive the transaction the pooler lends.
+# https://docs.djangoproject.com/en/5.2/ref/databases/#transaction-pooling-server-side-cursors
+DB_TRANSACTION_POOLER = _bool("DB_TRANSACTION_POOLER", default=False)
+_db["DISABLE_SERVER_SIDE_CURSORS"] = DB_TRANSACTION_POOLER
 _db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="") or None}
 DATABASES = {"default": _db}
 

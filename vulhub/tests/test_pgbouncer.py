@@ -1,0 +1,231 @@
+"""Behind a transaction-mode PgBouncer, requests of two tenants share one server connection and nothing else.
+
+PgBouncer in transaction mode hands a server connection to a client for one transaction,
+then to the next client. The tenant middleware sets the request's tenant with
+set_config(..., true), which ends with the transaction, so whatever request comes next on
+that server connection starts with no tenant. These tests start a real PgBouncer
+(Debian's package, `make test-deps`) with a pool of ONE server connection in front of the
+test database, and VulHub under gunicorn behind it as the restricted app role.
+
+A control shows the test would notice a leak: a session-level set_config(..., false)
+made through the same PgBouncer is still there for the next client.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.db import connection
+from django.test import Client
+
+from challenges.factories import ProjectFactory
+from tenants.factories import StudentFactory, TenantFactory
+from vulhub.db_roles import app_role_name, role_settings
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+PGBOUNCER = shutil.which("pgbouncer", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, what: str, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{what} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if check():
+                return
+        except (OSError, psycopg.OperationalError):  # not listening yet
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not start within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def running(command: list[str], *, what: str, ready, env: dict | None = None):
+    folder = Path(tempfile.mkdtemp(prefix="vulhub-pgbouncer-test-"))
+    log = folder / f"{what}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+    try:
+        wait_for(ready, what, process, log)
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pgbouncer(tmp_path_factory):
+    """A transaction-mode PgBouncer on a free loopback port: one server connection to the test database."""
+    assert PGBOUNCER, "PgBouncer is not installed: `make test-deps` installs Debian's pgbouncer."
+    database = connection.settings_dict
+    app = app_role_name()
+    password = role_settings("app").get("PASSWORD") or ""
+    folder = tmp_path_factory.mktemp("pgbouncer")
+    folder.chmod(0o755)  # pgbouncer drops root for the postgres user: it must still read its files
+    port = free_port()
+    target = f"host={database['HOST'] or '127.0.0.1'} port={database['PORT'] or 5432} dbname={database['NAME']}"
+    if password:
+        target += f" password={password}"
+    (folder / "users.txt").write_text(f'"{app}" "{password}"\n')
+    (folder / "pgbouncer.ini").write_text(
+        "\n".join(
+            [
+                "[databases]",
+                f"{database['NAME']} = {target}",
+                "[pgbouncer]",
+                "listen_addr = 127.0.0.1",
+                f"listen_port = {port}",
+                "unix_socket_dir =",
+                "auth_type = trust",
+                f"auth_file = {folder / 'users.txt'}",
+                "pool_mode = transaction",
+                "default_pool_size = 1",
+                "max_db_connections = 1",
+                "min_pool_size = 0",
+                "reserve_pool_size = 0",
+                "max_client_conn = 50",
+                "server_reset_query =",
+                "ignore_startup_parameters = extra_float_digits,options",
+                *(["user = postgres"] if os.geteuid() == 0 else []),  # it refuses to run as root
+                "",
+            ]
+        )
+    )
+    for name in ("users.txt", "pgbouncer.ini"):
+        (folder / name).chmod(0o644)
+    dsn = f"host=127.0.0.1 port={port} dbname={database['NAME']} user={app}"
+
+    def answers() -> bool:
+        with psycopg.connect(dsn, connect_timeout=2, autocommit=True) as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+
+    with running([PGBOUNCER, str(folder / "pgbouncer.ini")], what="pgbouncer", ready=answers):
+        yield {"port": port, "dsn": dsn, "url": f"postgres://{app}@127.0.0.1:{port}/{database['NAME']}"}
+
+
+def backend_and_tenant(conn) -> tuple[int, str]:
+    return conn.execute("SELECT pg_backend_pid(), coalesce(current_setting('vulhub.tenant_id', true), '')").fetchone()
+
+
+def test_a_session_level_setting_does_leak_through_pgbouncer(pgbouncer):
+    """The control: the pooler really shares the server connection, so a leak would be seen."""
+    with psycopg.connect(pgbouncer["dsn"], autocommit=True) as first:
+        first_pid, _ = backend_and_tenant(first)
+        first.execute("SELECT set_config('vulhub.tenant_id', '42', false)")  # session-level: the wrong way
+        with psycopg.connect(pgbouncer["dsn"], autocommit=True) as second:
+            pid, tenant = backend_and_tenant(second)
+            second.execute("SELECT set_config('vulhub.tenant_id', '', false)")  # tidy the shared connection
+    assert pid == first_pid
+    assert tenant == "42"
+
+
+def test_a_transaction_local_tenant_ends_with_its_transaction_behind_pgbouncer(pgbouncer):
+    """Two clients, interleaved transactions, one server connection: each sees its own tenant only while it runs."""
+    seen = []
+    with psycopg.connect(pgbouncer["dsn"]) as alpha, psycopg.connect(pgbouncer["dsn"]) as beta:
+        for conn, tenant in ((alpha, "1"), (beta, "2"), (alpha, "3"), (beta, "")):
+            with conn.transaction():
+                before = backend_and_tenant(conn)
+                conn.execute("SELECT set_config('vulhub.tenant_id', %s, true)", [tenant])
+                during = backend_and_tenant(conn)
+            seen.append((before, during))
+        conn.rollback()
+    assert len({pid for (pid, _), _ in seen}) == 1  # one server connection carried every transaction
+    assert [before_tenant for (_, before_tenant), _ in seen] == ["", "", "", ""]
+    assert [during_tenant for _, (_, during_tenant) in seen] == ["1", "2", "3", ""]
+
+
+@pytest.fixture
+def two_classes():
+    """Two tenants, each with a challenge and a signed-in student, committed for the server to see."""
+    made = []
+    for slug in ("alpha", "beta"):
+        tenant = TenantFactory(slug=slug, domain=f"{slug}.localhost", name=f"{slug.title()} School")
+        ProjectFactory(tenant=tenant, name=f"Challenge of {slug}")
+        browser = Client(HTTP_HOST=tenant.domain)
+        browser.force_login(StudentFactory(tenant=tenant))
+        made.append((tenant, browser.cookies["sessionid"].value))
+    return made
+
+
+def page(port: int, host: str, path: str, session: str) -> tuple[int, str]:
+    request = urllib.request.Request(  # noqa: S310  (loopback)
+        f"http://127.0.0.1:{port}{path}", headers={"Host": host, "Cookie": f"sessionid={session}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        return response.status, response.read().decode()
+
+
+def test_requests_of_two_tenants_interleaved_over_one_pgbouncer_connection(pgbouncer, two_classes):
+    """VulHub under gunicorn (two workers: two clients of PgBouncer) over one server connection."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DATABASE_URL": pgbouncer["url"],
+        "DB_POOL": "false",
+        "CONN_MAX_AGE": "60",  # each worker keeps its client connection to PgBouncer
+        "DB_TRANSACTION_POOLER": "true",
+        "DEBUG": "true",
+        "ALLOWED_HOSTS": ".localhost,localhost,127.0.0.1",
+        "SLOW_QUERY_MS": "0",
+    }
+    environment.pop("VULHUB_MANAGEMENT_COMMAND", None)
+    command = [
+        str(Path(sys.executable).with_name("gunicorn")),
+        "vulhub.wsgi:application",
+        "--workers",
+        "2",
+        "--bind",
+        f"127.0.0.1:{port}",
+    ]
+
+    def healthy() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/", timeout=5) as response:  # noqa: S310
+            return response.status == 200
+
+    answers = []
+    with running(command, what="gunicorn", ready=healthy, env=environment):
+        for _ in range(4):
+            for tenant, session in two_classes:
+                answers.append((tenant.slug, *page(port, tenant.domain, "/challenges/", session)))
+        with connection.cursor() as cursor:  # the test's own connection: straight to PostgreSQL
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND datname = current_database()",
+                [app_role_name()],
+            )
+            (server_connections,) = cursor.fetchone()
+        with psycopg.connect(pgbouncer["dsn"], autocommit=True) as after:
+            _, leftover = backend_and_tenant(after)
+
+    assert [(slug, status) for slug, status, _ in answers] == [("alpha", 200), ("beta", 200)] * 4
+    for slug, _, body in answers:
+        other = "beta" if slug == "alpha" else "alpha"
+        assert f"Challenge of {slug}" in body
+        assert f"Challenge of {other}" not in body
+    assert server_connections == 1  # PgBouncer's one server connection carried both workers' requests
+    assert leftover == ""  # and holds no tenant after them
