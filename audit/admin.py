@@ -7,7 +7,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.utils.html import format_html, format_html_join
 
-from tenants.admin import TenantScopedAdminMixin
+from tenants.admin import TenantScopedAdminMixin, id_filter_value
 from tenants.models import User
 
 from .models import AuditLog, EventStore
@@ -59,10 +59,7 @@ class ActorFilter(admin.SimpleListFilter):
             return queryset.filter(actor_id__isnull=True)
         if not self.value():
             return queryset
-        try:
-            return queryset.filter(actor_id=int(self.value()))
-        except ValueError as error:  # ?actor=abc: the changelist's "invalid filter" page, not a 500
-            raise IncorrectLookupParameters(error) from error
+        return queryset.filter(actor_id=id_filter_value(self.value()))
 
 
 @admin.register(AuditLog)

@@ -367,17 +367,21 @@ def test_login(world, data):
 
     response = post(client, "/accounts/login/", fields)
 
+    assert_login_answer(client, response, before, signs_in=world.student)
+
+
+def assert_login_answer(client, response, before, *, signs_in) -> None:
+    """Only the right password of `signs_in` (this tenant's) signs in, and stays on the site;
+    a failed login is recorded (audit row, throttling counter) and writes nothing else."""
     assert_answer_is_safe(response)
     moved = changes(before, row_counts())
     if response.status_code == 302:
-        # only the right password of this tenant's student signs in, and stays on the site
-        assert client.session["_auth_user_id"] == str(world.student.pk)
+        assert client.session["_auth_user_id"] == str(signs_in.pk)
         assert_redirect_stays_on_site(response)
         assert_only(moved, {"django_session": {1}, "audit_logs": {1}, "axes_accessattempt": {0, -1}})
     else:
         assert refused(response), response.status_code
         assert "_auth_user_id" not in client.session
-        # a failed login is recorded (audit row, throttling counter); nothing else is written
         assert_only(moved, {"audit_logs": {0, 1}, "axes_accessattempt": {0, 1}})
 
 
@@ -413,16 +417,7 @@ def test_admin_login(world, data):
 
     response = post(client, "/admin/login/", fields)
 
-    assert_answer_is_safe(response)
-    moved = changes(before, row_counts())
-    if response.status_code == 302:
-        assert client.session["_auth_user_id"] == str(world.instructor.pk)
-        assert_redirect_stays_on_site(response)
-        assert_only(moved, {"django_session": {1}, "audit_logs": {1}, "axes_accessattempt": {0, -1}})
-    else:
-        assert refused(response), response.status_code
-        assert "_auth_user_id" not in client.session
-        assert_only(moved, {"audit_logs": {0, 1}, "axes_accessattempt": {0, 1}})
+    assert_login_answer(client, response, before, signs_in=world.instructor)
 
 
 INVITE_CODE = "let-me-in"
