@@ -61,6 +61,19 @@ KEEP = {
     "projects_slug_39bbe5d1": "SlugField default; tenant-scoped lookups use uniq_projects_tenant_slug",
 }
 
+# Tables whose schema a package's own migrations make: their indexes serve the package's
+# lookups, and they go with the package, not with a migration of ours.
+PACKAGE_TABLES = {
+    "axes_": "django-axes' own schema: a failed login is looked up by username, IP and user agent (none here)",
+}
+
+
+def keep_reason(table: str, index: str) -> str | None:
+    if index in KEEP:
+        return KEEP[index]
+    return next((why for prefix, why in PACKAGE_TABLES.items() if table.startswith(prefix)), None)
+
+
 # A student's own leaderboard row: a user belongs to one tenant, so the user_id index
 # (kept for the delete cascade) finds the row as directly as the (tenant, user) one.
 MY_ROW = ("uniq_leaderboards_tenant_user", "leaderboards_user_id_c175945b")
@@ -175,9 +188,10 @@ def run(ctx: Context) -> list[Figure]:
         cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(UNUSED)
         unused = cursor.fetchall()
-    listed = {index: {"table": table, "bytes": size, "keep": KEEP.get(index, "no reason on record: candidate to drop")}
+    reasons = {index: keep_reason(table, index) for table, index, _ in unused}
+    listed = {index: {"table": table, "bytes": size, "keep": reasons[index] or "no reason on record: candidate to drop"}
               for table, index, size in unused}  # fmt: skip
-    without_reason = [index for index in listed if index not in KEEP]
+    without_reason = [index for index in listed if reasons[index] is None]
     figures.append(
         Figure(
             SCENARIO,
