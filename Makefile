@@ -43,10 +43,11 @@ format: install ## Reformat the code with ruff
 migrations-check: install .env ## Fail when a model change lacks its migration
 	$(PY) manage.py makemigrations --check --dry-run
 
-test-deps: ## Install Debian's chromium and pgbouncer for the browser and pooler tests (needs root or sudo, once)
-	@{ command -v chromium && PATH="$$PATH:/usr/sbin" command -v pgbouncer; } >/dev/null 2>&1 || { \
+test-deps: ## Install Debian's chromium, pgbouncer and redis-server for the browser, pooler and outage tests (root or sudo, once)
+	@{ command -v chromium && command -v redis-server && PATH="$$PATH:/usr/sbin" command -v pgbouncer; } >/dev/null 2>&1 || { \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium pgbouncer; }
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium pgbouncer redis-server; }
 
 pytest: install .env test-deps ## Run the test suite only (browser and PgBouncer tests included)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -42,6 +42,7 @@ from django.db import connection
 from django.test.utils import override_settings
 from django.utils.crypto import get_random_string
 
+from bench import APP_LIMITS
 from bench.framework import Context, p95
 from challenges.models import Project
 from scoring.models import Leaderboard
@@ -109,9 +110,12 @@ def server_environment(**extra: str) -> dict:
             "DATABASE_URL": app_role_url(os.environ["DATABASE_URL"]),
             "MIGRATIONS_DATABASE_URL": os.environ["DATABASE_URL"],
         }
+    # the app's statement limits, which bench/run.py lifts for its own process only
+    limits = {name: os.environ.get(f"BENCH_APP_{name}", os.environ.get(name, "")) for name in APP_LIMITS}
     return dict(
         os.environ,
         **database,
+        **limits,
         DJANGO_SETTINGS_MODULE="bench.settings",
         DEBUG="false",
         SECRET_KEY=SECRET_KEY,

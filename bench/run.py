@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vulhub.settings")
+from bench import APP_LIMITS  # noqa: E402
+
 # Measure what production runs: no DEBUG (which also records every query in memory).
 os.environ["DEBUG"] = "false"
 if os.environ.get("SECRET_KEY", "insecure-example-key-change-me") == "insecure-example-key-change-me":
@@ -35,6 +37,10 @@ if os.environ.get("SECRET_KEY", "insecure-example-key-change-me") == "insecure-e
     os.environ["SECRET_KEY"] = secrets.token_urlsafe(50)
 os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,.localhost")
 os.environ.setdefault("SECURE_COOKIES", "false")
+# operators' work in this process (restore, rebuild, baselines) runs unlimited, as manage.py's does
+for _limit in APP_LIMITS:
+    os.environ.setdefault(f"BENCH_APP_{_limit}", os.environ.get(_limit, ""))
+    os.environ[_limit] = "0"
 
 import django  # noqa: E402
 

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from vulhub.urls import handler500  # noqa: F401  (the same error pages)
 from vulhub.urls import urlpatterns as vulhub_urlpatterns
 
 from . import views

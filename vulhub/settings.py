@@ -5,6 +5,7 @@ Every variable is listed with a comment in `.env.example`. A `.env` file beside
 https://docs.djangoproject.com/en/5.2/ref/settings/
 """
 
+import os
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -45,6 +46,19 @@ def _int(name: str, default: int, minimum: int = 0) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
     if value < minimum:
         raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}.")
+    return value
+
+
+def _float(name: str, default: float) -> float:
+    raw = env.str(name, default=None)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+    if not 0 < value < 3600:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be a number of seconds above 0.")
     return value
 
 
@@ -174,9 +188,26 @@ if DB_POOL:
     }
     if _options["pool"]["min_size"] > _options["pool"]["max_size"]:
         raise ImproperlyConfigured("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE.")
+# The app's statements and idle transactions are cut short (0: no limit): a runaway query
+# is cancelled and its request answered 503, and its connection goes back to the pool.
+# Operators' commands (manage.py: seed, backup, restore, ...) are not limited. Through a
+# transaction-mode PgBouncer these connection options are not passed on: set them on the
+# app role there (ALTER ROLE vulhub_app SET statement_timeout = '30s').
+DB_STATEMENT_TIMEOUT_MS = _int("DB_STATEMENT_TIMEOUT_MS", default=30_000)
+DB_IDLE_IN_TRANSACTION_TIMEOUT_MS = _int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", default=60_000)
+if not os.environ.get("VULHUB_MANAGEMENT_COMMAND"):  # set by manage.py (tenants/rls.py)
+    _options["options"] = " ".join(
+        [
+            _options.get("options", ""),
+            f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
+            f"-c idle_in_transaction_session_timeout={DB_IDLE_IN_TRANSACTION_TIMEOUT_MS}",
+        ]
+    ).strip()
 _db["OPTIONS"] = _options
 # A pool keeps its own connections: persistent connections must stay off with it.
 _db["CONN_MAX_AGE"] = 0 if DB_POOL else _int("CONN_MAX_AGE", default=0)
+# With the pool too: Django then checks each connection at checkout, so one the server
+# dropped (a PostgreSQL restart) is replaced and the next request succeeds, no app restart.
 _db["CONN_HEALTH_CHECKS"] = _bool("CONN_HEALTH_CHECKS", default=True)
 # DATABASE_URL reaches PostgreSQL through a transaction-mode pooler (PgBouncer): a
 # server-side cursor (QuerySet.iterator) cannot outlive the transaction the pooler lends.
@@ -221,8 +252,11 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "vulhub",
             "OPTIONS": {
-                "SOCKET_CONNECT_TIMEOUT": 1,
-                "SOCKET_TIMEOUT": 1,
+                # Redis down or unreachable: a cache call fails within these seconds, and
+                # every caller takes the error as a miss (logged) and serves the page from
+                # the database. redis-py reconnects by itself when Redis is back.
+                "SOCKET_CONNECT_TIMEOUT": _float("REDIS_CONNECT_TIMEOUT", default=0.5),
+                "SOCKET_TIMEOUT": _float("REDIS_TIMEOUT", default=0.5),
             },
         }
     }
@@ -234,6 +268,10 @@ else:
             "KEY_PREFIX": "vulhub",
         }
     }
+
+# Sessions live in the database, not the cache: signed-in students stay signed in while
+# Redis is down or restarted.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 # --- Authentication -------------------------------------------------------------
 AUTH_USER_MODEL = "tenants.User"

@@ -30,3 +30,5 @@ urlpatterns = [
     path("challenges/", include("challenges.urls")),
     path("", include("scoring.urls")),
 ]
+
+handler500 = "vulhub.errors.server_error"

@@ -12,15 +12,6 @@ made through the same PgBouncer is still there for the next client.
 """
 
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
-from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -31,57 +22,14 @@ from challenges.factories import ProjectFactory
 from tenants.factories import StudentFactory, TenantFactory
 from vulhub.db_roles import app_role_name, role_settings
 
+from .servers import app_database_url, binary, fetch, free_port, gunicorn, running
+
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ROOT = Path(__file__).resolve().parents[2]
-PGBOUNCER = shutil.which("pgbouncer", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check, what: str, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"{what} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if check():
-                return
-        except (OSError, psycopg.OperationalError):  # not listening yet
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{what} did not start within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-
-
-@contextmanager
-def running(command: list[str], *, what: str, ready, env: dict | None = None):
-    folder = Path(tempfile.mkdtemp(prefix="vulhub-pgbouncer-test-"))
-    log = folder / f"{what}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
-    try:
-        wait_for(ready, what, process, log)
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
 def pgbouncer(tmp_path_factory):
     """A transaction-mode PgBouncer on a free loopback port: one server connection to the test database."""
-    assert PGBOUNCER, "PgBouncer is not installed: `make test-deps` installs Debian's pgbouncer."
     database = connection.settings_dict
     app = app_role_name()
     password = role_settings("app").get("PASSWORD") or ""
@@ -124,8 +72,8 @@ def pgbouncer(tmp_path_factory):
         with psycopg.connect(dsn, connect_timeout=2, autocommit=True) as conn:
             return conn.execute("SELECT 1").fetchone() == (1,)
 
-    with running([PGBOUNCER, str(folder / "pgbouncer.ini")], what="pgbouncer", ready=answers):
-        yield {"port": port, "dsn": dsn, "url": f"postgres://{app}@127.0.0.1:{port}/{database['NAME']}"}
+    with running([binary("pgbouncer"), str(folder / "pgbouncer.ini")], what="pgbouncer", ready=answers):
+        yield {"port": port, "dsn": dsn, "url": app_database_url("127.0.0.1", port)}
 
 
 def backend_and_tenant(conn) -> tuple[int, str]:
@@ -173,46 +121,14 @@ def two_classes():
     return made
 
 
-def page(port: int, host: str, path: str, session: str) -> tuple[int, str]:
-    request = urllib.request.Request(  # noqa: S310  (loopback)
-        f"http://127.0.0.1:{port}{path}", headers={"Host": host, "Cookie": f"sessionid={session}"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-        return response.status, response.read().decode()
-
-
 def test_requests_of_two_tenants_interleaved_over_one_pgbouncer_connection(pgbouncer, two_classes):
     """VulHub under gunicorn (two workers: two clients of PgBouncer) over one server connection."""
-    port = free_port()
-    environment = {
-        **os.environ,
-        "DATABASE_URL": pgbouncer["url"],
-        "DB_POOL": "false",
-        "CONN_MAX_AGE": "60",  # each worker keeps its client connection to PgBouncer
-        "DB_TRANSACTION_POOLER": "true",
-        "DEBUG": "true",
-        "ALLOWED_HOSTS": ".localhost,localhost,127.0.0.1",
-        "SLOW_QUERY_MS": "0",
-    }
-    environment.pop("VULHUB_MANAGEMENT_COMMAND", None)
-    command = [
-        str(Path(sys.executable).with_name("gunicorn")),
-        "vulhub.wsgi:application",
-        "--workers",
-        "2",
-        "--bind",
-        f"127.0.0.1:{port}",
-    ]
-
-    def healthy() -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/", timeout=5) as response:  # noqa: S310
-            return response.status == 200
-
     answers = []
-    with running(command, what="gunicorn", ready=healthy, env=environment):
+    # each worker keeps its client connection to PgBouncer
+    with gunicorn(pgbouncer["url"], DB_POOL="false", CONN_MAX_AGE="60", DB_TRANSACTION_POOLER="true") as port:
         for _ in range(4):
             for tenant, session in two_classes:
-                answers.append((tenant.slug, *page(port, tenant.domain, "/challenges/", session)))
+                answers.append((tenant.slug, *fetch(port, tenant.domain, "/challenges/", session)))
         with connection.cursor() as cursor:  # the test's own connection: straight to PostgreSQL
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND datname = current_database()",
