@@ -36,29 +36,27 @@ def _bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use true or false.")
 
 
-def _int(name: str, default: int, minimum: int = 0) -> int:
+def _number(name: str, default, parse, what: str):
     raw = env.str(name, default=None)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        return parse(raw)
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number.") from None
+        raise ImproperlyConfigured(f"{name}={raw!r} is not {what}.") from None
+
+
+def _int(name: str, default: int, minimum: int = 0) -> int:
+    value = _number(name, default, int, "a whole number")
     if value < minimum:
-        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}.")
+        raise ImproperlyConfigured(f"{name}={value!r} must be at least {minimum}.")
     return value
 
 
 def _float(name: str, default: float) -> float:
-    raw = env.str(name, default=None)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
-    if not 0 < value < 3600:
-        raise ImproperlyConfigured(f"{name}={raw!r} must be a number of seconds above 0.")
+    value = _number(name, default, float, "a number")
+    if not 0 < value < 3600:  # NaN included
+        raise ImproperlyConfigured(f"{name}={value!r} must be a number of seconds above 0.")
     return value
 
 

@@ -28,6 +28,7 @@ def manage(*args, **env):
     )
 
 
+REDIS = "redis://127.0.0.1:6379/0"
 PRODUCTION = {"DEBUG": "false", "SECRET_KEY": "a-real-secret-" + "x" * 40, "ALLOWED_HOSTS": "vulhub.example.edu"}
 
 
@@ -41,6 +42,10 @@ PRODUCTION = {"DEBUG": "false", "SECRET_KEY": "a-real-secret-" + "x" * 40, "ALLO
         ({**PRODUCTION, "DATABASE_URL": "not a url"}, "DATABASE_URL"),
         ({**PRODUCTION, "DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
         ({**PRODUCTION, "DB_POOL": "true", "DB_POOL_MAX_SIZE": "lots"}, "DB_POOL_MAX_SIZE='lots' is not a whole"),
+        ({**PRODUCTION, "DB_STATEMENT_TIMEOUT_MS": "-5"}, "DB_STATEMENT_TIMEOUT_MS=-5 must be at least 0"),
+        ({**PRODUCTION, "REDIS_URL": REDIS, "REDIS_TIMEOUT": "soon"}, "REDIS_TIMEOUT='soon' is not a number"),
+        ({**PRODUCTION, "REDIS_URL": REDIS, "REDIS_CONNECT_TIMEOUT": "0"}, "REDIS_CONNECT_TIMEOUT=0.0 must be"),
+        ({**PRODUCTION, "REDIS_URL": REDIS, "REDIS_TIMEOUT": "nan"}, "REDIS_TIMEOUT=nan must be"),
     ],
 )
 def test_bad_configuration_is_refused_with_a_clear_message(env, message):
