@@ -4,33 +4,28 @@ Each runs in the foreground as a child of the test, with its output in a log fil
 a failure to start quotes, and is stopped (SIGTERM, then SIGKILL) when the block ends.
 """
 
+import functools
+import http.client
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import psycopg
 from django.db import connection
+from django.test import Client, override_settings
 
 from vulhub.db_roles import app_role_name
+from vulhub.pg_cluster import free_port  # noqa: F401  (the tests' spare ports)
 
 ROOT = Path(__file__).resolve().parents[2]
 SBIN_PATH = f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def binary(name: str) -> str:
@@ -81,20 +76,53 @@ def app_database_url(host: str | None = None, port: int | str | None = None) -> 
     return f"postgres://{app_role_name()}@{quote(str(host), safe='')}:{port}/{database['NAME']}"
 
 
-@contextmanager
-def gunicorn(database_url: str, **env: str):
-    """VulHub under gunicorn (two sync workers) on a free port, as the app role at `database_url`; yields the port."""
-    port = free_port()
+# DEBUG off refuses the example key; sessions for the server are signed with this one.
+SERVER_SECRET_KEY = "a-test-server-key-long-enough-for-the-deploy-checks-0123456789"
+
+
+def session_for(user, host: str) -> str:
+    """The key of a signed-in session of `user`, as a server of the test's own accepts it."""
+    with override_settings(SECRET_KEY=SERVER_SECRET_KEY):
+        browser = Client(HTTP_HOST=host)
+        browser.force_login(user)
+        return browser.cookies["sessionid"].value
+
+
+def production_environment(database_url: str, **env: str) -> dict[str, str]:
+    """The production settings (DEBUG off) for a server of the test's own, as the role at `database_url`."""
     environment = {
         **os.environ,
         "DATABASE_URL": database_url,
-        "DEBUG": "true",  # no collectstatic needed; the error pages are the production ones all the same
+        "DEBUG": "false",
+        "SECRET_KEY": SERVER_SECRET_KEY,
+        "SECURE_COOKIES": "false",  # plain http on loopback
         "ALLOWED_HOSTS": ".localhost,localhost,127.0.0.1",
         "SLOW_QUERY_MS": "0",
+        "LOG_LEVEL": "ERROR",
         **env,
     }
     environment.pop("VULHUB_MANAGEMENT_COMMAND", None)
-    command = [str(Path(sys.executable).with_name("gunicorn")), "vulhub.wsgi:application", "--workers", "2"]
+    return environment
+
+
+@functools.cache
+def collect_static() -> None:
+    """The static manifest that pages need with DEBUG off (`collectstatic`, as the Dockerfile runs)."""
+    subprocess.run(  # noqa: S603
+        [sys.executable, str(ROOT / "manage.py"), "collectstatic", "--no-input", "--verbosity", "0"],
+        cwd=ROOT,
+        env=production_environment(os.environ.get("DATABASE_URL", "")),
+        check=True,
+    )
+
+
+@contextmanager
+def gunicorn(database_url: str, *, workers: int = 2, **env: str):
+    """VulHub under gunicorn (sync workers, DEBUG off) on a free port as the role at `database_url`; yields the port."""
+    collect_static()
+    port = free_port()
+    environment = production_environment(database_url, **env)
+    command = [str(Path(sys.executable).with_name("gunicorn")), "vulhub.wsgi:application", "--workers", str(workers)]
 
     def healthy() -> bool:
         return fetch(port, "localhost", "/health/")[0] == 200
@@ -103,12 +131,27 @@ def gunicorn(database_url: str, **env: str):
         yield port
 
 
-def fetch(port: int, host: str, path: str, session: str = "") -> tuple[int, str]:
-    """(status, body) of a GET on the server at `port` for `host`, errors included (never raises on a status)."""
-    headers = {"Host": host, **({"Cookie": f"sessionid={session}"} if session else {})}
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers)  # noqa: S310  (loopback)
+CSRF_SECRET = "t" * 32  # a CSRF cookie the tests set themselves, sent back as the header
+
+
+def fetch(port: int, host: str, path: str, session: str = "", *, form: dict | None = None) -> tuple[int, str]:
+    """(status, body) of a GET, or a POST of `form`, on the server at `port` for `host`.
+
+    Never raises on a status and follows no redirect (a POST answered 302 is a POST
+    acknowledged); a connection that fails or times out is status 0.
+    """
+    cookies = [f"csrftoken={CSRF_SECRET}"] + ([f"sessionid={session}"] if session else [])
+    headers = {"Host": host, "Cookie": "; ".join(cookies)}
+    body = None
+    if form is not None:
+        body = urlencode(form)
+        headers |= {"Content-Type": "application/x-www-form-urlencoded", "X-CSRFToken": CSRF_SECRET}
+    client = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+        client.request("POST" if form is not None else "GET", path, body=body, headers=headers)
+        response = client.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    except OSError:
+        return 0, ""
+    finally:
+        client.close()

@@ -16,13 +16,12 @@ import os
 import psycopg
 import pytest
 from django.db import connection
-from django.test import Client
 
 from challenges.factories import ProjectFactory
 from tenants.factories import StudentFactory, TenantFactory
 from vulhub.db_roles import app_role_name, role_settings
 
-from .servers import app_database_url, binary, fetch, free_port, gunicorn, running
+from .servers import app_database_url, binary, fetch, free_port, gunicorn, running, session_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -115,9 +114,7 @@ def two_classes():
     for slug in ("alpha", "beta"):
         tenant = TenantFactory(slug=slug, domain=f"{slug}.localhost", name=f"{slug.title()} School")
         ProjectFactory(tenant=tenant, name=f"Challenge of {slug}")
-        browser = Client(HTTP_HOST=tenant.domain)
-        browser.force_login(StudentFactory(tenant=tenant))
-        made.append((tenant, browser.cookies["sessionid"].value))
+        made.append((tenant, session_for(StudentFactory(tenant=tenant), tenant.domain)))
     return made
 
 

@@ -24,7 +24,7 @@ from scoring.models import Submission
 from tenants.factories import DEFAULT_PASSWORD, StudentFactory, TenantFactory
 from vulhub.db_roles import app_role_name
 
-from .servers import app_database_url, binary, fetch, free_port, gunicorn, running
+from .servers import app_database_url, binary, fetch, free_port, gunicorn, running, session_for
 
 FLAG = "FLAG{still-counted}"
 
@@ -197,9 +197,7 @@ def test_killed_server_connections_cost_no_server_error_and_the_app_recovers_by_
     """What a PostgreSQL restart does to the app's pooled connections, under a running gunicorn."""
     tenant = TenantFactory(slug="alpha", domain="alpha.localhost")
     ProjectFactory(tenant=tenant, name="Challenge of alpha")
-    browser = Client(HTTP_HOST=tenant.domain)
-    browser.force_login(StudentFactory(tenant=tenant))
-    session = browser.cookies["sessionid"].value
+    session = session_for(StudentFactory(tenant=tenant), tenant.domain)
 
     with gunicorn(app_database_url(), DB_POOL="true", DB_POOL_MIN_SIZE="1", DB_POOL_MAX_SIZE="2") as port:
         before = [fetch(port, tenant.domain, "/challenges/", session)[0] for _ in range(4)]
