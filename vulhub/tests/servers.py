@@ -18,11 +18,13 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import psycopg
+import redis
 from django.db import connection
 from django.test import Client, override_settings
 
 from vulhub.db_roles import app_role_name
-from vulhub.pg_cluster import free_port  # noqa: F401  (the tests' spare ports)
+from vulhub.embedded_db.server import EMBEDDED_ROLES
+from vulhub.pg_cluster import Cluster, free_port, hand_over
 
 ROOT = Path(__file__).resolve().parents[2]
 SBIN_PATH = f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin"
@@ -155,3 +157,77 @@ def fetch(port: int, host: str, path: str, session: str = "", *, form: dict | No
         return 0, ""
     finally:
         client.close()
+
+
+def owner_dsn() -> str:
+    """The test database as its owner (the login of the tests) sees it."""
+    database = connection.settings_dict
+    return psycopg.conninfo.make_conninfo(
+        host=database["HOST"] or "",
+        port=str(database["PORT"] or ""),
+        user=database["USER"],
+        dbname=database["NAME"],
+        password=database.get("PASSWORD") or "",
+    )
+
+
+class OwnRedis:
+    """A redis-server of the test's own, on one port, that can be stopped and started again."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._server = None
+
+    def _answers(self) -> bool:
+        return redis.Redis(port=self.port, socket_timeout=1).ping()
+
+    def start(self) -> None:
+        command = [binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1"]
+        self._server = running([*command, "--save", "", "--appendonly", "no"], what="redis", ready=self._answers)
+        self._server.__enter__()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.__exit__(None, None, None)
+            self._server = None
+
+    def cached_keys(self, pattern: str) -> list[bytes]:
+        return redis.Redis(port=self.port, socket_timeout=1).keys(f"*{pattern}*")
+
+
+@contextmanager
+def own_postgres(settings: dict[str, str] | None = None):
+    """A PostgreSQL cluster of the test's own with a copy of the test database (what is committed).
+
+    The app's roles are made first, so the copy keeps its grants and row-level security;
+    yields the running cluster and the name of the database.
+    """
+    base = Path(tempfile.mkdtemp(prefix="vulhub-test-pg-"))
+    hand_over(base)
+    cluster = Cluster(base / "data").initdb(settings)
+    name = connection.settings_dict["NAME"]
+    try:
+        cluster.start()
+        with cluster.connect() as admin:
+            roles = {app_role_name(): EMBEDDED_ROLES["vulhub_app"], **EMBEDDED_ROLES}
+            for role, attributes in roles.items():
+                admin.execute(f'CREATE ROLE "{role}" {attributes}')
+            admin.execute(f'CREATE DATABASE "{name}"')
+        dump = subprocess.Popen(  # noqa: S603  (the cluster's own client tools)
+            [str(cluster.bin_dir / "pg_dump"), "--format=custom", f"--dbname={owner_dsn()}"],
+            stdout=subprocess.PIPE,
+        )
+        load = subprocess.run(  # noqa: S603
+            [str(cluster.bin_dir / "pg_restore"), "--exit-on-error", f"--dbname={cluster.conninfo(name)}"],
+            stdin=dump.stdout,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        dump.stdout.close()
+        assert dump.wait() == 0 and load.returncode == 0, f"copying the test database failed: {load.stderr}"
+        yield cluster, name
+    finally:
+        cluster.remove()
+        shutil.rmtree(base, ignore_errors=True)

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
-import redis
 from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client
@@ -24,37 +23,12 @@ from scoring.models import Submission
 from tenants.factories import DEFAULT_PASSWORD, StudentFactory, TenantFactory
 from vulhub.db_roles import app_role_name
 
-from .servers import app_database_url, binary, fetch, free_port, gunicorn, running, session_for
+from .servers import OwnRedis, app_database_url, fetch, gunicorn, owner_dsn, session_for
 
 FLAG = "FLAG{still-counted}"
 
 
 # --- Redis --------------------------------------------------------------------------
-
-
-class OwnRedis:
-    """A redis-server of the test's own, on one port, that can be stopped and started again."""
-
-    def __init__(self):
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self._server = None
-
-    def _answers(self) -> bool:
-        return redis.Redis(port=self.port, socket_timeout=1).ping()
-
-    def start(self) -> None:
-        command = [binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1"]
-        self._server = running([*command, "--save", "", "--appendonly", "no"], what="redis", ready=self._answers)
-        self._server.__enter__()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.__exit__(None, None, None)
-            self._server = None
-
-    def cached_keys(self, pattern: str) -> list[bytes]:
-        return redis.Redis(port=self.port, socket_timeout=1).keys(f"*{pattern}*")
 
 
 @pytest.fixture
@@ -137,17 +111,6 @@ def test_the_app_connection_carries_the_statement_and_idle_timeouts(db):
 
     assert in_ms == [django_settings.DB_STATEMENT_TIMEOUT_MS, django_settings.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS]
     assert (statement, idle) != ("0", "0")  # PostgreSQL's own default: no limit
-
-
-def owner_dsn() -> str:
-    database = connection.settings_dict
-    return psycopg.conninfo.make_conninfo(
-        host=database["HOST"] or "",
-        port=str(database["PORT"] or ""),
-        user=database["USER"],
-        dbname=database["NAME"],
-        password=database.get("PASSWORD") or "",
-    )
 
 
 @contextmanager
