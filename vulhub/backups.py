@@ -805,6 +805,7 @@ class RestoreResult:
     audit_checked: bool = True
     migrations_missing: list[str] = field(default_factory=list)  # in the code, not in the backup
     migrations_unknown: list[str] = field(default_factory=list)  # in the backup, not in the code
+    found: dict[str, dict] = field(default_factory=dict)  # table: its rows and checksum, as verified
 
     @property
     def ok(self) -> bool:
@@ -974,9 +975,13 @@ VERIFY_WORKERS = 2
 
 
 def verify_database(
-    manifest: dict, *, database: str, steps: Steps = SILENT, alias: str = DEFAULT_DB_ALIAS
+    manifest: dict | None, *, database: str, steps: Steps = SILENT, alias: str = DEFAULT_DB_ALIAS
 ) -> RestoreResult:
-    """Compare a database with a backup's manifest and walk its audit chains."""
+    """Compare a database with a backup's manifest and walk its audit chains.
+
+    With no manifest (a point-in-time restore has none to compare with) the counts and
+    checksums are only recorded, in `found`, and the migrations are the database's own.
+    """
     started = time.monotonic()
     server = Server.of(alias).on(database)
     with server.connect() as conn:
@@ -984,6 +989,8 @@ def verify_database(
             "SELECT to_regclass('public.audit_logs') IS NOT NULL"
             " AND to_regclass('public.audit_chain_heads') IS NOT NULL"
         ).fetchone()[0]
+        if manifest is None:
+            manifest = {"tables": None, "migrations": _migrations(conn.cursor())}
     reports = []
     with database_alias(database, alias) as using, ThreadPoolExecutor(max_workers=VERIFY_WORKERS) as pool:
         method = manifest_checksum_method(manifest) or CHECKSUM_METHOD
@@ -1007,7 +1014,8 @@ def verify_database(
         tables=len(found),
         rows=sum(entry["rows"] for entry in found.values()),
         seconds=0.0,
-        mismatches=compare_tables(manifest["tables"], found),
+        mismatches=[] if manifest["tables"] is None else compare_tables(manifest["tables"], found),
+        found=found,
     )
     if audited:
         for report in reports:

@@ -113,6 +113,11 @@ def hand_over(path: Path) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+def conf_value(value: str) -> str:
+    """`value` quoted for a PostgreSQL configuration file (a quote inside is doubled)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def free_port() -> int:
     import socket
 
@@ -133,6 +138,7 @@ class Cluster:
     port: int = field(default_factory=free_port)
     bin_dir: Path = field(default_factory=find_bin_dir)
     socket_dir: Path | None = None
+    options: str = ""  # more server options for each start ("-c name=value ..."), over both config files
 
     def __post_init__(self):
         self.datadir = Path(self.datadir)
@@ -167,7 +173,7 @@ class Cluster:
 
     def configure(self, settings: dict[str, str]) -> None:
         """Append `settings` to postgresql.conf (a later line wins over an earlier one)."""
-        lines = [f"{name} = '{value}'" for name, value in settings.items()]
+        lines = [f"{name} = {conf_value(value)}" for name, value in settings.items()]
         with (self.datadir / "postgresql.conf").open("a", encoding="utf-8") as conf:
             conf.write("\n# VulHub\n" + "\n".join(lines) + "\n")
 
@@ -175,7 +181,7 @@ class Cluster:
         """Start the server and wait until it accepts connections (or recovery ends with a shutdown)."""
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.socket_dir}"
-            " -c unix_socket_permissions=0777"
+            f" -c unix_socket_permissions=0777 {self.options}"
         )
         wait = ("-w", "-t", str(int(timeout)))
         done = self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.log), "-o", options, *wait, "start",

@@ -433,6 +433,16 @@ if BACKUP_STORAGE:
         "BACKEND": BACKUP_STORAGE,
         "OPTIONS": env.json("BACKUP_STORAGE_OPTIONS", default={}),
     }
+# Point-in-time recovery (manage.py pitr; README: Point-in-time recovery): the archive of
+# base backups and WAL that the server's archive_command writes into, and its off-site
+# copy, a django-storages backend like BACKUP_STORAGE.
+PITR_DIR = Path(env.str("PITR_DIR", default=str(BASE_DIR / "var" / "pitr")))
+PITR_OFFSITE_STORAGE = env.str("PITR_OFFSITE_STORAGE", default="")
+if PITR_OFFSITE_STORAGE:
+    STORAGES["pitr_offsite"] = {
+        "BACKEND": PITR_OFFSITE_STORAGE,
+        "OPTIONS": env.json("PITR_OFFSITE_STORAGE_OPTIONS", default={}),
+    }
 # Queries slower than this (milliseconds) are logged with request id and tenant; 0: off.
 SLOW_QUERY_MS = _int("SLOW_QUERY_MS", default=200)
 # `dbstats --check` exits non-zero and mails ADMINS when one of these is crossed.

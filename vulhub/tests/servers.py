@@ -231,3 +231,16 @@ def own_postgres(settings: dict[str, str] | None = None):
     finally:
         cluster.remove()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def manage_on(cluster, name: str, *args: str, check: bool = True) -> str:
+    """`manage.py *args` in a process of its own against database `name` of `cluster`, as its owner.
+
+    Returns what it printed (stdout, then stderr); with `check`, a failure fails the test.
+    """
+    environment = {**os.environ, "DATABASE_URL": cluster.url(name), "MIGRATIONS_DATABASE_URL": cluster.url(name)}
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+    assert not check or done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}"
+    return done.stdout + done.stderr

@@ -16,9 +16,6 @@ under gunicorn with the production settings.
 """
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -31,7 +28,7 @@ from scoring.models import Submission
 from tenants.factories import StudentFactory, TenantFactory
 from vulhub.db_roles import app_role_name
 
-from .servers import ROOT, OwnRedis, fetch, gunicorn, own_postgres, session_for
+from .servers import ROOT, OwnRedis, fetch, gunicorn, manage_on, own_postgres, session_for
 
 HOST = "alpha.localhost"
 FRIENDLY = "Back in a moment"
@@ -188,16 +185,6 @@ def restart(outage: Outage, load: Load, stop, start, down_for: float = 2.0) -> N
         outage.recovered[kind] = load.served_since(outage.up_at, kind)
 
 
-def manage(cluster, name: str, *args: str) -> str:
-    """A management command against the test's own cluster, as its owner; its output."""
-    env = {**os.environ, "DATABASE_URL": cluster.url(name), "MIGRATIONS_DATABASE_URL": cluster.url(name)}
-    done = subprocess.run(  # noqa: S603
-        [sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 LEADERBOARD = "SELECT user_id, points, solves, last_scored_at FROM leaderboards ORDER BY user_id"
 
 
@@ -229,7 +216,7 @@ def test_redis_and_postgresql_restarted_under_load_lose_no_acknowledged_submissi
                     "JOIN projects p ON p.id = s.project_id GROUP BY 1, 2, 3"
                 ).fetchall()
                 standings = conn.execute(LEADERBOARD).fetchall()
-            rebuilt_output = manage(cluster, name, "rebuild_leaderboards", "--no-progress")
+            rebuilt_output = manage_on(cluster, name, "rebuild_leaderboards", "--no-progress")
             with cluster.connect(name) as conn:
                 rebuilt = conn.execute(LEADERBOARD).fetchall()
     finally:
