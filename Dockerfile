@@ -5,9 +5,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1
 
-# PostgreSQL 15 client tools (pg_dump, pg_restore) for the operator commands
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends postgresql-client \
+# PostgreSQL 15 for the operator commands: the client tools (pg_dump, pg_restore,
+# pg_basebackup) and the server binaries `pitr restore` recovers a base backup with (no
+# cluster of its own: Debian's default one is not created).
+RUN mkdir -p /etc/postgresql-common/createcluster.d \
+    && echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/vulhub.conf \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client postgresql-15 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
@@ -19,7 +23,7 @@ COPY . .
 RUN DEBUG=false SECRET_KEY=build-only-not-a-secret ALLOWED_HOSTS=localhost \
     DATABASE_URL=postgres://build@localhost/build python manage.py collectstatic --no-input
 
-RUN mkdir -p var/backups && useradd --create-home vulhub && chown -R vulhub /app
+RUN mkdir -p var/backups var/pitr && useradd --create-home --uid 1000 vulhub && chown -R vulhub /app
 USER vulhub
 
 EXPOSE 8000

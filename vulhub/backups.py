@@ -819,13 +819,13 @@ class RestoreResult:
             f"{len(self.mismatches)} table(s) differ from the manifest, {len(self.audit_breaks)} audit chain(s) broken"
         )
 
-    def summary(self) -> str:
+    def summary(self, against: str = "the manifest") -> str:
         audit = (
             f"{self.audit_chains} audit chain(s) intact ({self.audit_rows} rows)"
             if self.audit_checked
             else "no audit tables to check"
         )
-        return f"{self.tables} tables, {self.rows} rows match the manifest; {audit}; {self.seconds:.1f} s"
+        return f"{self.tables} tables, {self.rows} rows match {against}; {audit}; {self.seconds:.1f} s"
 
     def notes(self) -> list[str]:
         notes = []

@@ -519,7 +519,11 @@ def restore_to(
         _unpack(folder / "base.tar.gz", datadir)
         if (folder / "pg_wal.tar.gz").exists():
             _unpack(folder / "pg_wal.tar.gz", datadir / "pg_wal")
-        cluster = _recovering_cluster(datadir, bin_dir, local, target, port)
+        # PostgreSQL stops at a target time when it meets the first commit after it: past the
+        # newest archived commit there is none, so such a target replays all that is archived
+        # (the same rows: nothing archived was committed after it).
+        stop_at = target if target is not None and target < window.end else None
+        cluster = _recovering_cluster(datadir, bin_dir, local, stop_at, port)
         steps.start("recovery")
         try:
             cluster.start(timeout=3600)
@@ -534,7 +538,10 @@ def restore_to(
             raise
         if not keep_running:
             cluster.stop("fast")
-    replayed = len([name for name in local.wal_names() if SEGMENT.match(name)])
+    first = segment_number(backup.start_wal, backup.segment_size)
+    replayed = sum(
+        1 for name in local.wal_names() if SEGMENT.match(name) and segment_number(name, backup.segment_size) >= first
+    )
     return PitrRestore(datadir, target, backup, verified, time.monotonic() - started, replayed, reached, cluster.port)
 
 

@@ -167,8 +167,7 @@ class Outage:
         return {
             "down_s": round(self.up_at - self.down_at, 2),
             "recovery_after_restart_s": {
-                kind: None if at is None else round(max(0.0, at - self.up_at), 2)
-                for kind, at in self.recovered.items()
+                kind: None if at is None else round(max(0.0, at - self.up_at), 2) for kind, at in self.recovered.items()
             },
             "answers_until_recovered": dict(Counter(str(a.status) for a in during)),
         }

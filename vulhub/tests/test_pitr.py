@@ -162,7 +162,7 @@ def test_the_drill_restores_exactly_what_was_committed_by_the_target_time(drill,
         at_t1.stop()
     record = json.loads((into / pitr.RESTORE_RECORD).read_text())
     assert record["tables"]["submissions"]["rows"] == len(before) + 5
-    assert "match the manifest" in pitr_command("verify", str(into), "--no-progress")
+    assert "match its restore record" in pitr_command("verify", str(into), "--no-progress")
 
     # To T2, from the off-site copy alone: the machine's archive is gone.
     offsite = folders("vulhub-test-offsite-")
@@ -178,6 +178,24 @@ def test_the_drill_restores_exactly_what_was_committed_by_the_target_time(drill,
         at_t2.stop()
 
 
+def test_the_newest_commit_and_latest_restore_everything_archived(drill, folders):
+    pitr_command = functools.partial(manage_on, drill.cluster, drill.database, "pitr")
+    archive = ["--archive", str(drill.archive.path)]
+    pitr_command("backup", *archive)
+    kept = drill.write(3, "kept")
+    drill.archive_current_wal()
+    newest = pitr.recovery_window(drill.archive).end  # no commit after it to stop at: all is replayed
+
+    for target in (newest.isoformat(), "latest"):
+        into = folders("vulhub-test-restored-") / "data"
+        pitr_command("restore", "--to", target, "--into", str(into), *archive)
+        restored = started(into)
+        try:
+            assert set(kept) <= drill.submission_ids(restored), target
+        finally:
+            restored.stop()
+
+
 def test_a_changed_restored_database_fails_its_verification(drill, folders):
     pitr_command = functools.partial(manage_on, drill.cluster, drill.database, "pitr")
     archive = ["--archive", str(drill.archive.path)]
@@ -186,6 +204,7 @@ def test_a_changed_restored_database_fails_its_verification(drill, folders):
     drill.archive_current_wal()
     into = folders("vulhub-test-restored-") / "latest"
     pitr_command("restore", "--to", "latest", "--into", str(into), *archive)
+    assert "match its restore record" in pitr_command("verify", str(into))  # unchanged: it checks out
     changed = started(into)
     try:
         with changed.connect(drill.database) as conn:

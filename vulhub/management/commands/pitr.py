@@ -159,7 +159,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Restored {result.backup.database} to {moment} into {result.datadir} in {result.seconds:.1f} s, "
-                f"from base backup {result.backup.name} and {result.wal_replayed} WAL file(s)."
+                f"from base backup {result.backup.name} and the {result.wal_replayed} WAL file(s) archived since."
             )
         )
         self.stdout.write(
@@ -180,7 +180,7 @@ class Command(BaseCommand):
             self.stderr.write(line)
         if not verified.ok:
             raise CommandError(f"{options['datadir']} differs from its restore record: {verified.failure()}.")
-        self.stdout.write(self.style.SUCCESS(f"{options['datadir']}: {verified.summary()}."))
+        self.stdout.write(self.style.SUCCESS(f"{options['datadir']}: {verified.summary('its restore record')}."))
 
     def _ship(self, options, steps):
         local = pitr.local_archive(options["archive"])
