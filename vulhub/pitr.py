@@ -49,7 +49,8 @@ from vulhub.pg_cluster import Cluster, ClusterError, conf_value, find_bin_dir, h
 META = "vulhub.json"
 RESTORE_RECORD = "vulhub_restore.json"
 SEGMENT = re.compile(r"^[0-9A-F]{24}$")
-COMMIT = re.compile(r"desc: (?:COMMIT|ABORT) (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) (\S+)")
+# "desc: COMMIT 2026-12-03 12:07:38.071842 UTC; inval msgs: ..." (what follows the zone varies)
+COMMIT = re.compile(r"desc: (?:COMMIT|ABORT) (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) ([\w/+-]+)")
 STAMP = "%Y%m%dT%H%M%SZ"
 
 
