@@ -24,7 +24,7 @@ from django.test import Client, override_settings
 
 from vulhub.db_roles import app_role_name
 from vulhub.embedded_db.server import EMBEDDED_ROLES
-from vulhub.pg_cluster import Cluster, free_port, hand_over
+from vulhub.pg_cluster import Cluster, find_bin_dir, free_port, hand_over
 
 ROOT = Path(__file__).resolve().parents[2]
 SBIN_PATH = f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin"
@@ -201,11 +201,12 @@ def own_postgres(settings: dict[str, str] | None = None):
     """A PostgreSQL cluster of the test's own with a copy of the test database (what is committed).
 
     The app's roles are made first, so the copy keeps its grants and row-level security;
-    yields the running cluster and the name of the database.
+    yields the running cluster and the name of the database. Its binaries are of the test
+    server's major version (pg_dump must be at least as new as the server it reads).
     """
     base = Path(tempfile.mkdtemp(prefix="vulhub-test-pg-"))
     hand_over(base)
-    cluster = Cluster(base / "data").initdb(settings)
+    cluster = Cluster(base / "data", bin_dir=find_bin_dir(connection.pg_version // 10000)).initdb(settings)
     name = connection.settings_dict["NAME"]
     try:
         cluster.start()
