@@ -410,8 +410,8 @@ def preloaded_cursor(preloaded_server):
             cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             cursor.execute("SELECT pg_stat_statements_reset()")
             for _ in range(3):
-                cursor.execute("SELECT pg_sleep(0.03)")
-            cursor.execute("SELECT pg_sleep(0.01) FROM generate_series(1, 2)")
+                cursor.execute("SELECT pg_sleep(0.06)")
+            cursor.execute("SELECT pg_sleep(0.005) FROM generate_series(1, 2)")  # ~10 ms: far below
             cursor.execute("SELECT count(*) FROM generate_series(1, 100)")
             yield cursor
 
@@ -426,8 +426,8 @@ def test_it_reports_the_slowest_statements_when_pg_stat_statements_is_loaded(pre
     assert sleep["query"] == "SELECT pg_sleep($1)"
     assert sleep["calls"] == 3
     assert sleep["rows"] == 3
-    assert 30 <= sleep["mean_ms"] < 1000
-    assert sleep["total_ms"] >= 90
+    assert 60 <= sleep["mean_ms"] < 1000
+    assert sleep["total_ms"] >= 180
     assert slow["by_total"][0]["query"] == "SELECT pg_sleep($1)"
     assert "generate_series" in slow["by_mean"][1]["query"]
     assert slow["by_mean"][1]["rows"] == 2
@@ -436,11 +436,11 @@ def test_it_reports_the_slowest_statements_when_pg_stat_statements_is_loaded(pre
 def test_check_reports_statements_slower_on_average_than_the_threshold(preloaded_cursor):
     report = dbstats.collect(preloaded_cursor)
 
-    found = dbstats.problems(report, {**GENEROUS, "slow_query_mean_ms": 25})
+    found = dbstats.problems(report, {**GENEROUS, "slow_query_mean_ms": 40})
 
     assert found == [
         f"Statement averaging {report['slow_queries']['by_mean'][0]['mean_ms']} ms over 3 calls, "
-        "over 25 ms: SELECT pg_sleep($1)"
+        "over 40 ms: SELECT pg_sleep($1)"
     ]
     assert dbstats.problems(report, GENEROUS) == []
 
