@@ -1,10 +1,11 @@
 """Badge rules: which automatic badges a student has earned, from one student's numbers only."""
 
-from django.db.models import Count, Sum
+from django.db import connection
+from django.db.models import OuterRef, Subquery
 
 from challenges.models import Project
 
-from .models import Badge, Submission
+from .models import Badge, Submission, UserBadge
 
 R = Badge.RuleKind
 
@@ -48,45 +49,66 @@ def _text(params: dict, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def earned_badge_ids(user) -> set[int]:
-    """The automatic badges of the user's tenant whose rule the user now meets.
+# The student's approved solves, grouped so that every rule can be read from them, and
+# (when a "complete the category" rule needs them) the class's published challenges per
+# category: one statement. A challenge has one category and one difficulty, so distinct
+# challenges summed over the groups of a category are the category's distinct challenges.
+STUDENT_NUMBERS = """
+    SELECT 'solved', p.category, p.difficulty, p.is_published,
+           count(*), coalesce(sum(s.points_awarded), 0), count(DISTINCT s.project_id)
+    FROM submissions s JOIN projects p ON p.id = s.project_id
+    WHERE s.tenant_id = %(tenant)s AND s.user_id = %(user)s AND s.status = %(approved)s
+    GROUP BY p.category, p.difficulty, p.is_published
+    UNION ALL
+    SELECT 'published', category, NULL, true, count(*), 0, 0
+    FROM projects
+    WHERE %(complete)s AND tenant_id = %(tenant)s AND is_published
+    GROUP BY category
+"""
 
-    Three queries whatever the number of badges: the tenant's rule badges, the
-    student's solves by category and difficulty, and (only when a rule needs it) the
-    number of published challenges per category.
+
+def rule_badges(user) -> list[Badge]:
+    """The automatic badges of the user's tenant, each with `held_award`: the pk of the
+    user's automatic award of it, or None."""
+    held = UserBadge.objects.filter(badge=OuterRef("pk"), user=user, awarded_by__isnull=True).values("pk")[:1]
+    return list(Badge.objects.for_tenant(user.tenant_id).exclude(rule_kind="").annotate(held_award=Subquery(held)))
+
+
+def earned_badge_ids(user, rules: list[Badge] | None = None) -> set[int]:
+    """The automatic badges of the user's tenant (or of `rules`) whose rule the user now meets.
+
+    Two queries whatever the number of badges: the tenant's rule badges (unless given)
+    and the student's numbers (STUDENT_NUMBERS).
     """
-    rules = list(Badge.objects.for_tenant(user.tenant_id).exclude(rule_kind=""))
+    if rules is None:
+        rules = rule_badges(user)
     if not rules:
         return set()
-    solved = (
-        Submission.objects.for_tenant(user.tenant_id)
-        .filter(user=user)
-        .approved()
-        .values("project__category", "project__difficulty")
-        .annotate(n=Count("id"), points=Sum("points_awarded"))
-    )
     by_category: dict[str, int] = {}
     by_difficulty: dict[str, int] = {}
-    solves = points = 0
-    for row in solved:
-        by_category[row["project__category"]] = by_category.get(row["project__category"], 0) + row["n"]
-        by_difficulty[row["project__difficulty"]] = by_difficulty.get(row["project__difficulty"], 0) + row["n"]
-        solves += row["n"]
-        points += row["points"] or 0
+    solved_published: dict[str, int] = {}
     published: dict[str, int] = {}
-    if any(b.rule_kind == R.CATEGORY_COMPLETE for b in rules):
-        published = dict(
-            Project.objects.for_tenant(user.tenant_id).published().values_list("category").annotate(n=Count("id"))
+    solves = points = 0
+    with connection.cursor() as cursor:
+        cursor.execute(
+            STUDENT_NUMBERS,
+            {
+                "tenant": user.tenant_id,
+                "user": user.pk,
+                "approved": Submission.Status.APPROVED,
+                "complete": any(b.rule_kind == R.CATEGORY_COMPLETE for b in rules),
+            },
         )
-    solved_published = {}
-    if published:
-        solved_published = dict(
-            Submission.objects.for_tenant(user.tenant_id)
-            .filter(user=user, project__is_published=True)
-            .approved()
-            .values_list("project__category")
-            .annotate(n=Count("project", distinct=True))
-        )
+        for source, category, difficulty, is_published, n, solved_points, projects in cursor.fetchall():
+            if source == "published":
+                published[category] = n
+                continue
+            by_category[category] = by_category.get(category, 0) + n
+            by_difficulty[difficulty] = by_difficulty.get(difficulty, 0) + n
+            solves += n
+            points += solved_points
+            if is_published:
+                solved_published[category] = solved_published.get(category, 0) + projects
     earned = set()
     for badge in rules:
         params = _params(badge)

@@ -180,16 +180,15 @@ def submission_grade(
 def _after_scoring(*, user: User, actor: User | None) -> None:
     leaderboard.update_student(tenant_id=user.tenant_id, user_id=user.pk)
     catalogue.invalidate_on_commit(user.tenant_id)  # solve counts moved
-    earned = badges.earned_badge_ids(user)
-    held = dict(
-        UserBadge.objects.for_tenant(user.tenant_id)
-        .filter(user=user, awarded_by__isnull=True, badge__rule_kind__gt="")
-        .values_list("badge_id", "pk")
-    )
-    for badge in Badge.objects.filter(pk__in=earned - set(held)):
-        _award(badge=badge, user=user, awarded_by=None)
-    for award in UserBadge.objects.filter(pk__in=[held[b] for b in set(held) - earned]).select_related("badge"):
-        _revoke(award=award, actor=actor, reason="The grade that earned it changed.")
+    rules = badges.rule_badges(user)  # each with the student's automatic award of it, if any
+    earned = badges.earned_badge_ids(user, rules)
+    for badge in rules:
+        if badge.pk in earned and badge.held_award is None:
+            _award(badge=badge, user=user, awarded_by=None)
+    lost = [badge.held_award for badge in rules if badge.pk not in earned and badge.held_award is not None]
+    if lost:
+        for award in UserBadge.objects.filter(pk__in=lost).select_related("badge"):
+            _revoke(award=award, actor=actor, reason="The grade that earned it changed.")
 
 
 def _award(*, badge: Badge, user: User, awarded_by: User | None) -> UserBadge | None:
