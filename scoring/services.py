@@ -186,9 +186,8 @@ def _after_scoring(*, user: User, actor: User | None) -> None:
         if badge.pk in earned and badge.held_award is None:
             _award(badge=badge, user=user, awarded_by=None)
     lost = [badge.held_award for badge in rules if badge.pk not in earned and badge.held_award is not None]
-    if lost:
-        for award in UserBadge.objects.filter(pk__in=lost).select_related("badge"):
-            _revoke(award=award, actor=actor, reason="The grade that earned it changed.")
+    for award in UserBadge.objects.filter(pk__in=lost).select_related("badge"):  # no query when none is lost
+        _revoke(award=award, actor=actor, reason="The grade that earned it changed.")
 
 
 def _award(*, badge: Badge, user: User, awarded_by: User | None) -> UserBadge | None:

@@ -392,10 +392,7 @@ class LocalDirectory(Destination):
     def save_manifest(self, name: str, text: str) -> None:
         # Written aside and renamed: a manifest is there whole or not at all.
         partial = self.path / f".{name}.partial"
-        with partial.open("w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
+        write_whole(partial, text)
         os.replace(partial, self.path / name)
 
     def fetch(self, name: str, scratch: Path) -> Path:
@@ -437,10 +434,8 @@ class StorageDestination(Destination):
         self._save(name, ContentFile(text.encode("utf-8"), name=name))
 
     def fetch(self, name: str, scratch: Path) -> Path:
-        target = scratch / name
-        with self.storage.open(name, "rb") as source, target.open("wb") as out:
-            shutil.copyfileobj(source, out, COPY_CHUNK)
-        return target
+        copy_from_storage(self.storage, name, scratch / name)
+        return scratch / name
 
     def delete(self, name: str) -> None:
         self.storage.delete(name)
@@ -451,14 +446,32 @@ def destination(dest: str | Path | None = None) -> Destination:
     if dest:
         return LocalDirectory(Path(dest))
     if settings.BACKUP_STORAGE:
-        try:
-            storage = storages["backups"]
-        except InvalidStorageError as exc:
-            raise BackupError(f"BACKUP_STORAGE is set but the backups storage is unusable: {exc}") from exc
-        backend = type(storage).__name__
-        location = getattr(storage, "location", "") or getattr(storage, "bucket_name", "")
-        return StorageDestination(storage, f"storage 'backups' ({backend}{' ' + str(location) if location else ''})")
+        return StorageDestination(*configured_storage("backups", "BACKUP_STORAGE"))
     return LocalDirectory(Path(settings.BACKUP_DIR))
+
+
+def configured_storage(alias: str, setting: str) -> tuple[object, str]:
+    """The storage `alias` of STORAGES (which `setting` configures) and a label naming it."""
+    try:
+        storage = storages[alias]
+    except InvalidStorageError as exc:
+        raise BackupError(f"{setting} is set but the {alias} storage is unusable: {exc}") from exc
+    backend = type(storage).__name__
+    location = getattr(storage, "location", "") or getattr(storage, "bucket_name", "")
+    return storage, f"storage '{alias}' ({backend}{' ' + str(location) if location else ''})"
+
+
+def copy_from_storage(storage, name: str, target: Path) -> None:
+    with storage.open(name, "rb") as source, target.open("wb") as out:
+        shutil.copyfileobj(source, out, COPY_CHUNK)
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write `text` to `path` and flush it to disk before returning."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 # --- Listing and retention ------------------------------------------------------------------

@@ -20,9 +20,9 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
-import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -119,8 +119,6 @@ def conf_value(value: str) -> str:
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -200,23 +198,15 @@ class Cluster:
     def running(self) -> bool:
         return self._run("pg_ctl", "-D", str(self.datadir), "status").returncode == 0
 
-    def wait_until_stopped(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.running():
-                return True
-            time.sleep(0.5)
-        return False
-
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
 
-    def conninfo(self, dbname: str = "postgres", user: str = "postgres", *, tcp: bool = False) -> str:
-        host = "127.0.0.1" if tcp else str(self.socket_dir)
-        return make_conninfo(host=host, port=str(self.port), user=user, dbname=dbname)
+    def conninfo(self, dbname: str = "postgres", user: str = "postgres") -> str:
+        """Its owner's way in: the cluster's own socket."""
+        return make_conninfo(host=str(self.socket_dir), port=str(self.port), user=user, dbname=dbname)
 
     def url(self, dbname: str, user: str = "postgres") -> str:
         """A DATABASE_URL for the app (over TCP on loopback)."""

@@ -32,7 +32,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +40,7 @@ from pathlib import Path
 import psycopg
 from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import FileSystemStorage, InvalidStorageError, storages
+from django.core.files.storage import FileSystemStorage
 from django.db import connections
 
 from vulhub import backups
@@ -188,8 +188,7 @@ class StorageArchive(Archive):
             return source.read().decode("utf-8")
 
     def fetch(self, name: str, target: Path) -> None:
-        with self.storage.open(name, "rb") as source, target.open("wb") as out:
-            shutil.copyfileobj(source, out, backups.COPY_CHUNK)
+        backups.copy_from_storage(self.storage, name, target)
 
     def size(self, name: str) -> int | None:
         try:
@@ -218,12 +217,7 @@ def offsite_archive(path: str | Path | None = None) -> StorageArchive:
         return StorageArchive(FileSystemStorage(location=str(path)), str(path))
     if not settings.PITR_OFFSITE_STORAGE:
         raise PitrError("No off-site copy is configured: set PITR_OFFSITE_STORAGE, or give a directory.")
-    try:
-        storage = storages["pitr_offsite"]
-    except InvalidStorageError as exc:
-        raise PitrError(f"PITR_OFFSITE_STORAGE is set but the storage is unusable: {exc}") from exc
-    location = getattr(storage, "location", "") or getattr(storage, "bucket_name", "")
-    return StorageArchive(storage, f"storage 'pitr_offsite' ({type(storage).__name__} {location})".strip())
+    return StorageArchive(*backups.configured_storage("pitr_offsite", "PITR_OFFSITE_STORAGE"))
 
 
 # --- The server --------------------------------------------------------------------------------
@@ -298,16 +292,9 @@ def take_base_backup(
         files=sorted(entry.name for entry in partial.iterdir()),
         size=sum(entry.stat().st_size for entry in partial.iterdir()),
     )
-    _write_whole(partial / META, backup.to_json())
+    backups.write_whole(partial / META, backup.to_json())
     os.replace(partial, base / name)
     return backup
-
-
-def _write_whole(path: Path, text: str) -> None:
-    with path.open("w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
 
 
 # --- The recovery window -----------------------------------------------------------------------
@@ -320,7 +307,6 @@ class Window:
     backups: list[BaseBackup]
     usable: list[BaseBackup]  # the backups from which WAL runs without a gap to the end
     wal_files: int
-    newest_wal: str | None
     gaps: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -366,7 +352,7 @@ def recovery_window(archive: Archive) -> Window:
     all_backups = archive.backups()
     wal = [name for name in archive.wal_names() if SEGMENT.match(name)]
     if not all_backups or not wal:
-        return Window(None, None, all_backups, [], len(wal), wal[-1] if wal else None)
+        return Window(None, None, all_backups, [], len(wal))
     newest = all_backups[-1]
     size = newest.segment_size
     timeline = [name for name in wal if int(name[:8], 16) == newest.timeline]
@@ -385,7 +371,7 @@ def recovery_window(archive: Archive) -> Window:
     end = last_commit(archive, timeline[run_start:], find_bin_dir(newest.server_major)) if usable else None
     usable = [backup for backup in usable if end is not None and backup.finished_at <= end]
     start = usable[0].finished_at if usable else None
-    return Window(start, end if usable else None, all_backups, usable, len(wal), wal[-1], gaps)
+    return Window(start, end if usable else None, all_backups, usable, len(wal), gaps)
 
 
 def parse_target(text: str) -> datetime | None:
@@ -466,20 +452,25 @@ def _unpack(tarball: Path, into: Path) -> None:
         raise PitrError(f"Unpacking {tarball.name} failed: {done.stderr.strip()}")
 
 
+def wal_after(backup: BaseBackup, names: list[str]) -> list[str]:
+    """The WAL files of `names` that a restore from `backup` replays: its timeline, from its start on."""
+    first = segment_number(backup.start_wal, backup.segment_size)
+    return [
+        name
+        for name in names
+        if SEGMENT.match(name)
+        and int(name[:8], 16) == backup.timeline
+        and segment_number(name, backup.segment_size) >= first
+    ]
+
+
 def _stage_from(archive: Archive, backup: BaseBackup, scratch: Path, steps: backups.Steps) -> LocalArchive:
     """The base backup and the WAL after it, copied from a remote archive into `scratch`."""
     staged = LocalArchive(scratch)
     (scratch / "base" / backup.name).mkdir(parents=True)
     (scratch / "wal").mkdir()
-    first = segment_number(backup.start_wal, backup.segment_size)
-    wal = [
-        name
-        for name in archive.wal_names()
-        if name.endswith(".history")
-        or SEGMENT.match(name)
-        and int(name[:8], 16) == backup.timeline
-        and segment_number(name, backup.segment_size) >= first
-    ]
+    names = archive.wal_names()
+    wal = [name for name in names if name.endswith(".history")] + wal_after(backup, names)
     files = [f"base/{backup.name}/{name}" for name in [*backup.files, META]] + [f"wal/{name}" for name in wal]
     steps.start("fetch", total=len(files), unit="file")
     for name in files:
@@ -499,7 +490,6 @@ def restore_to(
     keep_running: bool = False,
     port: int | None = None,
     steps: backups.Steps = backups.SILENT,
-    on_cluster: Callable[[Cluster], None] | None = None,
 ) -> PitrRestore:
     """Restore the archive's database to `target` (None: everything archived) into the new `datadir`."""
     started = time.monotonic()
@@ -530,19 +520,15 @@ def restore_to(
             cluster.start(timeout=3600)
             _wait_for_promotion(cluster, backup.superuser)
             _finish_recovery_settings(cluster, backup.superuser)
-            if on_cluster is not None:
-                on_cluster(cluster)
             steps.start("verify")
-            verified, reached = _verify(cluster, backup.superuser, backup.database, steps, record=True)
+            verified, reached = _verify(cluster, backup.superuser, backup.database, steps)
+            _record(cluster, backup.superuser, backup.database, verified)
         except BaseException:
             cluster.stop("fast")
             raise
         if not keep_running:
             cluster.stop("fast")
-    first = segment_number(backup.start_wal, backup.segment_size)
-    replayed = sum(
-        1 for name in local.wal_names() if SEGMENT.match(name) and segment_number(name, backup.segment_size) >= first
-    )
+        replayed = len(wal_after(backup, local.wal_names()))  # before a staged archive is deleted
     return PitrRestore(datadir, target, backup, verified, time.monotonic() - started, replayed, reached, cluster.port)
 
 
@@ -558,17 +544,15 @@ def _recovering_cluster(
     for leftover in ("postmaster.pid", "postmaster.opts"):
         (datadir / leftover).unlink(missing_ok=True)
     cluster = Cluster(datadir, bin_dir=bin_dir, **({"port": port} if port else {}))
-    hba = cluster.socket_dir / "pg_hba.conf"
-    _write_whole(hba, "local all all trust\n")
-    cluster.options = f"-c hba_file={hba}"
-    written = [hba]
+    cluster.options = _owner_only(cluster)
+    written = []
     if not (datadir / "postgresql.conf").exists():  # Debian keeps it outside the data directory
-        _write_whole(
+        backups.write_whole(
             datadir / "postgresql.conf", "# Written by `manage.py pitr restore`: the server's own was elsewhere.\n"
         )
         written.append(datadir / "postgresql.conf")
     if not (datadir / "pg_hba.conf").exists():
-        _write_whole(datadir / "pg_hba.conf", "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n")
+        backups.write_whole(datadir / "pg_hba.conf", "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n")
         written.append(datadir / "pg_hba.conf")
     recovery = {
         "restore_command": f"cp '{archive.path / 'wal'}/%f' '%p'",
@@ -583,6 +567,13 @@ def _recovering_cluster(
     for path in [*written, datadir / "postgresql.auto.conf", datadir / "recovery.signal"]:
         hand_over(path)
     return cluster
+
+
+def _owner_only(cluster: Cluster) -> str:
+    """Server options that let in only local connections on the cluster's own socket (an hba_file of ours)."""
+    hba = cluster.socket_dir / "pg_hba.conf"
+    backups.write_whole(hba, "local all all trust\n")
+    return f"-c hba_file={hba}"
 
 
 def _wait_for_promotion(cluster: Cluster, superuser: str, timeout: float = 3600) -> None:
@@ -633,34 +624,29 @@ def cluster_alias(cluster: Cluster, user: str, database: str) -> Iterator[str]:
         del connections.settings[alias]
 
 
-def _verify(cluster: Cluster, user: str, database: str, steps, *, record: bool) -> tuple:
+def _verify(cluster: Cluster, user: str, database: str, steps, against: dict | None = None) -> tuple:
+    """Check the database on `cluster` (against a restore record, when given): the result and its newest change."""
     with cluster.connect(user=user) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
             raise PitrError(f"The restored cluster has no database {database}.")
-    previous = _read_record(cluster.datadir)
     with cluster_alias(cluster, user, database) as alias:
-        verified = backups.verify_database(
-            {"tables": previous["tables"], "migrations": previous["migrations"]} if previous and not record else None,
-            database=database,
-            steps=steps,
-            alias=alias,
-        )
+        verified = backups.verify_database(against, database=database, steps=steps, alias=alias)
     with cluster.connect(database, user) as conn:
         reached = conn.execute(
             "SELECT greatest((SELECT max(submitted_at) FROM submissions), (SELECT max(created_at) FROM audit_logs))"
             if _has_tables(conn, "submissions", "audit_logs")
             else "SELECT NULL::timestamptz"
         ).fetchone()[0]
-        migrations = backups._migrations(conn.cursor())
-    if record:
-        _write_whole(
-            cluster.datadir / RESTORE_RECORD,
-            json.dumps(
-                {"database": database, "user": user, "tables": verified.found, "migrations": migrations}, indent=2
-            ),
-        )
-        hand_over(cluster.datadir / RESTORE_RECORD)
     return verified, reached
+
+
+def _record(cluster: Cluster, user: str, database: str, verified: backups.RestoreResult) -> None:
+    """What the restore verified, kept in the data directory for `pitr verify` to compare with later."""
+    with cluster.connect(database, user) as conn:
+        migrations = backups._migrations(conn.cursor())
+    record = {"database": database, "user": user, "tables": verified.found, "migrations": migrations}
+    backups.write_whole(cluster.datadir / RESTORE_RECORD, json.dumps(record, indent=2))
+    hand_over(cluster.datadir / RESTORE_RECORD)
 
 
 def _has_tables(conn, *names: str) -> bool:
@@ -685,12 +671,10 @@ def verify_restored(datadir: Path, *, steps: backups.Steps = backups.SILENT) -> 
     cluster = Cluster(datadir, bin_dir=find_bin_dir(major))
     if cluster.running():
         raise PitrError(f"A server is running on {datadir}: stop it first, or verify a copy.")
-    hba = cluster.socket_dir / "pg_hba.conf"
-    _write_whole(hba, "local all all trust\n")
-    cluster.options = f"-c hba_file={hba} -c archive_mode=off"
+    cluster.options = f"{_owner_only(cluster)} -c archive_mode=off"
     try:
         cluster.start()
-        verified, _reached = _verify(cluster, record["user"], record["database"], steps, record=False)
+        verified, _reached = _verify(cluster, record["user"], record["database"], steps, against=record)
     finally:
         cluster.stop("fast")
     return verified

@@ -8,12 +8,13 @@ and then restores: to T1 from the local archive, and to T2 from the off-site cop
 database holds exactly the rows committed by its target time: nothing later, nothing lost.
 """
 
-import functools
 import io
 import json
+import re
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -47,6 +48,14 @@ class Drill:
     tenant: int
     student: int
     project: int
+
+    def pitr(self, *args: str, check: bool = True) -> str:
+        """`manage.py pitr *args` against the drill's cluster, in a process of its own; its output."""
+        return manage_on(self.cluster, self.database, "pitr", *args, check=check)
+
+    @property
+    def local(self) -> list[str]:
+        return ["--archive", str(self.archive.path)]
 
     def server(self) -> backups.Server:
         params = {"host": str(self.cluster.socket_dir), "port": str(self.cluster.port), "user": "postgres"}
@@ -118,19 +127,21 @@ def folders():
         shutil.rmtree(path, ignore_errors=True)
 
 
-def started(datadir: Path) -> Cluster:
-    """A restored data directory, started as an operator would."""
+@contextmanager
+def started(datadir: Path):
+    """A restored data directory, started as an operator would, until the block ends."""
     cluster = Cluster(datadir, bin_dir=pitr.find_bin_dir(int((datadir / "PG_VERSION").read_text())))
     cluster.start()
-    return cluster
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def test_the_drill_restores_exactly_what_was_committed_by_the_target_time(drill, folders):
     """The operator's commands, each in a process of its own, as cron or a shell runs them."""
-    pitr_command = functools.partial(manage_on, drill.cluster, drill.database, "pitr")
-    archive = ["--archive", str(drill.archive.path)]
     before = drill.submission_ids()
-    assert "Base backup" in pitr_command("backup", *archive)
+    assert "Base backup" in drill.pitr("backup", *drill.local)
     first = drill.write(5, "before T1")
     t1 = drill.now()
     time.sleep(0.05)
@@ -147,74 +158,57 @@ def test_the_drill_restores_exactly_what_was_committed_by_the_target_time(drill,
     window = pitr.recovery_window(drill.archive)
     (backup,) = window.usable
     assert window.start == backup.finished_at and window.end > t2
-    assert f"Recovery window: {window.describe()}" in pitr_command("window", *archive)
+    assert f"Recovery window: {window.describe()}" in drill.pitr("window", *drill.local)
 
     # To T1, from the local archive.
     into = folders("vulhub-test-restored-") / "t1"
-    output = pitr_command("restore", "--to", t1.isoformat(), "--into", str(into), *archive, "--no-progress")
+    output = drill.pitr("restore", "--to", t1.isoformat(), "--into", str(into), *drill.local, "--no-progress")
     assert f"Restored {drill.database} to {pitr.show_time(t1)} into {into}" in output
     assert "audit chain(s) intact" in output
-    at_t1 = started(into)
-    try:
+    with started(into) as at_t1, at_t1.connect(drill.database) as conn:
         assert drill.submission_ids(at_t1) == before | set(first)  # nothing later, nothing lost
-        with at_t1.connect(drill.database) as conn:
-            assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
-            assert conn.execute("SELECT current_setting('archive_mode')").fetchone()[0] == "off"
-    finally:
-        at_t1.stop()
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
+        assert conn.execute("SELECT current_setting('archive_mode')").fetchone()[0] == "off"
     record = json.loads((into / pitr.RESTORE_RECORD).read_text())
     assert record["tables"]["submissions"]["rows"] == len(before) + 5
-    assert "match its restore record" in pitr_command("verify", str(into), "--no-progress")
+    assert "match its restore record" in drill.pitr("verify", str(into), "--no-progress")
 
     # To T2, from the off-site copy alone: the machine's archive is gone.
     offsite = folders("vulhub-test-offsite-")
-    assert "Shipped 1 base backup(s)" in pitr_command("ship", *archive, "--to", str(offsite))
-    assert "(0 B)" in pitr_command("ship", *archive, "--to", str(offsite))  # a second run copies nothing
+    assert "Shipped 1 base backup(s)" in drill.pitr("ship", *drill.local, "--to", str(offsite))
+    assert "(0 B)" in drill.pitr("ship", *drill.local, "--to", str(offsite))  # a second run copies nothing
     shutil.rmtree(drill.archive.path)
     into = folders("vulhub-test-restored-") / "t2"
-    pitr_command("restore", "--to", t2.isoformat(), "--into", str(into), "--offsite", str(offsite))
-    at_t2 = started(into)
-    try:
+    output = drill.pitr("restore", "--to", t2.isoformat(), "--into", str(into), "--offsite", str(offsite))
+    assert int(re.search(r"the (\d+) WAL file\(s\) archived since", output).group(1)) >= 2
+    with started(into) as at_t2:
         assert drill.submission_ids(at_t2) == before | set(first) | set(second)  # not yet deleted at T2
-    finally:
-        at_t2.stop()
 
 
 def test_the_newest_commit_and_latest_restore_everything_archived(drill, folders):
-    pitr_command = functools.partial(manage_on, drill.cluster, drill.database, "pitr")
-    archive = ["--archive", str(drill.archive.path)]
-    pitr_command("backup", *archive)
+    drill.pitr("backup", *drill.local)
     kept = drill.write(3, "kept")
     drill.archive_current_wal()
     newest = pitr.recovery_window(drill.archive).end  # no commit after it to stop at: all is replayed
 
     for target in (newest.isoformat(), "latest"):
         into = folders("vulhub-test-restored-") / "data"
-        pitr_command("restore", "--to", target, "--into", str(into), *archive)
-        restored = started(into)
-        try:
+        drill.pitr("restore", "--to", target, "--into", str(into), *drill.local)
+        with started(into) as restored:
             assert set(kept) <= drill.submission_ids(restored), target
-        finally:
-            restored.stop()
 
 
 def test_a_changed_restored_database_fails_its_verification(drill, folders):
-    pitr_command = functools.partial(manage_on, drill.cluster, drill.database, "pitr")
-    archive = ["--archive", str(drill.archive.path)]
-    pitr_command("backup", *archive)
+    drill.pitr("backup", *drill.local)
     drill.write(3, "kept")
     drill.archive_current_wal()
     into = folders("vulhub-test-restored-") / "latest"
-    pitr_command("restore", "--to", "latest", "--into", str(into), *archive)
-    assert "match its restore record" in pitr_command("verify", str(into))  # unchanged: it checks out
-    changed = started(into)
-    try:
-        with changed.connect(drill.database) as conn:
-            conn.execute("UPDATE submissions SET answer = 'changed afterwards' WHERE answer = 'kept 1'")
-    finally:
-        changed.stop()
+    drill.pitr("restore", "--to", "latest", "--into", str(into), *drill.local)
+    assert "match its restore record" in drill.pitr("verify", str(into))  # unchanged: it checks out
+    with started(into) as changed, changed.connect(drill.database) as conn:
+        conn.execute("UPDATE submissions SET answer = 'changed afterwards' WHERE answer = 'kept 1'")
 
-    output = pitr_command("verify", str(into), check=False)
+    output = drill.pitr("verify", str(into), check=False)
     assert "differs from its restore record" in output and "MISMATCH submissions" in output
 
 
