@@ -2,7 +2,8 @@
 
 - leaderboard_template: the leaderboard template with the same rows, built in memory
   from a fixture file the scenario writes: no query of its own, no cache. The one
-  query left is the tenant middleware's host lookup, which every page pays.
+  query left is the tenant middleware's host lookup, which every page pays. Its rows
+  are formatted on every request (a cached page of ours formats them once).
 - ctfd_standings: the standings the way CTFd computes them: the sum of approved
   points per student straight from the submissions table, sorted, on every request,
   with no materialised table and no cache; then the same page is rendered.
@@ -53,7 +54,8 @@ def leaderboard_template(request):
     ]
     board = LeaderboardPage(number=fixture["number"], rows=rows, total=fixture["total"], page_size=PAGE_SIZE)
     mine = next((row for row in rows if row.user_id == viewer["id"]), None)
-    return render(request, "scoring/leaderboard.html", {"board": board, "mine": mine, "my_page": fixture["number"]})
+    context = {"board": board, "body": board.body_for(viewer["id"]), "mine": mine, "my_page": fixture["number"]}
+    return render(request, "scoring/leaderboard.html", context)
 
 
 @login_required
@@ -78,4 +80,5 @@ def ctfd_standings(request):
     number = min(number, page.pages)
     start = (number - 1) * PAGE_SIZE
     board = LeaderboardPage(number, standings[start : start + PAGE_SIZE], len(standings), PAGE_SIZE)
-    return render(request, "scoring/leaderboard.html", {"board": board, "mine": mine, "my_page": my_page})
+    context = {"board": board, "body": board.body_for(request.user.pk), "mine": mine, "my_page": my_page}
+    return render(request, "scoring/leaderboard.html", context)

@@ -5,12 +5,25 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.db import connection
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from . import leaderboard
 from .models import Leaderboard
 
 CACHE_SECONDS = 300
 PAGE_SIZE = 50
+# Part of every cache key: a change to what a cached page holds gets keys of its own.
+PAGE_FORMAT = 2
+
+# A row of the standings table, as the class sees it and as its own student does
+# (scoring/leaderboard.html puts them in its <tbody>). A page's rows are formatted once,
+# when the page is cached, so serving a cached page renders no row at all.
+ROW_HTML = '<tr><td class="num rank">{}</td><th scope="row">{}</th><td class="num">{}</td><td class="num">{}</td></tr>'
+MY_ROW_HTML = (
+    '<tr class="me" id="me" aria-current="true"><td class="num rank">{}</td>'
+    '<th scope="row">{} <span class="pill pill--you">You</span></th><td class="num">{}</td><td class="num">{}</td></tr>'
+)
 
 
 @dataclass(frozen=True)
@@ -23,16 +36,35 @@ class Standing:
     last_scored_at: object
 
 
+def row_html(row: Standing, mine: bool = False) -> SafeString:
+    return format_html(MY_ROW_HTML if mine else ROW_HTML, row.rank, row.name, row.points, row.solves)
+
+
 @dataclass(frozen=True)
 class LeaderboardPage:
     number: int
     rows: list[Standing]
     total: int
     page_size: int
+    rows_html: tuple[str, ...] = ()  # each row as the class sees it (row_html), made with the page
+
+    @classmethod
+    def of(cls, *, number: int, rows: list[Standing], total: int, page_size: int) -> "LeaderboardPage":
+        return cls(number, rows, total, page_size, tuple(row_html(row) for row in rows))
 
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.page_size))
+
+    def body_for(self, user_id) -> SafeString:
+        """The table's rows as `user_id` sees them: their own row marked, the rest as formatted."""
+        rows_html = self.rows_html or tuple(row_html(row) for row in self.rows)
+        return mark_safe(  # noqa: S308  (every part was escaped by format_html)
+            "".join(
+                row_html(row, mine=True) if row.user_id == user_id else html
+                for row, html in zip(self.rows, rows_html, strict=True)
+            )
+        )
 
 
 def leaderboard_page(tenant_id: int, number: int = 1, page_size: int = PAGE_SIZE) -> LeaderboardPage:
@@ -45,7 +77,7 @@ def leaderboard_page(tenant_id: int, number: int = 1, page_size: int = PAGE_SIZE
     version = leaderboard.cache_version(tenant_id)
     if version is None:  # cache down: serve from the database
         return _load_page(tenant_id, number, page_size)
-    key = f"leaderboard:{tenant_id}:v{version}:p{number}:{page_size}"
+    key = f"leaderboard:{tenant_id}:v{version}:p{number}:{page_size}:f{PAGE_FORMAT}"
     try:
         page = cache.get(key)
     except Exception:
@@ -62,7 +94,7 @@ def _load_page(tenant_id: int, number: int, page_size: int) -> LeaderboardPage:
     total = board.count()
     start = (number - 1) * page_size
     rows = list(board.ranked().select_related("user")[start : start + page_size])
-    return LeaderboardPage(number=number, rows=_standings(tenant_id, rows, start), total=total, page_size=page_size)
+    return LeaderboardPage.of(number=number, rows=_standings(tenant_id, rows, start), total=total, page_size=page_size)
 
 
 def _standings(tenant_id: int, rows: list[Leaderboard], start: int) -> list[Standing]:
@@ -102,6 +134,12 @@ def _standings(tenant_id: int, rows: list[Leaderboard], start: int) -> list[Stan
 # and counts the students above the first row once; being a function, its plan is made
 # once per connection. Every row has a last_scored_at (set from an approved submission).
 NEIGHBOURS = "SELECT * FROM leaderboard_neighbours(%(tenant)s, %(user)s, %(around)s)"
+
+
+def standing(tenant_id: int, user_id: int) -> Standing | None:
+    """The student's own standing (rank, points, solves); None when they have no row."""
+    rows = neighbours(tenant_id, user_id, around=0)
+    return rows[0] if rows else None
 
 
 def neighbours(tenant_id: int, user_id: int, around: int = 5) -> list[Standing]:

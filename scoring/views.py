@@ -4,7 +4,7 @@ from django.db.models import Exists, OuterRef, Subquery
 from django.shortcuts import render
 
 from . import selectors
-from .models import Badge, Leaderboard, Submission, UserBadge
+from .models import Badge, Submission, UserBadge
 
 
 @login_required
@@ -21,7 +21,7 @@ def submissions(request):
 
 @login_required
 def leaderboard(request):
-    mine = Leaderboard.objects.for_tenant(request.tenant).with_rank().filter(user=request.user).first()
+    mine = selectors.standing(request.tenant.pk, request.user.pk)
     page_size = selectors.PAGE_SIZE
     my_page = None
     if mine is not None:
@@ -36,7 +36,8 @@ def leaderboard(request):
         # the last page at most: ?page=9223372036854775807 would be an OFFSET past bigint (a 500),
         # and every made-up number a cache entry of its own
         page = selectors.leaderboard_page(request.tenant.pk, min(number, page.pages), page_size)
-    return render(request, "scoring/leaderboard.html", {"board": page, "mine": mine, "my_page": my_page})
+    context = {"board": page, "body": page.body_for(request.user.pk), "mine": mine, "my_page": my_page}
+    return render(request, "scoring/leaderboard.html", context)
 
 
 @login_required
