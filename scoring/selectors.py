@@ -54,7 +54,7 @@ class LeaderboardPage:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
+        return _pages(self.total, self.page_size)
 
     def body_for(self, user_id) -> SafeString:
         """The table's rows as `user_id` sees them: their own row marked, the rest as formatted."""
@@ -67,31 +67,93 @@ class LeaderboardPage:
         )
 
 
-def leaderboard_page(tenant_id: int, number: int = 1, page_size: int = PAGE_SIZE) -> LeaderboardPage:
-    """One page of the tenant's standings, from the cache when fresh.
+def leaderboard_page(tenant_id: int, number: int = 1, page_size: int = PAGE_SIZE, *, version=None) -> LeaderboardPage:
+    """One page of the tenant's standings, from the cache when fresh; past the last page, the last.
 
     The cache key carries the tenant and its leaderboard version, which every write
-    bumps on commit: a stale page is never served, and tenants never share keys.
+    bumps on commit: a stale page is never served, and tenants never share keys. A
+    number past the end is not cached under its own key, so made-up numbers
+    (?page=9223372036854775807) add no entries, and never become an OFFSET at all.
     """
     number = max(1, int(number))
-    version = leaderboard.cache_version(tenant_id)
-    if version is None:  # cache down: serve from the database
-        return _load_page(tenant_id, number, page_size)
-    key = f"leaderboard:{tenant_id}:v{version}:p{number}:{page_size}:f{PAGE_FORMAT}"
-    try:
-        page = cache.get(key)
-    except Exception:
-        page = None
-    if page is None:
-        page = _load_page(tenant_id, number, page_size)
-        with contextlib.suppress(Exception):
-            cache.set(key, page, CACHE_SECONDS)
+    if version is None:
+        version = leaderboard.cache_version(tenant_id)
+    page = _cached(tenant_id, version, f"p{number}:{page_size}", lambda: _load_page(tenant_id, number, page_size))
+    if page is None:  # past the end
+        return leaderboard_page(tenant_id, _pages(_total(tenant_id), page_size), page_size, version=version)
     return page
 
 
-def _load_page(tenant_id: int, number: int, page_size: int) -> LeaderboardPage:
+def standing(tenant_id: int, user_id: int, *, version=None) -> Standing | None:
+    """The student's own standing (rank, points, solves), cached like the pages; None without a row."""
+    if version is None:
+        version = leaderboard.cache_version(tenant_id)
+    found = _cached(tenant_id, version, f"u{user_id}", lambda: tuple(neighbours(tenant_id, user_id, around=0)))
+    return found[0] if found else None
+
+
+@dataclass(frozen=True)
+class StudentView:
+    """What a student's leaderboard page shows: a page of the board, and their own standing."""
+
+    board: LeaderboardPage
+    mine: Standing | None
+    my_page: int | None  # the page their rank is on
+
+    @property
+    def body(self) -> SafeString:
+        return self.board.body_for(self.mine.user_id if self.mine else None)
+
+
+def student_view(tenant_id: int, user_id: int, page=None, page_size: int = PAGE_SIZE) -> StudentView:
+    """The page `page` asks for (a number, as typed), by default the one with the student's rank.
+
+    Three cache reads when the tenant's board has not changed: its version, the
+    student's standing and the page.
+    """
+    version = leaderboard.cache_version(tenant_id)
+    mine = standing(tenant_id, user_id, version=version)
+    # the first row of my score is on this page (the rows above me number rank - 1)
+    my_page = (mine.rank - 1) // page_size + 1 if mine is not None else None
+    try:
+        number = max(1, int(page if page is not None else my_page or 1))
+    except (TypeError, ValueError):
+        number = 1
+    board = leaderboard_page(tenant_id, number, page_size, version=version)
+    return StudentView(board=board, mine=mine, my_page=my_page)
+
+
+def _cached(tenant_id: int, version: int | None, what: str, load):
+    """`load()`, kept under the tenant's current version; straight from the database when the cache is down."""
+    if version is None:
+        return load()
+    key = f"leaderboard:{tenant_id}:v{version}:{what}:f{PAGE_FORMAT}"
+    try:
+        value = cache.get(key)
+    except Exception:
+        value = None
+    if value is None:
+        value = load()
+        if value is not None:
+            with contextlib.suppress(Exception):
+                cache.set(key, value, CACHE_SECONDS)
+    return value
+
+
+def _total(tenant_id: int) -> int:
+    return Leaderboard.objects.for_tenant(tenant_id).count()
+
+
+def _pages(total: int, page_size: int) -> int:
+    return max(1, -(-total // page_size))
+
+
+def _load_page(tenant_id: int, number: int, page_size: int) -> LeaderboardPage | None:
+    """The page from the database; None when `number` is past the last page."""
     board = Leaderboard.objects.for_tenant(tenant_id)
     total = board.count()
+    if number > _pages(total, page_size):
+        return None
     start = (number - 1) * page_size
     rows = list(board.ranked().select_related("user")[start : start + page_size])
     return LeaderboardPage.of(number=number, rows=_standings(tenant_id, rows, start), total=total, page_size=page_size)
@@ -134,12 +196,6 @@ def _standings(tenant_id: int, rows: list[Leaderboard], start: int) -> list[Stan
 # and counts the students above the first row once; being a function, its plan is made
 # once per connection. Every row has a last_scored_at (set from an approved submission).
 NEIGHBOURS = "SELECT * FROM leaderboard_neighbours(%(tenant)s, %(user)s, %(around)s)"
-
-
-def standing(tenant_id: int, user_id: int) -> Standing | None:
-    """The student's own standing (rank, points, solves); None when they have no row."""
-    rows = neighbours(tenant_id, user_id, around=0)
-    return rows[0] if rows else None
 
 
 def neighbours(tenant_id: int, user_id: int, around: int = 5) -> list[Standing]:

@@ -21,22 +21,8 @@ def submissions(request):
 
 @login_required
 def leaderboard(request):
-    mine = selectors.standing(request.tenant.pk, request.user.pk)
-    page_size = selectors.PAGE_SIZE
-    my_page = None
-    if mine is not None:
-        # the first row of my score is on this page (the rows above me number rank - 1)
-        my_page = (mine.rank - 1) // page_size + 1
-    try:
-        number = max(1, int(request.GET.get("page", my_page or 1)))
-    except ValueError:
-        number = 1
-    page = selectors.leaderboard_page(request.tenant.pk, 1, page_size)
-    if number > 1:
-        # the last page at most: ?page=9223372036854775807 would be an OFFSET past bigint (a 500),
-        # and every made-up number a cache entry of its own
-        page = selectors.leaderboard_page(request.tenant.pk, min(number, page.pages), page_size)
-    context = {"board": page, "body": page.body_for(request.user.pk), "mine": mine, "my_page": my_page}
+    view = selectors.student_view(request.tenant.pk, request.user.pk, request.GET.get("page"))
+    context = {"board": view.board, "body": view.body, "mine": view.mine, "my_page": view.my_page}
     return render(request, "scoring/leaderboard.html", context)
 
 

@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from challenges.selectors import CatalogueFilters, catalogue
+from scoring import selectors as scoring
 from scoring.models import Leaderboard, Submission, UserBadge
 
 from .forms import ProfileForm, RegistrationForm
@@ -17,7 +18,7 @@ from .services import user_register
 @login_required
 def dashboard(request):
     tenant = request.tenant
-    standing = Leaderboard.objects.for_tenant(tenant).with_rank().filter(user=request.user).first()
+    standing = scoring.standing(tenant.pk, request.user.pk)
     to_try = catalogue(tenant.pk, request.user, CatalogueFilters(solved="no"))[:4]  # easiest first
     return render(
         request,
@@ -76,7 +77,7 @@ def profile(request):
         "tenants/profile.html",
         {
             "form": form,
-            "standing": Leaderboard.objects.for_tenant(request.tenant).with_rank().filter(user=request.user).first(),
+            "standing": scoring.standing(request.tenant.pk, request.user.pk),
             "submitted": submissions.count(),
             "badge_count": UserBadge.objects.for_tenant(request.tenant).filter(user=request.user).count(),
         },

@@ -99,6 +99,60 @@ def test_the_leaderboard_jumps_to_my_page(client, student, tenant):
     assert client.get("/leaderboard/?page=x").status_code == 200
 
 
+def test_the_leaderboard_rows_are_escaped_and_only_mine_is_marked(client, student, tenant):
+    rival = StudentFactory(tenant=tenant, first_name="<script>alert(1)</script>", last_name="&")
+    solve(rival, 300)
+    solve(student, 100)
+
+    html = client.get("/leaderboard/").content.decode()
+    body = html[html.index("<tbody>") : html.index("</tbody>")]
+
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp;" in body
+    assert body.count('id="me"') == body.count("pill--you") == 1
+    mine = body[body.index('<tr class="me"') :]
+    assert student.get_full_name() in mine[: mine.index("</tr>")]
+    assert body.count("<tr") == 2
+
+
+def test_a_page_past_the_end_is_the_last_page_and_adds_no_cache_entry(client, student, tenant, settings):
+    from django.core.cache import cache
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    cache.clear()
+    solve(student, 100)
+    client.get("/leaderboard/")
+    keys = set(cache._cache)
+
+    response = client.get("/leaderboard/?page=9223372036854775808")
+
+    assert response.status_code == 200
+    assert response.context["board"].number == 1
+    assert set(cache._cache) == keys
+
+
+def test_my_standing_is_cached_until_the_board_changes(
+    client, student, tenant, settings, django_assert_num_queries, django_capture_on_commit_callbacks
+):
+    from scoring.selectors import standing
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    rival = StudentFactory(tenant=tenant)
+    with django_capture_on_commit_callbacks(execute=True):
+        solve(student, 100)
+        solve(rival, 50)
+    assert standing(tenant.pk, student.pk).rank == 1
+    with django_assert_num_queries(0):
+        assert standing(tenant.pk, student.pk).points == 100
+
+    with django_capture_on_commit_callbacks(execute=True):
+        solve(rival, 100)
+
+    assert (standing(tenant.pk, student.pk).rank, standing(tenant.pk, rival.pk).rank) == (2, 1)
+    assert client.get("/").context["standing"].rank == 2
+    assert standing(tenant.pk, StudentFactory(tenant=tenant).pk) is None
+
+
 def test_the_leaderboard_is_the_tenants_own(client, other_student):
     solve(other_student, 500)
 
