@@ -1,3 +1,5 @@
+import functools
+
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection, transaction
 from django.http import HttpResponseNotFound
@@ -15,6 +17,28 @@ def host_without_port(request) -> str:
     if host.startswith("["):  # IPv6 literal
         return host.split("]")[0] + "]"
     return host.rsplit(":", 1)[0]
+
+
+HOST_PLACEHOLDER = "host.placeholder.invalid"
+
+
+@functools.cache
+def _lookup_sql() -> tuple[str, tuple, int]:
+    """The tenant lookup, compiled by the ORM once per process: (SQL, parameters, the host's index).
+
+    Tenant.objects.for_host() stays its one definition; every request then runs the
+    compiled statement with its own host instead of building the query again.
+    """
+    query = Tenant.objects.for_host(HOST_PLACEHOLDER).extra(select=rls.BEFORE_AND_SET).order_by()[:1]  # noqa: S610
+    sql, params = query.query.sql_with_params()
+    return sql, tuple(params), params.index(HOST_PLACEHOLDER)
+
+
+def tenant_for_host(host: str) -> Tenant | None:
+    """The active tenant served on `host`, its id set for the transaction (row-level security)."""
+    sql, params, at = _lookup_sql()
+    found = list(Tenant.objects.raw(sql, [*params[:at], host.lower(), *params[at + 1 :]]))
+    return found[0] if found else None
 
 
 class TenantMiddleware:
@@ -37,11 +61,7 @@ class TenantMiddleware:
         # it for the transaction. A server error rolls the transaction back.
         nested = connection.in_atomic_block  # a test's transaction: put its settings back after
         with transaction.atomic():
-            tenant = (
-                Tenant.objects.for_host(host_without_port(request))
-                .extra(select=rls.BEFORE_AND_SET)  # noqa: S610  (constant SQL, no input)
-                .first()
-            )
+            tenant = tenant_for_host(host_without_port(request))
             if tenant is None:
                 return HttpResponseNotFound(render_to_string("unknown_host.html", {"host": request.get_host()}))
             request.tenant = tenant

@@ -267,9 +267,11 @@ else:
         }
     }
 
-# Sessions live in the database, not the cache: signed-in students stay signed in while
-# Redis is down or restarted.
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Sessions live in the database. With Redis they are read through it (vulhub/sessions.py):
+# a page costs a cache read, not a query, and signed-in students stay signed in while
+# Redis is down or restarted. A cached copy lives at most SESSION_CACHE_SECONDS.
+SESSION_ENGINE = "vulhub.sessions" if REDIS_URL else "django.contrib.sessions.backends.db"
+SESSION_CACHE_SECONDS = env.int("SESSION_CACHE_SECONDS", default=300)
 
 # --- Authentication -------------------------------------------------------------
 AUTH_USER_MODEL = "tenants.User"
