@@ -47,6 +47,9 @@ class AuditLog(models.Model):
     chain_seq = models.BigIntegerField(null=True, editable=False)
     prev_hash = models.CharField(max_length=64, blank=True, editable=False)
     row_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # How row_hash is computed (audit_logs_row_hash, migration audit 0007): 1 for rows
+    # written before version 2 existed, 2 for every row since.
+    hash_version = models.PositiveSmallIntegerField(db_default=2, editable=False)
 
     objects = TenantQuerySet.as_manager()
 
@@ -57,6 +60,7 @@ class AuditLog(models.Model):
             models.UniqueConstraint(
                 Coalesce("tenant_id", models.Value(0)), "chain_seq", name="uniq_audit_logs_chain_seq"
             ),
+            models.CheckConstraint(condition=models.Q(hash_version__in=[1, 2]), name="audit_logs_hash_version_known"),
         ]
         indexes = [
             models.Index(fields=["tenant", "created_at"], name="idx_audit_logs_tenant_created"),

@@ -349,3 +349,85 @@ def test_jobs_check_committed_chains_on_several_connections(tenant, other_tenant
 def test_jobs_must_be_positive():
     with pytest.raises(CommandError, match="--jobs must be at least 1"):
         call_command("verify_audit", "--jobs", "0")
+
+
+# --- hash versions (migration audit 0007) -----------------------------------------------------
+
+
+def hashes(row_id):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.hash_version, a.row_hash, audit_logs_row_hash_v1(a), audit_logs_row_hash_v2(a)"
+            " FROM audit_logs a WHERE id = %s",
+            [row_id],
+        )
+        return cursor.fetchone()
+
+
+def test_rows_written_before_version_2_keep_verifying_beside_new_ones(tenant, verify, verify_fails):
+    # what the rows of a database migrated from version 1 look like: hash_version 1
+    execute(
+        """INSERT INTO audit_logs (tenant_id, actor_text, action, object_type, object_id, object_text, changes,
+                                   user_agent, request_id, created_at, hash_version)
+           SELECT %s, '', 'create', 'tests.row', g::text, 'old row', '{"a": [1, 2]}', '', 'v1', now(), 1
+           FROM generate_series(1, 3) g""",
+        [tenant.pk],
+    )
+    insert_audit_rows(tenant, 3)
+    rows = [r for r in chain(tenant) if r.object_type == "tests.row"]
+
+    assert [r.hash_version for r in rows] == [1, 1, 1, 2, 2, 2]
+    for row in rows:
+        version, stored, v1, v2 = hashes(row.id)
+        assert stored == (v1 if version == 1 else v2)
+        assert v1 != v2
+    assert rows[3].prev_hash == rows[2].row_hash  # the first new row chains onto the last old one
+    assert "All 1 audit chain(s) intact" in verify()
+
+    tamper()
+    execute("UPDATE audit_logs SET hash_version = 1 WHERE id = %s", [rows[4].id])
+    message, _ = verify_fails()
+    assert f"row id {rows[4].id} (link {rows[4].chain_seq})" in message and "edited" in message
+
+
+def test_an_unknown_hash_version_is_refused():
+    from django.db import IntegrityError
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        execute(
+            "INSERT INTO audit_logs (actor_text, action, object_type, object_id, object_text, changes, user_agent,"
+            " request_id, created_at, hash_version) VALUES ('', 'x', '', '', '', '{}', '', '', now(), 3)"
+        )
+
+
+def test_the_version_2_hash_depends_on_no_session_setting(chains):
+    row = chains["alpha"][3]
+    execute("SET LOCAL TimeZone = 'Pacific/Chatham'")
+    execute("SET LOCAL DateStyle = 'SQL, DMY'")
+    execute("SET LOCAL extra_float_digits = -3")
+
+    assert hashes(row.id)[3] == row.row_hash
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (("7", 'Intro,"crypto'), ('7,"Intro', "crypto")),  # record delimiters inside a value
+        (("7", "a)b"), ("7)a", "b")),
+        (("7", 'say \\"hi'), ('7\\"', "say hi")),
+        (("", "x"), ("x", "")),
+    ],
+)
+def test_version_2_cannot_shift_text_between_fields(tenant, before, after):
+    from audit.recording import audit_row, write_audit
+
+    write_audit(audit_row(action="create", tenant_id=tenant.pk, object_id=before[0], object_text=before[1]))
+    row = chain(tenant)[-1]
+    assert row.hash_version == 2
+    tamper()
+    execute("UPDATE audit_logs SET object_id = %s, object_text = %s WHERE id = %s", [*after, row.pk])
+
+    report = verify_chain(tenant.pk)
+
+    assert report.broken is not None and report.broken.row_id == row.pk
+    assert "edited" in report.broken.problem
