@@ -271,7 +271,7 @@ else:
 # a page costs a cache read, not a query, and signed-in students stay signed in while
 # Redis is down or restarted. A cached copy lives at most SESSION_CACHE_SECONDS.
 SESSION_ENGINE = "vulhub.sessions" if REDIS_URL else "django.contrib.sessions.backends.db"
-SESSION_CACHE_SECONDS = env.int("SESSION_CACHE_SECONDS", default=300)
+SESSION_CACHE_SECONDS = _int("SESSION_CACHE_SECONDS", default=300)
 
 # --- Authentication -------------------------------------------------------------
 AUTH_USER_MODEL = "tenants.User"
