@@ -30,7 +30,9 @@ def run(ctx: Context) -> list[Figure]:
     server = backups.Server.of()
     if server.bin_dir is not None:
         os.environ["PATH"] = f"{server.bin_dir}{os.pathsep}{os.environ['PATH']}"
-    template, seeded, copied = "vulhub_bench5_tpl", "vulhub_bench5_seed", "vulhub_bench5_copy"
+    # named after the benchmark's database: a smoke run and a full run on one server never share them
+    prefix = f"{server.database[:40]}_b5"
+    template, seeded, copied = f"{prefix}_tpl", f"{prefix}_seed", f"{prefix}_copy"
 
     def admin(statement):
         with server.on("postgres").connect() as conn:
