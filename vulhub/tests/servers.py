@@ -192,6 +192,17 @@ class OwnRedis:
             self._server.__exit__(None, None, None)
             self._server = None
 
+    def cache_settings(self) -> dict:
+        """CACHES for this server, with short timeouts so a stopped Redis fails fast."""
+        return {
+            "default": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": self.url,
+                "KEY_PREFIX": "vulhub",
+                "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+            }
+        }
+
     def cached_keys(self, pattern: str) -> list[bytes]:
         return redis.Redis(port=self.port, socket_timeout=1).keys(f"*{pattern}*")
 

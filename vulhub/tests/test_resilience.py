@@ -35,14 +35,7 @@ FLAG = "FLAG{still-counted}"
 def own_redis(settings):
     server = OwnRedis()
     server.start()
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": server.url,
-            "KEY_PREFIX": "vulhub",
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
-        }
-    }
+    settings.CACHES = server.cache_settings()
     yield server
     server.stop()
 

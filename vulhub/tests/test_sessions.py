@@ -19,14 +19,7 @@ def own_redis(settings):
     server = OwnRedis()
     server.start()
     settings.SESSION_ENGINE = "vulhub.sessions"
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": server.url,
-            "KEY_PREFIX": "vulhub",
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
-        }
-    }
+    settings.CACHES = server.cache_settings()
     yield server
     server.stop()
 
