@@ -1,7 +1,7 @@
 import functools
 
 from django.contrib.auth.models import AnonymousUser
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.http import HttpResponseNotFound
 from django.template.loader import render_to_string
 
@@ -41,6 +41,21 @@ def tenant_for_host(host: str) -> Tenant | None:
     return found[0] if found else None
 
 
+class _LostConnection(Exception):
+    """The request's first query found its connection dead (the server restarted since it was opened)."""
+
+
+def _lost_connection() -> bool:
+    """Whether the connection the last query ran on was open and is now closed by the server."""
+    return connection.connection is not None and connection.connection.closed
+
+
+def _retries() -> int:
+    """How many dead connections one request may replace: each pooled connection at most once."""
+    pool = connection.settings_dict["OPTIONS"].get("pool")
+    return pool.get("max_size", 4) if isinstance(pool, dict) else 1
+
+
 class TenantMiddleware:
     """Find the request's tenant from its host name and set `request.tenant`.
 
@@ -60,8 +75,26 @@ class TenantMiddleware:
         # (row-level security, tenants/rls.py): the query that finds the tenant also sets
         # it for the transaction. A server error rolls the transaction back.
         nested = connection.in_atomic_block  # a test's transaction: put its settings back after
+        retries = 0 if nested else _retries()
+        while True:
+            try:
+                return self._serve(request, nested)
+            except _LostConnection as lost:
+                # A connection kept from before a PostgreSQL restart (pooled, or persistent
+                # between checks) fails on its first use. Nothing of the request has run yet,
+                # and the dead connection was given back and dropped: try the next one.
+                if not retries:
+                    raise lost.__cause__ from None  # the database error: answered 503
+                retries -= 1
+
+    def _serve(self, request, nested: bool):
         with transaction.atomic():
-            tenant = tenant_for_host(host_without_port(request))
+            try:
+                tenant = tenant_for_host(host_without_port(request))
+            except OperationalError as error:
+                if nested or not _lost_connection():
+                    raise
+                raise _LostConnection from error
             if tenant is None:
                 return HttpResponseNotFound(render_to_string("unknown_host.html", {"host": request.get_host()}))
             request.tenant = tenant

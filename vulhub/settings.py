@@ -204,8 +204,10 @@ if not os.environ.get("VULHUB_MANAGEMENT_COMMAND"):  # set by manage.py (tenants
 _db["OPTIONS"] = _options
 # A pool keeps its own connections: persistent connections must stay off with it.
 _db["CONN_MAX_AGE"] = 0 if DB_POOL else _int("CONN_MAX_AGE", default=0)
-# With the pool too: Django then checks each connection at checkout, so one the server
-# dropped (a PostgreSQL restart) is replaced and the next request succeeds, no app restart.
+# A persistent connection is checked before a request reuses it. A pooled one is not (that
+# would cost a round trip per request): the tenant lookup, every request's first query, finds
+# a connection the server dropped (a PostgreSQL restart) and takes the next one
+# (tenants/middleware.py), so the request succeeds with no app restart.
 _db["CONN_HEALTH_CHECKS"] = _bool("CONN_HEALTH_CHECKS", default=True)
 # DATABASE_URL reaches PostgreSQL through a transaction-mode pooler (PgBouncer): a
 # server-side cursor (QuerySet.iterator) cannot outlive the transaction the pooler lends.

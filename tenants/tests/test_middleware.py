@@ -71,3 +71,56 @@ def test_health_needs_no_tenant(path, db):
     response = Client(HTTP_HOST="127.0.0.1").get(path)
 
     assert response.status_code == 200
+
+
+def _kill_the_connection_of_this_thread():
+    """The server ends this thread's open connection, as a PostgreSQL restart would; Django does not know yet."""
+    import time
+
+    import psycopg
+    from django.db import connection
+
+    from vulhub.tests.servers import owner_dsn
+
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    with psycopg.connect(owner_dsn(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        deadline = time.monotonic() + 10
+        while other.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
+            assert time.monotonic() < deadline, "the backend did not end"
+            time.sleep(0.05)
+    return pid
+
+
+def test_a_connection_the_server_ended_is_replaced_before_the_request_runs(transactional_db, tenant, rf):
+    """The first query of a request finds its kept connection dead: a new one serves the request, once."""
+    from django.db import connection
+    from django.http import HttpResponse
+
+    from tenants.middleware import TenantMiddleware
+
+    served = []
+
+    def view(request):
+        served.append((request.tenant, connection.connection.info.backend_pid))
+        return HttpResponse("ok")
+
+    dead = _kill_the_connection_of_this_thread()
+    response = TenantMiddleware(view)(rf.get("/", HTTP_HOST="alpha.localhost"))
+
+    assert response.status_code == 200
+    assert len(served) == 1  # the view ran once
+    assert served[0][0] == tenant
+    assert served[0][1] != dead  # on a new connection
+
+
+def test_a_dead_connection_inside_an_open_transaction_is_not_retried(tenant, db, rf):
+    """Inside a transaction already begun (here, the test's), a lost connection is an error, never a silent retry."""
+    from django.db import OperationalError
+
+    from tenants.middleware import TenantMiddleware
+
+    _kill_the_connection_of_this_thread()
+    with pytest.raises(OperationalError):
+        TenantMiddleware(lambda request: None)(rf.get("/", HTTP_HOST="alpha.localhost"))
