@@ -12,16 +12,16 @@ import decimal
 import functools
 import json
 import uuid
-from collections import Counter
 from contextvars import ContextVar
 
+import psycopg
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection, transaction
 
 from . import context
 from .models import AuditLog, EventStore
 
-MAX_VERSION_RETRIES = 5
+MAX_VERSION_RETRIES = 5  # attempts at an event's version (audit_record, migration audit 0008)
 FLUSH_BATCH = 1000
 
 _buffer: ContextVar[list | None] = ContextVar("vulhub_audit_buffer", default=None)
@@ -98,22 +98,17 @@ def append_event(event: EventStore) -> EventStore:
 
     The version is read and written by one statement. If a concurrent writer took
     that version first, the unique index turns the insert into nothing (ON CONFLICT
-    DO NOTHING, so the transaction is not aborted) and it is retried with the next.
+    DO NOTHING, so the transaction is not aborted) and audit_record() tries the next,
+    up to MAX_VERSION_RETRIES times; then it raises a serialization failure (an
+    OperationalError: the request is answered 503, to be tried again).
     """
     buffer = _buffer.get()
     if buffer is not None:
         buffer.append(event)
         return event
-    for _ in range(MAX_VERSION_RETRIES):
-        inserted = _record([], [event])
-        if inserted:
-            event.position, event.version = inserted[0][0], inserted[0][3]
-            return event
-    raise ConcurrentAppendError(f"{event.aggregate_type} {event.aggregate_id}: too many concurrent writers")
-
-
-class ConcurrentAppendError(DatabaseError):
-    """Another transaction kept taking the versions this one tried to append."""
+    appended = _record([], [event])
+    event.position, event.version = appended[0][0], appended[0][3]
+    return event
 
 
 def _audit_json(row: AuditLog) -> dict:
@@ -145,8 +140,12 @@ def _event_json(event: EventStore) -> dict:
     }
 
 
-def _record(audits: list[AuditLog], events: list[EventStore]) -> list[tuple]:
-    """Insert through the database function audit_record(); returns the appended events."""
+def _record(audits: list[AuditLog], events: list[EventStore], *, answer: bool = True) -> list[tuple]:
+    """Insert through the database function audit_record(); returns the appended events.
+
+    With `answer=False` the call is only sent: inside a pipeline its result (and any
+    error) arrives with the next statement that waits.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT * FROM audit_record(%s::jsonb, %s::jsonb)",
@@ -155,32 +154,37 @@ def _record(audits: list[AuditLog], events: list[EventStore]) -> list[tuple]:
                 json.dumps([_event_json(e) for e in events], cls=DjangoJSONEncoder) if events else None,
             ],
         )
-        return cursor.fetchall()
+        return cursor.fetchall() if answer else []
 
 
-def _flush(rows: list) -> None:
+def _flush(rows: list, *, answer: bool = True) -> None:
     """Write buffered audit rows and events, one call of audit_record() per batch."""
     audits = [row for row in rows if isinstance(row, AuditLog)]
     events = [row for row in rows if isinstance(row, EventStore)]
     for start in range(0, max(len(audits), len(events)), FLUSH_BATCH):
-        event_batch = events[start : start + FLUSH_BATCH]
-        inserted = _record(audits[start : start + FLUSH_BATCH], event_batch)
-        _retry_conflicts(event_batch, inserted)
+        _record(audits[start : start + FLUSH_BATCH], events[start : start + FLUSH_BATCH], answer=answer)
 
 
-def _retry_conflicts(events: list[EventStore], inserted: list[tuple]) -> None:
-    """Append again, one by one, the events whose version a concurrent writer took."""
-    if len(inserted) == len(events):
+@contextlib.contextmanager
+def _with_the_end_of_the_block():
+    """Statements sent inside go with the block's RELEASE SAVEPOINT or COMMIT, in one round trip.
+
+    psycopg's pipeline mode: nothing inside waits for an answer, so the records cost
+    no round trip of their own. An error in them is raised by the COMMIT (Django then
+    rolls back), or else when the pipeline ends: the surrounding transaction is then
+    marked for rollback, as any database error inside an atomic block would leave it.
+    """
+    raw = connection.connection
+    if raw is None or not hasattr(raw, "pipeline") or not psycopg.Pipeline.is_supported():
+        yield
         return
-    per_aggregate = Counter((e.aggregate_type, e.aggregate_id) for e in events)
-    if any(count > 1 for count in per_aggregate.values()):
-        # Several events of one aggregate in one batch lost a race part-way: appending
-        # the rest now could reorder them. Fail; the caller may retry the transaction.
-        raise ConcurrentAppendError("a concurrent writer appended to the same aggregate; retry the transaction")
-    done = {(aggregate_type, aggregate_id) for _, aggregate_type, aggregate_id, _ in inserted}
-    for event in events:
-        if (event.aggregate_type, event.aggregate_id) not in done:
-            append_event(event)
+    try:
+        with connection.wrap_database_errors, raw.pipeline():
+            yield
+    except DatabaseError:
+        if connection.in_atomic_block:
+            connection.needs_rollback = True
+        raise
 
 
 @contextlib.contextmanager
@@ -196,10 +200,12 @@ def in_bulk():
     rows: list = []
     token = _buffer.set(rows)
     try:
-        with transaction.atomic():
+        with contextlib.ExitStack() as pipelined, transaction.atomic():
             yield
             _buffer.set(None)
-            _flush(rows)
+            if rows:
+                pipelined.enter_context(_with_the_end_of_the_block())
+                _flush(rows, answer=False)
     finally:
         _buffer.reset(token)
 

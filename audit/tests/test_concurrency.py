@@ -342,3 +342,54 @@ def test_tailing_by_position_never_misses_an_event_that_commits_later(tenant):
         "A",
         "B",
     ]
+
+
+def test_an_aggregate_that_loses_part_of_its_events_fails_the_transaction_to_be_retried(tenant):
+    """Two events of one aggregate in one call; a rival commits version 1 meanwhile.
+
+    Appending the second alone would put it before the first: audit_record() raises a
+    serialization failure instead (an OperationalError, answered 503 in a request), and
+    the transaction that tried commits nothing.
+    """
+    from django.db import OperationalError
+
+    from audit.recording import in_bulk
+
+    def two_events():
+        with in_bulk():
+            for n in (1, 2):
+                append_event(
+                    event_row(
+                        event_type="Tested",
+                        aggregate_type="Test",
+                        aggregate_id="raced",
+                        payload={"n": n},
+                        tenant_id=tenant.pk,
+                    )
+                )
+
+    workers = Workers()
+    rival = connections.create_connection("default")
+    try:
+        with rival.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("SELECT set_config('vulhub.rls_bypass', 'on', true)")
+            cursor.execute(
+                "SELECT * FROM audit_record(NULL, jsonb_build_array(jsonb_build_object("
+                "'tenant_id', %s, 'aggregate_type', 'Test', 'aggregate_id', 'raced', 'event_type', 'Rival',"
+                "'payload', '{}'::jsonb, 'occurred_at', now())))",
+                [tenant.pk],
+            )
+            workers.start(two_events)  # reads version 0, then waits for the rival's append lock
+            deadline = time.monotonic() + TIMEOUT
+            while advisory_lock_waiters() < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert advisory_lock_waiters() == 1
+            cursor.execute("COMMIT")
+    finally:
+        rival.close()
+    with pytest.raises(OperationalError, match="concurrent writer took versions .* Test raced has several events"):
+        workers.join()
+
+    events = EventStore.objects.filter(aggregate_type="Test", aggregate_id="raced")
+    assert list(events.values_list("version", "event_type")) == [(1, "Rival")]  # the loser left nothing
