@@ -14,7 +14,9 @@ import hashlib
 import io
 import json
 import os
+import time
 import uuid
+import warnings
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -84,6 +86,27 @@ def checksums(database):
     return backups.table_checksums(backups.Server.of().on(database))
 
 
+def end_other_sessions(database, wait=10.0):
+    """Let a database serve as a template: other sessions get `wait` seconds to end, then are ended.
+
+    A template must have no session but the copier's. Those left (a connection an
+    earlier test did not close) are named in a warning, so the leak can be found.
+    """
+    others = """
+        SELECT pid, application_name, state, left(query, 80) FROM pg_stat_activity
+        WHERE datname = %s AND pid <> pg_backend_pid()
+    """
+    deadline = time.monotonic() + wait
+    while (left := admin_execute(others, [database])) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if left:
+        warnings.warn(f"ended sessions still open on {database}: {left}", stacklevel=2)
+        admin_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [database],
+        )
+
+
 @pytest.fixture(scope="module")
 def seeded(django_db_setup, django_db_blocker):
     """A clone of the migrated test database holding the demo data, committed."""
@@ -92,6 +115,7 @@ def seeded(django_db_setup, django_db_blocker):
     assert test_database.startswith("test_"), "clone the test database, never the operator's"
     with django_db_blocker.unblock():
         close_default()  # a template must have no other session
+        end_other_sessions(test_database)
         create_database(name, template=test_database)
         try:
             with default_database(name):
