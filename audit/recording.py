@@ -157,12 +157,12 @@ def _record(audits: list[AuditLog], events: list[EventStore], *, answer: bool = 
         return cursor.fetchall() if answer else []
 
 
-def _flush(rows: list, *, answer: bool = True) -> None:
-    """Write buffered audit rows and events, one call of audit_record() per batch."""
+def _flush(rows: list) -> None:
+    """Send buffered audit rows and events, one call of audit_record() per batch, not waiting for the answers."""
     audits = [row for row in rows if isinstance(row, AuditLog)]
     events = [row for row in rows if isinstance(row, EventStore)]
     for start in range(0, max(len(audits), len(events)), FLUSH_BATCH):
-        _record(audits[start : start + FLUSH_BATCH], events[start : start + FLUSH_BATCH], answer=answer)
+        _record(audits[start : start + FLUSH_BATCH], events[start : start + FLUSH_BATCH], answer=False)
 
 
 @contextlib.contextmanager
@@ -175,7 +175,7 @@ def _with_the_end_of_the_block():
     marked for rollback, as any database error inside an atomic block would leave it.
     """
     raw = connection.connection
-    if raw is None or not hasattr(raw, "pipeline") or not psycopg.Pipeline.is_supported():
+    if raw is None or not psycopg.Pipeline.is_supported():  # a libpq older than 14
         yield
         return
     try:
@@ -205,7 +205,7 @@ def in_bulk():
             _buffer.set(None)
             if rows:
                 pipelined.enter_context(_with_the_end_of_the_block())
-                _flush(rows, answer=False)
+                _flush(rows)
     finally:
         _buffer.reset(token)
 

@@ -92,7 +92,7 @@ class TenantMiddleware:
             try:
                 tenant = tenant_for_host(host_without_port(request))
             except OperationalError as error:
-                if nested or not _lost_connection():
+                if not _lost_connection():
                     raise
                 raise _LostConnection from error
             if tenant is None:
