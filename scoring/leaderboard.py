@@ -3,8 +3,9 @@
 Every write takes the tenant's leaderboard lock (held until commit), so concurrent
 gradings of one tenant apply one after the other. The table holds totals only: ranks
 are competition ranks (1, 2, 2, 4), one more than the number of students with more
-points, read when a page is made (scoring.selectors), and equal points are listed by
-who reached them first. A student has a row while they have at least one approved
+points, read when a page is made (scoring.selectors) from the band counts that
+triggers keep beside the table (LeaderboardBand), and equal points are listed by who
+reached them first. A student has a row while they have at least one approved
 submission.
 """
 
@@ -12,6 +13,8 @@ import logging
 
 from django.core.cache import cache
 from django.db import connection, transaction
+
+from .models import BAND_POINTS
 
 logger = logging.getLogger(__name__)
 
@@ -134,14 +137,42 @@ FROM_ROWS = """
 """
 
 
+# Set the tenant's band counts (LeaderboardBand) to what its rows say. Triggers keep
+# them right; this repairs them if something went around the triggers (a bulk load
+# with triggers disabled, a hand edit). Answers how many bands were off.
+REPAIR_BANDS = """
+    WITH counted AS (
+        SELECT points / %(width)s AS band, count(*)::int AS students
+        FROM leaderboards WHERE tenant_id = %(tenant)s GROUP BY 1
+    ),
+    fixed AS (
+        INSERT INTO leaderboard_bands AS b (tenant_id, band, students)
+        SELECT %(tenant)s, band, students FROM counted
+        ON CONFLICT (tenant_id, band) DO UPDATE SET students = EXCLUDED.students
+        WHERE b.students <> EXCLUDED.students
+        RETURNING 1
+    ),
+    emptied AS (
+        UPDATE leaderboard_bands b SET students = 0
+        WHERE b.tenant_id = %(tenant)s AND b.students <> 0 AND b.band NOT IN (SELECT band FROM counted)
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM fixed) + (SELECT count(*) FROM emptied)
+"""
+
+
 def _sync(tenant_id: int, source: str, params: dict) -> tuple[int, int, int]:
-    """(rows, rows written, rows removed) after syncing the tenant's table to `source`."""
+    """(rows, rows written, rows removed) after syncing the tenant's table to `source`, bands included."""
     with transaction.atomic():
         lock_tenant(tenant_id)
         with connection.cursor() as cursor:
             cursor.execute(SYNC.format(source=source), {"tenant": tenant_id, **params})
             counts = cursor.fetchone()
-        if counts[1] or counts[2]:
+            cursor.execute(REPAIR_BANDS, {"tenant": tenant_id, "width": BAND_POINTS})
+            bands_off = cursor.fetchone()[0]
+        if bands_off:
+            logger.warning("leaderboard bands of tenant %s were off in %s band(s): repaired", tenant_id, bands_off)
+        if counts[1] or counts[2] or bands_off:
             invalidate_cache_on_commit(tenant_id)
     return counts
 

@@ -1,7 +1,6 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import F
 from django.utils import timezone
 
 from challenges.models import Project
@@ -182,6 +181,13 @@ class UserBadge(models.Model):
         return f"Badge {self.badge_id} of user {self.user_id}"
 
 
+class StudentsAbove(models.Func):
+    """The number of students of a tenant with more than `points` points (migration scoring 0011)."""
+
+    function = "leaderboard_students_above"
+    output_field = models.IntegerField()
+
+
 class LeaderboardQuerySet(TenantQuerySet):
     def ranked(self):
         # the order of rank (competition ranks follow points), served by idx_leaderboards_tenant_points
@@ -190,18 +196,11 @@ class LeaderboardQuerySet(TenantQuerySet):
     def with_rank(self):
         """Annotate each row's competition rank: one more than the students of its tenant with more points.
 
-        Counted per row along idx_leaderboards_tenant_points (an index-only range), so it
-        suits a few rows (a student's own, an admin page); a whole board is ranked by
-        position instead (scoring.selectors).
+        Counted per row by leaderboard_students_above() (LeaderboardBand), so it suits a
+        few rows (a student's own, an admin page); a whole board is ranked by position
+        instead (scoring.selectors).
         """
-        above = (
-            Leaderboard.objects.filter(tenant_id=OuterRef("tenant_id"), points__gt=OuterRef("points"))
-            .order_by()
-            .values("tenant_id")
-            .annotate(n=Count("pk"))
-            .values("n")
-        )
-        return self.annotate(rank=Coalesce(Subquery(above, output_field=models.IntegerField()), 0) + 1)
+        return self.annotate(rank=StudentsAbove(F("tenant_id"), F("points")) + 1)
 
 
 class Leaderboard(models.Model):
@@ -238,3 +237,36 @@ class Leaderboard(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.points} points)"
+
+
+# Points per band of LeaderboardBand; the database functions and triggers of migration
+# scoring 0011 use the same width.
+BAND_POINTS = 100
+
+
+class LeaderboardBand(models.Model):
+    """How many of a tenant's students have a leaderboard row with points in one band.
+
+    Band b holds the rows with b * BAND_POINTS <= points < (b + 1) * BAND_POINTS. Triggers
+    on leaderboards keep the counts (migration scoring 0011), so a rank is the band
+    counts above the student's band plus a count inside it: a few hundred index entries
+    at most, where counting every student with more points walked thousands.
+    A band's row stays, at zero, when its last student leaves it.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    band = models.IntegerField()
+    students = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "leaderboard_bands"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "band"], name="uniq_leaderboard_bands_tenant_band"),
+            models.CheckConstraint(
+                condition=models.Q(band__gte=0, students__gte=0), name="chk_leaderboard_bands_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        low = self.band * BAND_POINTS
+        return f"{self.students} student(s) with {low}-{low + BAND_POINTS - 1} points"

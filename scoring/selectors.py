@@ -159,18 +159,24 @@ def _load_page(tenant_id: int, number: int, page_size: int) -> LeaderboardPage |
     return LeaderboardPage.of(number=number, rows=_standings(tenant_id, rows, start), total=total, page_size=page_size)
 
 
+def students_above(tenant_id: int, points: int) -> int:
+    """How many of the tenant's students have more than `points` (from LeaderboardBand: one band counted)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT leaderboard_students_above(%s, %s)", [tenant_id, points])
+        return cursor.fetchone()[0]
+
+
 def _standings(tenant_id: int, rows: list[Leaderboard], start: int) -> list[Standing]:
     """Rows in board order, from position `start` (0-based) on, with their competition ranks.
 
     A row whose points differ from the row before it is ranked by its position; a tie
     shares the rank of the first of its group. Only the page's first tie group needs the
-    count of students with more points (one index-only range).
+    count of students with more points (students_above).
     """
     standings, rank, previous = [], 0, None
     for offset, row in enumerate(rows):
         if offset == 0:
-            above = Leaderboard.objects.for_tenant(tenant_id).filter(points__gt=row.points).count() if start else 0
-            rank = above + 1
+            rank = students_above(tenant_id, row.points) + 1 if start else 1
         elif row.points != previous:
             rank = start + offset + 1
         previous = row.points
@@ -190,11 +196,11 @@ def _standings(tenant_id: int, rows: list[Leaderboard], start: int) -> list[Stan
 
 # The student's row and up to `around` rows either side, in the order of
 # Leaderboard.objects.ranked() (points, then who scored first, then user id), with their
-# ranks. The database function leaderboard_neighbours() (migrations scoring 0009, 0010)
+# ranks. The database function leaderboard_neighbours() (migrations scoring 0009-0011)
 # makes four short walks of idx_leaderboards_tenant_points from the student's exact
 # position, so a tie of thousands of students costs no more than a board without ties,
-# and counts the students above the first row once; being a function, its plan is made
-# once per connection. Every row has a last_scored_at (set from an approved submission).
+# and counts the students above the first row once, by band (students_above); being a
+# function, its plan is made once per connection. Every row has a last_scored_at (set from an approved submission).
 NEIGHBOURS = "SELECT * FROM leaderboard_neighbours(%(tenant)s, %(user)s, %(around)s)"
 
 

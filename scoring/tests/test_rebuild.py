@@ -22,7 +22,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count
 from django.test import override_settings
 
@@ -31,7 +31,7 @@ from challenges.factories import ProjectFactory
 from challenges.models import Project
 from scoring import services
 from scoring.factories import BadgeFactory
-from scoring.models import Leaderboard, Submission, UserBadge
+from scoring.models import BAND_POINTS, Leaderboard, Submission, UserBadge
 from tenants.factories import TenantFactory
 from tenants.models import User
 from tenants.services import user_register
@@ -531,6 +531,21 @@ def test_the_incremental_leaderboard_equals_a_rebuild_from_submissions_and_from_
     expected = f"{SLUG}: {n} students ranked, {damaged + 1} rows written, 1 removed"
     assert expected in rebuild("--from-events")
     assert board_rows(tenant) == incremental
+
+
+def test_the_band_counts_followed_every_grading_and_regrade(history):
+    """The triggers of leaderboard_bands saw every write of the history (scoring 0011)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT l.tenant_id, l.points / %s, count(*) FROM leaderboards l GROUP BY 1, 2
+            EXCEPT SELECT tenant_id, band, students FROM leaderboard_bands
+            """,
+            [BAND_POINTS],
+        )
+        assert cursor.fetchall() == []
+        cursor.execute("SELECT sum(students) FROM leaderboard_bands WHERE tenant_id = %s", [history.tenant.pk])
+        assert cursor.fetchone()[0] == Leaderboard.objects.filter(tenant=history.tenant).count() > 20
 
 
 def test_ranks_are_competition_ranks_by_points_computed_in_python(history):
