@@ -116,9 +116,7 @@ DROP FUNCTION leaderboard_bands_add(bigint, integer, integer);
 COUNT_ABOVE = """SELECT count(*) INTO before_first FROM leaderboards o
             WHERE o.tenant_id = p_tenant AND o.points > r.points;"""
 assert COUNT_ABOVE in PREVIOUS.CREATE
-NEIGHBOURS = PREVIOUS.CREATE.replace(
-    COUNT_ABOVE, "before_first := leaderboard_students_above(p_tenant, r.points);"
-)
+NEIGHBOURS = PREVIOUS.CREATE.replace(COUNT_ABOVE, "before_first := leaderboard_students_above(p_tenant, r.points);")
 
 
 class Migration(migrations.Migration):

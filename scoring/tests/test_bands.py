@@ -155,8 +155,9 @@ def test_rebuild_repairs_bands_that_went_wrong(rows, tenant, other_tenant, caplo
     LeaderboardBand.objects.filter(tenant=tenant, band=43).delete()
     LeaderboardBand.objects.create(tenant=tenant, band=70, students=2)
     version = leaderboard.cache_version(tenant.pk)
-    with caplog.at_level(logging.WARNING, logger="scoring.leaderboard"), django_capture_on_commit_callbacks(
-        execute=True
+    with (
+        caplog.at_level(logging.WARNING, logger="scoring.leaderboard"),
+        django_capture_on_commit_callbacks(execute=True),
     ):
         current = Leaderboard.objects.filter(tenant=tenant).values_list("user_id", "points", "solves", "last_scored_at")
         assert leaderboard.replace(tenant.pk, list(current))[1:] == (0, 0)  # the rows themselves were right
