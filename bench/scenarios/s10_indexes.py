@@ -22,10 +22,11 @@ from django.db.models import Count
 from audit.models import AuditLog, EventStore
 from bench.framework import Context, Figure, Series
 from challenges.selectors import catalogue_rows
-from scoring.models import BAND_POINTS, Leaderboard, Submission
+from scoring.models import Leaderboard, Submission
 
 SCENARIO = "10 Indexes"
 NEIGHBOUR_WALKS = import_module("scoring.migrations.0010_ranks_read_not_stored").WINDOW_ROWS
+BANDS = import_module("scoring.migrations.0011_leaderboard_bands")
 
 # Why an index with no scan in the suite is kept; anything not listed is a candidate to drop.
 KEEP = {
@@ -152,15 +153,12 @@ def hot_queries(tenant_id: int) -> list[tuple[str, str, dict | list, list[str | 
     params = {"tenant": tenant_id, "user": busy, "around": 5, "points": points,
               "scored": mine.last_scored_at if mine else None}  # fmt: skip
     found.insert(3, ("neighbours (±5)", walks, params, ["idx_leaderboards_tenant_points"]))
-    # leaderboard_students_above(): the bands above a score, then the rows above it in its own band
-    band = {"tenant": tenant_id, "band": points // BAND_POINTS}
-    found.insert(4, ("rank (bands above)", "SELECT sum(students) FROM leaderboard_bands "
-                     "WHERE tenant_id = %(tenant)s AND band > %(band)s", band,
-                     ["uniq_leaderboard_bands_tenant_band"]))  # fmt: skip
-    found.insert(5, ("rank (rows above in the band)", "SELECT count(*) FROM leaderboards "
-                     "WHERE tenant_id = %(tenant)s AND points > %(points)s AND points < %(top)s",
-                     {"tenant": tenant_id, "points": points, "top": (band["band"] + 1) * BAND_POINTS},
-                     ["idx_leaderboards_tenant_points"]))  # fmt: skip
+    # leaderboard_students_above() (0011): the bands above a score, then the rows above it in its own band
+    halves = [("rank (bands above)", BANDS.BANDS_ABOVE, "uniq_leaderboard_bands_tenant_band"),
+              ("rank (rows above in the band)", BANDS.ROWS_IN_BAND, "idx_leaderboards_tenant_points")]  # fmt: skip
+    for at, (name, half, index) in enumerate(halves, start=4):
+        sql = half.replace("p_tenant", "%(tenant)s").replace("p_points", "%(points)s")
+        found.insert(at, (name, sql, {"tenant": tenant_id, "points": points}, [index]))
     return found
 
 
