@@ -21,9 +21,8 @@ install: $(VENV)/.installed ## Create .venv and install the pinned dependencies
 .env:
 	cp .env.example .env
 
-migrate: install .env ## Apply migrations (as the schema owner), create the cache table, set up the database roles
+migrate: install .env ## Apply migrations and create the cache table (as the schema owner), set up the database roles
 	$(PY) manage.py migrate --no-input
-	$(PY) manage.py createcachetable
 	$(PY) manage.py db_roles
 
 seed: migrate ## Load the demo data (idempotent)
@@ -54,13 +53,12 @@ pytest: install .env test-deps ## Run the test suite only (browser and PgBouncer
 
 test: lint migrations-check pytest ## Lint, migrations check and the whole test suite
 
-bench-deps: ## Install wrk, the benchmarks' load generator (needs root or sudo, once)
-	@command -v wrk >/dev/null 2>&1 || { \
+bench-deps: ## Install wrk (the load generator) and redis-server (the run's own cache without REDIS_URL) (root or sudo, once)
+	@{ command -v wrk && command -v redis-server; } >/dev/null 2>&1 || { \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk; }
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk redis-server; }
 
-# The HTTP scenarios serve pages with the Redis cache (database 14 unless REDIS_URL says otherwise).
-bench bench-smoke: export REDIS_URL ?= redis://127.0.0.1:6379/14
+# The HTTP scenarios serve pages with the Redis cache: REDIS_URL's, else a redis-server of the run's own.
 
 bench: migrate bench-deps ## Benchmarks at a million submissions: a table and bench/results.json (README: Performance)
 	$(PY) bench/run.py $(BENCH_ARGS)

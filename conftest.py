@@ -20,6 +20,18 @@ from tenants.factories import (
     TenantFactory,
 )
 from vulhub.db_roles import app_role_name, assume, ensure_roles, switch_role
+from vulhub.embedded_db.server import EmbeddedServerError, ensure_running
+
+
+def pytest_sessionstart(session):
+    """The embedded server starts before any test, and a failure to start is one line, not a traceback."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "vulhub.embedded_db":
+        try:
+            ensure_running(database["PGDATA"])
+        except EmbeddedServerError as exc:
+            pytest.exit(str(exc), returncode=1)
+
 
 # --- The database roles of the tests ---------------------------------------------------
 # The test database is created and migrated by the schema's owner; then every test runs

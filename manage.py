@@ -24,8 +24,13 @@ def main():
         sys.exit(1)
     from django.db import OperationalError
 
+    from vulhub.embedded_db.server import EmbeddedServerError
+
     try:
         execute_from_command_line(sys.argv)
+    except EmbeddedServerError as exc:
+        sys.stderr.write(f"{exc}\n")
+        sys.exit(1)
     except OperationalError as exc:
         sys.stderr.write(f"The database could not be reached: {exc}\nCheck DATABASE_URL and that the server runs.\n")
         sys.exit(1)

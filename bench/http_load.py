@@ -84,36 +84,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def app_role_url(url: str) -> str:
-    """`url` with the restricted app role (vulhub/db_roles.py) as its user, no password."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    from vulhub.db_roles import DEFAULT_APP_ROLE
-
-    parts = urlsplit(url)
-    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else (parts.hostname or "")
-    netloc = f"{DEFAULT_APP_ROLE}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def server_environment(**extra: str) -> dict:
-    """The production settings the benchmark serves with, from this process's DATABASE_URL and REDIS_URL."""
-    if not os.environ.get("DATABASE_URL"):
-        raise BenchError("The HTTP scenarios need DATABASE_URL (the server must use the benchmark's database).")
+    """The production settings the benchmark serves with: its database as the restricted app role, its Redis."""
     if not os.environ.get("REDIS_URL") and extra.get("BENCH_CACHE") != "dummy":
         raise BenchError("The HTTP scenarios need REDIS_URL: the leaderboard is measured with its Redis cache.")
-    database = {}
-    if not os.environ.get("MIGRATIONS_DATABASE_URL"):
-        # one URL given (the owner's): serve as the restricted app role, under row-level
-        # security, as production does (the role comes from `db_roles`; local trust auth)
-        database = {
-            "DATABASE_URL": app_role_url(os.environ["DATABASE_URL"]),
-            "MIGRATIONS_DATABASE_URL": os.environ["DATABASE_URL"],
-        }
+    environment = dict(os.environ)
+    environment.pop("VULHUB_MANAGEMENT_COMMAND", None)  # served requests run under row-level security
+    database = role_urls()
     # the app's statement limits, which bench/run.py lifts for its own process only
     limits = {name: os.environ.get(f"BENCH_APP_{name}", os.environ.get(name, "")) for name in APP_LIMITS}
     return dict(
-        os.environ,
+        environment,
         **database,
         **limits,
         DJANGO_SETTINGS_MODULE="bench.settings",
@@ -129,6 +110,34 @@ def server_environment(**extra: str) -> dict:
         LOG_LEVEL="WARNING",
         **extra,
     )
+
+
+@functools.cache
+def role_urls() -> dict[str, str]:
+    """DATABASE_URL (the app role, under row-level security) and MIGRATIONS_DATABASE_URL of the benchmark's database.
+
+    From the settings, so the embedded server (its socket) and a DATABASE_URL of the
+    owner alone (the app role is then `db_roles`' default, local trust auth) serve alike.
+    """
+    from django.db import connection
+
+    from vulhub.db_roles import app_role_name, connection_url, role_settings
+
+    connection.ensure_connection()  # the embedded backend fills in its socket directory
+    name = connection.settings_dict["NAME"]
+    urls = {}
+    for variable, kind in (("DATABASE_URL", "app"), ("MIGRATIONS_DATABASE_URL", "owner")):
+        role = role_settings(kind)
+        user = app_role_name() if kind == "app" else role["USER"]
+        own_login = kind == "owner" or user == role["USER"]
+        urls[variable] = connection_url(
+            user=user,
+            password=(role.get("PASSWORD") or "") if own_login else "",
+            host=role.get("HOST") or connection.settings_dict["HOST"],
+            port=role.get("PORT"),
+            name=name,
+        )
+    return urls
 
 
 @functools.cache

@@ -42,11 +42,26 @@ for _limit in APP_LIMITS:
     os.environ.setdefault(f"BENCH_APP_{_limit}", os.environ.get(_limit, ""))
     os.environ[_limit] = "0"
 
+# This process does an operator's work (baselines, restores, rebuilds) across tenants, as a
+# management command does: the row-level security bypass of manage.py (recorded), logged in
+# as the schema's owner below. The servers it starts run as the restricted app role.
+os.environ["VULHUB_MANAGEMENT_COMMAND"] = "bench"
+if not os.environ.get("REDIS_URL"):
+    # the leaderboard is measured with its Redis cache: a redis-server of the run's own
+    from bench.redis_server import start_own_redis  # noqa: E402
+
+    os.environ["REDIS_URL"] = start_own_redis()
+
 import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
+
+from vulhub.db_roles import switch_role  # noqa: E402
+
+switch_role(settings.DATABASE_ROLES["owner"])
 
 from bench import scenarios  # noqa: E402
 from bench.framework import Context, Figure, machine, result_document  # noqa: E402

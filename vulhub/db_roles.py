@@ -16,6 +16,7 @@ grants them again after it runs, so a new table is never out of the app's reach.
 
 import contextlib
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -174,6 +175,16 @@ def app_role_name() -> str:
     app, owner = role_settings("app"), role_settings("owner")
     same = app.get("USER") == owner.get("USER") and app.get("HOST") == owner.get("HOST")
     return DEFAULT_APP_ROLE if same or not app.get("USER") else app["USER"]
+
+
+def connection_url(*, user: str, name: str, host: str | None = None, port=None, password: str = "") -> str:
+    """A DATABASE_URL for these connection settings.
+
+    A Unix socket directory as host (the embedded server's) is percent-encoded, the form
+    libpq and our settings read back; no host means 127.0.0.1.
+    """
+    login = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    return f"postgres://{login}@{quote(str(host or '127.0.0.1'), safe='')}:{port or 5432}/{quote(name, safe='')}"
 
 
 def ensure_roles(*, app: str, backup: str | None = None, alias: str = DEFAULT_DB_ALIAS) -> list[str]:

@@ -31,6 +31,8 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from vulhub.embedded_db.server import ensure_account
+
 VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)")
 
 
@@ -74,20 +76,37 @@ def server_major(bin_dir: Path) -> int | None:
     return int(found.group(1)) if out.returncode == 0 and found else None
 
 
-def find_bin_dir(major: int | None = None) -> Path:
-    """The directory of `initdb`, `pg_ctl` and `postgres` to run a cluster of `major` (any: None)."""
+def has_library(bin_dir: Path, library: str) -> bool:
+    """Whether the server of `bin_dir` ships the shared library `library` (an extension's module)."""
+    pg_config = bin_dir / "pg_config"
+    if not os.access(pg_config, os.X_OK):
+        return False
+    out = subprocess.run([str(pg_config), "--pkglibdir"], capture_output=True, text=True, check=False, timeout=30)  # noqa: S603
+    return out.returncode == 0 and (Path(out.stdout.strip()) / f"{library}.so").exists()
+
+
+def find_bin_dir(major: int | None = None, *, library: str | None = None) -> Path:
+    """The directory of `initdb`, `pg_ctl` and `postgres` to run a cluster of `major` (any: None).
+
+    With `library`, only a server that ships that extension module will do (the embedded
+    build, for one, has no pg_stat_statements).
+    """
     seen = {}
     for candidate in _candidates():
         if candidate in seen:
             continue
         seen[candidate] = server_major(candidate)
-        if seen[candidate] is not None and major in (None, seen[candidate]):
+        if seen[candidate] is None or major not in (None, seen[candidate]):
+            continue
+        if library is None or has_library(candidate, library):
             return candidate
     found = ", ".join(f"{path} ({version or 'no server'})" for path, version in seen.items()) or "none"
     wanted = f"PostgreSQL {major}" if major else "a PostgreSQL server"
+    if library:
+        wanted += f" with {library}"
     raise ClusterError(
         f"No binaries of {wanted} found (looked at: {found}). Install the server package "
-        f"(postgresql-{major or 15}) or set PG_BIN_DIR to its bin directory."
+        f"(postgresql-{major or 15}; `make test-deps` does) or set PG_BIN_DIR to its bin directory."
     )
 
 
@@ -101,7 +120,7 @@ def run_as() -> str | None:
         except KeyError:
             continue
         return name
-    subprocess.run(["useradd", "--system", "--shell", "/bin/false", "pgserver"], check=True, capture_output=True)  # noqa: S607
+    ensure_account("pgserver")
     return "pgserver"
 
 

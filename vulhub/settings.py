@@ -9,6 +9,7 @@ import os
 import warnings
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import environ
 from csp.constants import NONCE, NONE, SELF
@@ -170,6 +171,9 @@ def _database_from_env(variable: str = "DATABASE_URL", embedded_user: str = "vul
         raise ImproperlyConfigured(
             f"{variable} must point to a PostgreSQL database: postgres://USER:PASSWORD@HOST:PORT/NAME."
         )
+    # A Unix socket directory is a percent-encoded host (postgres://user@%2Fvar%2Frun%2Fpostgresql/db),
+    # as libpq reads it; django-environ leaves it encoded.
+    config["HOST"] = unquote(config.get("HOST") or "")
     return config
 
 
@@ -243,7 +247,7 @@ DATABASE_ROLES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache --------------------------------------------------------------------
-# REDIS_URL unset: Django's database cache (table created by `createcachetable`).
+# REDIS_URL unset: Django's database cache (its table is made by `migrate`).
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CACHES = {
@@ -263,7 +267,8 @@ if REDIS_URL:
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            # Django's DatabaseCache, whose failures are misses like Redis's (vulhub/cache.py)
+            "BACKEND": "vulhub.cache.MissingIsAMissDatabaseCache",
             "LOCATION": "cache_table",
             "KEY_PREFIX": "vulhub",
         }

@@ -19,6 +19,7 @@ from psycopg import sql
 
 from bench.framework import Context, Figure, Series
 from vulhub import backups, bulk_load, generated
+from vulhub.db_roles import connection_url
 
 SCENARIO = "5 seed"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -46,7 +47,9 @@ def run(ctx: Context) -> list[Figure]:
         admin(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template)))
 
     def manage(database, *args):
-        env = dict(os.environ, DATABASE_URL=_url(server, database), SLOW_QUERY_MS="0")
+        url = _url(server, database)  # the scratch database, as the benchmark's own (owner) login
+        env = dict(os.environ, DATABASE_URL=url, MIGRATIONS_DATABASE_URL=url, SLOW_QUERY_MS="0")
+        env.pop("BACKUP_DATABASE_URL", None)
         command = [sys.executable, os.path.join(ROOT, "manage.py"), *args]
         subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)  # noqa: S603
 
@@ -54,8 +57,7 @@ def run(ctx: Context) -> list[Figure]:
         drop(name)
     admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(template)))
     ctx.scratch.setdefault("cleanups", []).append(lambda: [drop(n) for n in (seeded, copied, template)])
-    manage(template, "migrate", "-v0")
-    manage(template, "createcachetable")
+    manage(template, "migrate", "-v0")  # the cache table too
 
     ctx.log("   generating the rows for the plain COPY ...")
     counters: dict[str, itertools.count] = {}
@@ -112,11 +114,7 @@ def run(ctx: Context) -> list[Figure]:
 
 def _url(server: backups.Server, database: str) -> str:
     params = server.params
-    auth = params.get("user", "")
-    if server.password:
-        auth += f":{server.password}"
-    host = params.get("host", "127.0.0.1")
-    if host.startswith("/"):  # a socket directory (the embedded server)
-        return f"postgres://{auth}@/{database}?host={host}" + (f"&port={params['port']}" if "port" in params else "")
-    port = f":{params['port']}" if "port" in params else ""
-    return f"postgres://{auth}@{host}{port}/{database}"
+    return connection_url(
+        user=params.get("user", ""), password=server.password or "", host=params.get("host"),
+        port=params.get("port"), name=database,
+    )  # fmt: skip

@@ -1,13 +1,98 @@
 """Start (once) and describe the embedded PostgreSQL server."""
 
 import os
+import shutil
 import subprocess
 import threading
 import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+from django.db import OperationalError
+
 _lock = threading.Lock()
+
+
+class EmbeddedServerError(OperationalError):
+    """The embedded server could not be started; the message says what to do, in one line."""
+
+
+def _sbin_path() -> str:
+    return os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+
+
+def ensure_account(name: str) -> None:
+    """Create the system account `name` (root only) for a server that refuses to run as root.
+
+    useradd lives in /usr/sbin, which an ordinary user's PATH (or `env -i`) often lacks.
+    """
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+        return
+    except KeyError:
+        pass
+    useradd = shutil.which("useradd", path=_sbin_path())
+    if useradd is None:
+        raise EmbeddedServerError(
+            f"Running as root, the embedded PostgreSQL needs a system account '{name}' to run as, and "
+            f"`useradd` was not found to create it: create it yourself (useradd --system {name}), "
+            "run as an ordinary user, or set DATABASE_URL to a PostgreSQL server."
+        )
+    done = subprocess.run(  # noqa: S603  (fixed argv)
+        [useradd, "--system", "--shell", "/bin/false", name], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0 and not _account_exists(name):  # another process may have made it meanwhile
+        raise EmbeddedServerError(
+            f"Could not create the system account '{name}' the embedded PostgreSQL runs as under root "
+            f"({(done.stderr or done.stdout).strip()}): create it yourself, or set DATABASE_URL."
+        )
+
+
+def _account_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _start(pgdata: str | Path):
+    """pgserver's server for `pgdata`, started if it is not running; EmbeddedServerError if that fails."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        ensure_account("pgserver")  # pgserver runs the server as this account under root
+    try:
+        Path(pgdata).parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); harmless
+            warnings.simplefilter("ignore")
+            import pgserver  # imported lazily: only the embedded mode needs it
+
+            # cleanup_mode=None: the server outlives this process, so the next
+            # command finds it running instead of paying for a start.
+            return pgserver.get_server(pgdata, cleanup_mode=None)
+    except EmbeddedServerError:
+        raise
+    except Exception as exc:  # pgserver raises whatever its subprocesses and file system raise
+        reason = _last_line(getattr(exc, "stderr", None) or str(exc) or type(exc).__name__)
+        log = Path(pgdata) / "log"
+        raise EmbeddedServerError(
+            f"The embedded PostgreSQL in {pgdata} did not start ({reason}). "
+            + (f"Its log is {log}. " if log.exists() else "")
+            + "Check free disk space and that the folder is writable, or set DATABASE_URL to a PostgreSQL server."
+        ) from exc
+
+
+def _last_line(text) -> str:
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
 _socket_dirs: dict[str, str] = {}
 
 
@@ -19,15 +104,7 @@ def ensure_running(pgdata: str | Path, database: str | None = None) -> str:
     key = str(pgdata)
     with _lock:
         if key not in _socket_dirs:
-            Path(pgdata).parent.mkdir(parents=True, exist_ok=True)
-            with warnings.catch_warnings():
-                # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); harmless
-                warnings.simplefilter("ignore")
-                import pgserver  # imported lazily: only the embedded mode needs it
-
-                # cleanup_mode=None: the server outlives this process, so the next
-                # command finds it running instead of paying for a start.
-                server = pgserver.get_server(pgdata, cleanup_mode=None)
+            server = _start(pgdata)
             _socket_dirs[key] = parse_qs(urlparse(server.get_uri()).query)["host"][0]
             _ensure_roles(_socket_dirs[key])
         host = _socket_dirs[key]

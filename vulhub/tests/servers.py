@@ -15,14 +15,14 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import psycopg
 import redis
 from django.db import connection
 from django.test import Client, override_settings
 
-from vulhub.db_roles import app_role_name
+from vulhub.db_roles import app_role_name, connection_url
 from vulhub.embedded_db.server import EMBEDDED_ROLES
 from vulhub.pg_cluster import Cluster, find_bin_dir, free_port, hand_over
 
@@ -73,9 +73,9 @@ def running(command: list[str], *, what: str, ready, env: dict | None = None):
 def app_database_url(host: str | None = None, port: int | str | None = None) -> str:
     """The test database as the restricted app role sees it (local trust auth), directly or through `host:port`."""
     database = connection.settings_dict
-    host = host or database["HOST"] or "127.0.0.1"
-    port = port or database["PORT"] or 5432
-    return f"postgres://{app_role_name()}@{quote(str(host), safe='')}:{port}/{database['NAME']}"
+    return connection_url(
+        user=app_role_name(), name=database["NAME"], host=host or database["HOST"], port=port or database["PORT"]
+    )
 
 
 # DEBUG off refuses the example key; sessions for the server are signed with this one.

@@ -1,16 +1,13 @@
 """manage.py dbstats against the test database, and pg_stat_statements on a throwaway server.
 
-The machine's PostgreSQL does not preload pg_stat_statements, so the tests at the end
-start their own PostgreSQL 15 with it preloaded, for this module only.
+The test server may not ship pg_stat_statements (the embedded build) or not preload it
+(the machine's PostgreSQL), so the tests at the end start a cluster of their own that
+ships it, for this module only.
 """
 
 import contextlib
 import json
-import os
-import pwd
 import shutil
-import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -27,6 +24,7 @@ from django.test import override_settings
 from vulhub import dbstats
 from vulhub.db_roles import use_role
 from vulhub.management.commands.dbstats import Command
+from vulhub.pg_cluster import Cluster, find_bin_dir, hand_over
 
 
 @pytest.fixture(autouse=True)
@@ -90,12 +88,6 @@ def run_check() -> tuple[str, CommandError | None]:
 def side_connection(**kwargs) -> psycopg.Connection:
     """A second session on the test database, outside the test's transaction."""
     return psycopg.connect(**connection.get_connection_params(), **kwargs)
-
-
-def server_preloads_pg_stat_statements() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW shared_preload_libraries")
-        return "pg_stat_statements" in cursor.fetchone()[0]
 
 
 @pytest.fixture
@@ -317,103 +309,95 @@ def test_check_reports_dead_tuples_only_on_tables_big_enough_to_judge(tables_wit
 
 
 @pytest.mark.django_db
-def test_it_explains_how_to_load_pg_stat_statements_when_it_is_not_created():
-    if server_preloads_pg_stat_statements():
-        pytest.skip("this server preloads pg_stat_statements")
+def test_it_says_what_the_test_server_lacks_to_show_slow_statements():
+    """The embedded build ships no pg_stat_statements at all; a server with it has it not created here."""
+    with connection.cursor() as cursor:
+        cursor.execute("DROP EXTENSION IF EXISTS pg_stat_statements")  # a compose server's; undone with the test
+        cursor.execute("SELECT count(*) FROM pg_available_extensions WHERE name = 'pg_stat_statements'")
+        available = cursor.fetchone()[0] == 1
     out = StringIO()
     call_command("dbstats", stdout=out)
-
-    assert "pg_stat_statements is not created in this database" in out.getvalue()
-    assert "shared_preload_libraries = 'pg_stat_statements'" in out.getvalue()
-    assert "CREATE EXTENSION pg_stat_statements;" in out.getvalue()
     slow = dbstats_json()["slow_queries"]
-    assert slow["status"] == "not_created"
+
+    if available:
+        assert slow["status"] == "not_created"
+        assert "pg_stat_statements is not created in this database" in out.getvalue()
+    else:
+        assert slow["status"] == "not_installed"
+        assert "pg_stat_statements is not installed on the database server" in out.getvalue()
+        assert "postgresql-contrib" in slow["note"]
+    assert "shared_preload_libraries = 'pg_stat_statements'" in out.getvalue()
     assert "CREATE EXTENSION pg_stat_statements;" in slow["note"]
     assert slow["by_mean"] == slow["by_total"] == []
 
 
-@pytest.mark.django_db
-def test_it_explains_how_to_load_pg_stat_statements_when_created_but_not_preloaded():
-    if server_preloads_pg_stat_statements():
-        pytest.skip("this server preloads pg_stat_statements")
-    with connection.cursor() as cursor:
-        cursor.execute("CREATE EXTENSION pg_stat_statements")  # undone with the test's transaction
-
-        report = dbstats.slow_queries(cursor)
-
-        # The failed probe ran in a savepoint: the test's transaction still works.
-        cursor.execute("SELECT 1")
-        assert cursor.fetchone() == (1,)
-    assert report["status"] == "not_loaded"
-    assert "must be loaded via" in report["note"]
-    assert "shared_preload_libraries = 'pg_stat_statements'" in report["note"]
-    out = StringIO()
-    call_command("dbstats", stdout=out)
-    assert "pg_stat_statements is created but cannot be read" in out.getvalue()
-
-
-# --- pg_stat_statements loaded: a throwaway PostgreSQL 15 ---------------------------
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# --- pg_stat_statements on a throwaway server that ships it ---------------------------
+# The test server may lack the extension (the embedded build) or not preload it (the
+# machine's PostgreSQL): a cluster of the module's own, from server binaries that ship
+# pg_stat_statements (Debian's postgresql package, `make test-deps`), is started first
+# without the library preloaded, then with it.
 
 
 @pytest.fixture(scope="module")
-def preloaded_server():
-    """Start a PostgreSQL 15 with pg_stat_statements preloaded; yields its port."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"no PostgreSQL 15 server binaries in {PG_BIN}")
-    run_as = []
+def pgss_cluster():
     base = Path(tempfile.mkdtemp(prefix="vulhub-pgss-"))  # short: it holds the socket
-    if os.geteuid() == 0:  # initdb refuses root
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            shutil.rmtree(base)
-            pytest.skip("running as root and there is no postgres user to run initdb as")
-        shutil.chown(base, "postgres", "postgres")
-        run_as = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    data = base / "data"
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements"
-    options += " -c fsync=off -c max_connections=10"
+    hand_over(base)
+    cluster = Cluster(base / "data", bin_dir=find_bin_dir(library="pg_stat_statements"))
+    cluster.initdb({"fsync": "off", "max_connections": "10"})
     try:
-        subprocess.run(
-            [*run_as, PG_BIN / "initdb", "-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"],
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            [*run_as, PG_BIN / "pg_ctl", "-D", data, "-l", base / "log", "-w", "-o", options, "start"],
-            check=True,
-            capture_output=True,
-        )
-        yield port
+        yield cluster
     finally:
-        if (data / "postmaster.pid").exists():
-            subprocess.run(
-                [*run_as, PG_BIN / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"], capture_output=True
-            )
+        cluster.remove()
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def started(cluster, *, preload: bool):
+    """`cluster` running, with pg_stat_statements in shared_preload_libraries or not."""
+    options = "-c shared_preload_libraries=pg_stat_statements" if preload else ""
+    if cluster.running() and cluster.options == options:
+        return cluster
+    cluster.stop()
+    cluster.options = options
+    cluster.start()
+    return cluster
+
+
+def test_it_explains_how_to_create_and_preload_pg_stat_statements_on_a_server_that_ships_it(pgss_cluster):
+    with started(pgss_cluster, preload=False).connect() as conn, conn.cursor() as cursor:
+        cursor.execute("DROP EXTENSION IF EXISTS pg_stat_statements")
+        not_created = dbstats.slow_queries(cursor)
+        cursor.execute("CREATE EXTENSION pg_stat_statements")
+        conn.autocommit = False  # the probe's savepoint needs a transaction
+        report = dbstats.collect(cursor)
+        not_loaded = report["slow_queries"]
+        # The failed probe ran in a savepoint: the transaction still works.
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
+        conn.rollback()
+
+    assert not_created["status"] == "not_created"
+    assert "pg_stat_statements is not created in this database" in not_created["note"]
+    assert "CREATE EXTENSION pg_stat_statements;" in not_created["note"]
+    assert not_loaded["status"] == "not_loaded"
+    assert "pg_stat_statements is created but cannot be read" in not_loaded["note"]
+    assert "must be loaded via" in not_loaded["note"]
+    assert "shared_preload_libraries = 'pg_stat_statements'" in not_loaded["note"]
+    out = StringIO()
+    Command(stdout=out)._write_report(report)
+    assert "pg_stat_statements is created but cannot be read" in out.getvalue()
 
 
 @pytest.fixture
-def preloaded_cursor(preloaded_server):
-    """A cursor on the throwaway server, with a few slow-ish statements on record."""
-    with psycopg.connect(host="127.0.0.1", port=preloaded_server, user="postgres", dbname="postgres") as conn:
-        conn.autocommit = True
-        with conn.cursor() as cursor:
-            cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-            cursor.execute("SELECT pg_stat_statements_reset()")
-            for _ in range(3):
-                cursor.execute("SELECT pg_sleep(0.06)")
-            cursor.execute("SELECT pg_sleep(0.005) FROM generate_series(1, 2)")  # ~10 ms: far below
-            cursor.execute("SELECT count(*) FROM generate_series(1, 100)")
-            yield cursor
+def preloaded_cursor(pgss_cluster):
+    """A cursor on the throwaway server with pg_stat_statements loaded, a few slow-ish statements on record."""
+    with started(pgss_cluster, preload=True).connect() as conn, conn.cursor() as cursor:
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        cursor.execute("SELECT pg_stat_statements_reset()")
+        for _ in range(3):
+            cursor.execute("SELECT pg_sleep(0.06)")
+        cursor.execute("SELECT pg_sleep(0.005) FROM generate_series(1, 2)")  # ~10 ms: far below
+        cursor.execute("SELECT count(*) FROM generate_series(1, 100)")
+        yield cursor
 
 
 def test_it_reports_the_slowest_statements_when_pg_stat_statements_is_loaded(preloaded_cursor):

@@ -12,6 +12,7 @@ made through the same PgBouncer is still there for the next client.
 """
 
 import os
+import pwd
 
 import psycopg
 import pytest
@@ -20,10 +21,24 @@ from django.db import connection
 from challenges.factories import ProjectFactory
 from tenants.factories import StudentFactory, TenantFactory
 from vulhub.db_roles import app_role_name, role_settings
+from vulhub.pg_cluster import run_as
 
 from .servers import app_database_url, binary, fetch, free_port, gunicorn, running, session_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def pgbouncer_account(host: str | None) -> str:
+    """The account PgBouncer runs as under root (it refuses root itself).
+
+    A server on a Unix socket (the embedded one) is reached as the owner of the socket's
+    directory, which may let nobody else in; a TCP server as the cluster account.
+    """
+    if host and host.startswith("/"):
+        owner = pwd.getpwuid(os.stat(host).st_uid).pw_name
+        if owner != "root":
+            return owner
+    return run_as()
 
 
 @pytest.fixture
@@ -58,7 +73,7 @@ def pgbouncer(tmp_path_factory):
                 "max_client_conn = 50",
                 "server_reset_query =",
                 "ignore_startup_parameters = extra_float_digits,options",
-                *(["user = postgres"] if os.geteuid() == 0 else []),  # it refuses to run as root
+                *([f"user = {pgbouncer_account(database['HOST'])}"] if os.geteuid() == 0 else []),
                 "",
             ]
         )

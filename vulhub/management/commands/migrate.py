@@ -1,3 +1,4 @@
+from django.core.management import call_command
 from django.core.management.commands.migrate import Command as DjangoMigrate
 
 from vulhub.db_roles import grant_app_privileges, use_role
@@ -6,10 +7,15 @@ from vulhub.db_roles import grant_app_privileges, use_role
 class Command(DjangoMigrate):
     help = (
         "Apply the migrations as the schema's owner (MIGRATIONS_DATABASE_URL), then grant the app role "
-        "(DATABASE_URL) its data privileges on every table. " + DjangoMigrate.help
+        "(DATABASE_URL) its data privileges on every table, and create the database cache's table. "
+        + DjangoMigrate.help
     )
 
     def handle(self, *args, **options):
         with use_role("owner", options["database"]):
             super().handle(*args, **options)
+            if not options["plan"] and not options["check_unapplied"] and not options["prune"]:
+                # the database cache's table (REDIS_URL unset) belongs to a migrated schema:
+                # without it every cache read would be a logged miss
+                call_command("createcachetable", database=options["database"], verbosity=options["verbosity"])
             grant_app_privileges(options["database"])

@@ -1,0 +1,71 @@
+"""The database cache (REDIS_URL unset), failing the way Redis fails: as a miss.
+
+Django's DatabaseCache runs its statements on the request's own connection. When one
+fails (the cache table is missing because `createcachetable` was never run, or the
+table is locked away), PostgreSQL aborts the whole transaction the request runs in,
+so every later query of the page fails too and the page answers 500. Here each cache
+statement runs in a savepoint of its own when a transaction is open: a failure rolls
+back only the savepoint, is logged, and the caller sees a miss (get), a write that did
+not happen (set, add, delete) or an empty cache, exactly as with Redis down.
+"""
+
+import logging
+from contextlib import contextmanager
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.db import DatabaseCache
+from django.db import DatabaseError, connections, router, transaction
+
+logger = logging.getLogger(__name__)
+
+
+class MissingIsAMissDatabaseCache(DatabaseCache):
+    """Django's DatabaseCache whose database errors are misses, never a broken transaction."""
+
+    @contextmanager
+    def _guarded(self, operation: str, write: bool):
+        db = (router.db_for_write if write else router.db_for_read)(self.cache_model_class)
+        try:
+            if connections[db].in_atomic_block:
+                with transaction.atomic(using=db, savepoint=True):
+                    yield
+            else:
+                yield
+        except DatabaseError as exc:
+            logger.warning(
+                "database cache %s failed (%s): served as a miss; is the table %s there? `manage.py migrate` makes it",
+                operation,
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                self._table,
+            )
+            raise _Missed from None
+
+    def _attempt(self, operation: str, write: bool, call, fallback):
+        try:
+            with self._guarded(operation, write):
+                return call()
+        except _Missed:
+            return fallback
+
+    def get_many(self, keys, version=None):
+        base = super().get_many
+        return self._attempt("read", False, lambda: base(keys, version), {})
+
+    def has_key(self, key, version=None):
+        base = super().has_key
+        return self._attempt("read", False, lambda: base(key, version), False)
+
+    def _base_set(self, mode, key, value, timeout=DEFAULT_TIMEOUT):
+        base = super()._base_set
+        return self._attempt("write", True, lambda: base(mode, key, value, timeout), False)
+
+    def _base_delete_many(self, keys):
+        base = super()._base_delete_many
+        return self._attempt("delete", True, lambda: base(keys), False)
+
+    def clear(self):
+        return self._attempt("clear", True, super().clear, None)
+
+
+class _Missed(Exception):
+    """A cache statement failed and was rolled back to its savepoint."""
