@@ -17,15 +17,16 @@ class EmbeddedServerError(OperationalError):
     """The embedded server could not be started; the message says what to do, in one line."""
 
 
+# where useradd lives, though an ordinary user's PATH (or `env -i`) often lacks them
+SBIN_DIRS = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
 def _sbin_path() -> str:
-    return os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+    return os.pathsep.join([os.environ.get("PATH", ""), *SBIN_DIRS])
 
 
 def ensure_account(name: str) -> None:
-    """Create the system account `name` (root only) for a server that refuses to run as root.
-
-    useradd lives in /usr/sbin, which an ordinary user's PATH (or `env -i`) often lacks.
-    """
+    """Create the system account `name` (root only) for a server that refuses to run as root."""
     import pwd
 
     try:

@@ -17,5 +17,7 @@ class Command(DjangoMigrate):
             if not options["plan"] and not options["check_unapplied"] and not options["prune"]:
                 # the database cache's table (REDIS_URL unset) belongs to a migrated schema:
                 # without it every cache read would be a logged miss
-                call_command("createcachetable", database=options["database"], verbosity=options["verbosity"])
+                call_command(
+                    "createcachetable", database=options["database"], verbosity=max(0, options["verbosity"] - 1)
+                )
             grant_app_privileges(options["database"])
