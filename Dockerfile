@@ -27,4 +27,4 @@ RUN mkdir -p var/backups var/pitr && useradd --create-home --uid 1000 vulhub && 
 USER vulhub
 
 EXPOSE 8000
-CMD ["sh", "-c", "python manage.py migrate --no-input && python manage.py createcachetable && exec gunicorn vulhub.wsgi --workers ${GUNICORN_WORKERS:-2} --bind 0.0.0.0:8000 --access-logfile -"]
+CMD ["sh", "-c", "python manage.py migrate --no-input && exec gunicorn vulhub.wsgi --workers ${GUNICORN_WORKERS:-2} --bind 0.0.0.0:8000 --access-logfile -"]
