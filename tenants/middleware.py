@@ -45,12 +45,12 @@ class _LostConnection(Exception):
     """The request's first query found its connection dead (the server restarted since it was opened)."""
 
 
-def _lost_connection() -> bool:
+def connection_was_lost() -> bool:
     """Whether the connection the last query ran on was open and is now closed by the server."""
     return connection.connection is not None and connection.connection.closed
 
 
-def _retries() -> int:
+def dead_connection_retries() -> int:
     """How many dead connections one request may replace: each pooled connection at most once."""
     pool = connection.settings_dict["OPTIONS"].get("pool")
     return pool.get("max_size", 4) if isinstance(pool, dict) else 1
@@ -75,7 +75,7 @@ class TenantMiddleware:
         # (row-level security, tenants/rls.py): the query that finds the tenant also sets
         # it for the transaction. A server error rolls the transaction back.
         nested = connection.in_atomic_block  # a test's transaction: put its settings back after
-        retries = 0 if nested else _retries()
+        retries = 0 if nested else dead_connection_retries()
         while True:
             try:
                 return self._serve(request, nested)
@@ -92,7 +92,7 @@ class TenantMiddleware:
             try:
                 tenant = tenant_for_host(host_without_port(request))
             except OperationalError as error:
-                if not _lost_connection():
+                if not connection_was_lost():
                     raise
                 raise _LostConnection from error
             if tenant is None:

@@ -20,21 +20,34 @@ from django.utils.cache import add_never_cache_headers
 from health_check.base import HealthCheck
 from health_check.exceptions import ServiceUnavailable
 
+from tenants.middleware import connection_was_lost, dead_connection_retries
+
 logger = logging.getLogger(__name__)
 
 
 def database_is_up(alias: str = DEFAULT_DB_ALIAS) -> bool:
+    """Whether the database answers `SELECT 1`.
+
+    A connection the server dropped since it was opened (pooled, or persistent between
+    checks: PostgreSQL restarted) says nothing about the database: it is given back and
+    the next one tried, as the tenant lookup does for every page.
+    """
     connection = connections[alias]
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            return cursor.fetchone() == (1,)
-    except Exception:
-        logger.warning("health: database check failed", exc_info=True)
-        # Drop the broken connection so the next request starts afresh.
-        with contextlib.suppress(Exception):
-            connection.close()
-        return False
+    retries = dead_connection_retries() if alias == DEFAULT_DB_ALIAS else 0
+    while True:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                return cursor.fetchone() == (1,)
+        except Exception:
+            lost = connection_was_lost()
+            # Drop the broken connection so the next attempt (or request) starts afresh.
+            with contextlib.suppress(Exception):
+                connection.close()
+            if not lost or not retries:
+                logger.warning("health: database check failed", exc_info=True)
+                return False
+            retries -= 1
 
 
 def cache_is_up() -> bool:
