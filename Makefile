@@ -61,7 +61,7 @@ bench-deps: ## Install wrk (the load generator) and redis-server (the run's own 
 
 # The HTTP scenarios serve pages with the Redis cache: REDIS_URL's, else a redis-server of the run's own.
 
-bench: migrate bench-deps ## Benchmarks at a million submissions: a table and bench/results.json (README: Performance)
+bench: migrate bench-deps ## Benchmarks at a million submissions: a table and bench/results.json (docs/performance.md)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 bench-smoke: migrate bench-deps ## The benchmarks on a tiny dataset, one run each: proves the suite works (CI)

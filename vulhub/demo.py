@@ -22,7 +22,7 @@ TENANT = {
     "settings": {"theme": "default"},
 }
 
-# e-mail, first name, last name, role, password (listed in the README)
+# e-mail, first name, last name, role, password (listed in the README's Demo logins)
 USERS = [
     ("admin@vulhub.com", "Admin", "User", User.Role.ADMIN, "vulhub-admin"),
     ("instructor@vulhub.com", "Ingrid", "Instructor", User.Role.INSTRUCTOR, "vulhub-instructor"),

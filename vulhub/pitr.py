@@ -249,7 +249,7 @@ def take_base_backup(
             raise PitrError(
                 f"The server does not archive its WAL (wal_level={facts['wal_level']}, archive_mode="
                 f"{facts['archive_mode']}): a base backup alone cannot be recovered to a point in time. "
-                "Set archive_mode and archive_command first (README: Point-in-time recovery)."
+                "Set archive_mode and archive_command first (docs/operations.md, Point-in-time recovery)."
             )
         started_at = _now(conn)
     bin_dir = find_bin_dir(facts["server_major"])

@@ -27,7 +27,7 @@ def app_role_is_restricted(app_configs=None, **kwargs):
         Warning(
             f"The site's database role {facts.name!r} {', '.join(problems)}: row-level security does not hold for it.",
             hint="Run the site as a data-only role (DATABASE_URL) and migrations as the owner "
-            "(MIGRATIONS_DATABASE_URL); README: Using an existing PostgreSQL.",
+            "(MIGRATIONS_DATABASE_URL); docs/configuration.md, Using an existing PostgreSQL.",
             id="vulhub.W101",
         )
     ]

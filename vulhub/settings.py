@@ -221,7 +221,7 @@ _db["DISABLE_SERVER_SIDE_CURSORS"] = DB_TRANSACTION_POOLER
 _db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="") or None}
 DATABASES = {"default": _db}
 
-# Database roles (vulhub/db_roles.py, README: Operations). DATABASE_URL is the app's role:
+# Database roles (vulhub/db_roles.py, docs/configuration.md). DATABASE_URL is the app's role:
 # data only (no DDL, no TRUNCATE), never superuser or BYPASSRLS, so row-level security
 # holds. MIGRATIONS_DATABASE_URL is the schema's owner: `migrate`, `createcachetable`,
 # `restore` and the bulk loads of `seed` run as it. BACKUP_DATABASE_URL reads everything
@@ -442,7 +442,7 @@ if BACKUP_STORAGE:
         "BACKEND": BACKUP_STORAGE,
         "OPTIONS": env.json("BACKUP_STORAGE_OPTIONS", default={}),
     }
-# Point-in-time recovery (manage.py pitr; README: Point-in-time recovery): the archive of
+# Point-in-time recovery (manage.py pitr; docs/operations.md): the archive of
 # base backups and WAL that the server's archive_command writes into, and its off-site
 # copy, a django-storages backend like BACKUP_STORAGE.
 PITR_DIR = Path(env.str("PITR_DIR", default=str(BASE_DIR / "var" / "pitr")))

@@ -1,5 +1,5 @@
 #!/bin/sh
-# PostgreSQL's archive_command for VulHub's point-in-time recovery (README: Operations):
+# PostgreSQL's archive_command for VulHub's point-in-time recovery (docs/operations.md):
 #   archive_command = '/path/to/archive_wal.sh %p %f /archive/wal'
 # Copies one WAL file into the archive directory under a temporary name, flushes it to
 # disk and only then gives it its name, so a crash never leaves a truncated file under
