@@ -10,7 +10,6 @@ not happen (set, add, delete) or an empty cache, exactly as with Redis down.
 """
 
 import logging
-from contextlib import contextmanager
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.db import DatabaseCache
@@ -22,29 +21,21 @@ logger = logging.getLogger(__name__)
 class MissingIsAMissDatabaseCache(DatabaseCache):
     """Django's DatabaseCache whose database errors are misses, never a broken transaction."""
 
-    @contextmanager
-    def _guarded(self, operation: str, write: bool):
+    def _attempt(self, operation: str, write: bool, call, fallback):
+        """`call()`, in a savepoint when a transaction is open; `fallback` when the database fails it."""
         db = (router.db_for_write if write else router.db_for_read)(self.cache_model_class)
         try:
             if connections[db].in_atomic_block:
                 with transaction.atomic(using=db, savepoint=True):
-                    yield
-            else:
-                yield
+                    return call()
+            return call()
         except DatabaseError as exc:
             logger.warning(
                 "database cache %s failed (%s): served as a miss; is the table %s there? `manage.py migrate` makes it",
                 operation,
-                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                str(exc).strip().split("\n", 1)[0] or type(exc).__name__,
                 self._table,
             )
-            raise _Missed from None
-
-    def _attempt(self, operation: str, write: bool, call, fallback):
-        try:
-            with self._guarded(operation, write):
-                return call()
-        except _Missed:
             return fallback
 
     def get_many(self, keys, version=None):
@@ -65,7 +56,3 @@ class MissingIsAMissDatabaseCache(DatabaseCache):
 
     def clear(self):
         return self._attempt("clear", True, super().clear, None)
-
-
-class _Missed(Exception):
-    """A cache statement failed and was rolled back to its savepoint."""

@@ -115,6 +115,9 @@ def run(ctx: Context) -> list[Figure]:
 def _url(server: backups.Server, database: str) -> str:
     params = server.params
     return connection_url(
-        user=params.get("user", ""), password=server.password or "", host=params.get("host"),
-        port=params.get("port"), name=database,
-    )  # fmt: skip
+        user=params.get("user", ""),
+        password=server.password or "",
+        host=params.get("host"),
+        port=params.get("port"),
+        name=database,
+    )

@@ -1,6 +1,7 @@
 """Start (once) and describe the embedded PostgreSQL server."""
 
 import os
+import pwd
 import shutil
 import subprocess
 import threading
@@ -27,33 +28,26 @@ def _sbin_path() -> str:
 
 def ensure_account(name: str) -> None:
     """Create the system account `name` (root only) for a server that refuses to run as root."""
-    import pwd
-
-    try:
-        pwd.getpwnam(name)
+    if _account_exists(name):
         return
-    except KeyError:
-        pass
     useradd = shutil.which("useradd", path=_sbin_path())
     if useradd is None:
         raise EmbeddedServerError(
-            f"Running as root, the embedded PostgreSQL needs a system account '{name}' to run as, and "
-            f"`useradd` was not found to create it: create it yourself (useradd --system {name}), "
-            "run as an ordinary user, or set DATABASE_URL to a PostgreSQL server."
+            f"Running as root, PostgreSQL needs a system account '{name}' to run as, and `useradd` was not "
+            f"found to create it: create it yourself (useradd --system {name}), run as an ordinary user, "
+            "or set DATABASE_URL to a PostgreSQL server."
         )
     done = subprocess.run(  # noqa: S603  (fixed argv)
         [useradd, "--system", "--shell", "/bin/false", name], capture_output=True, text=True, check=False
     )
     if done.returncode != 0 and not _account_exists(name):  # another process may have made it meanwhile
         raise EmbeddedServerError(
-            f"Could not create the system account '{name}' the embedded PostgreSQL runs as under root "
+            f"Could not create the system account '{name}' PostgreSQL runs as under root "
             f"({(done.stderr or done.stdout).strip()}): create it yourself, or set DATABASE_URL."
         )
 
 
 def _account_exists(name: str) -> bool:
-    import pwd
-
     try:
         pwd.getpwnam(name)
     except KeyError:
@@ -75,8 +69,6 @@ def _start(pgdata: str | Path):
             # cleanup_mode=None: the server outlives this process, so the next
             # command finds it running instead of paying for a start.
             return pgserver.get_server(pgdata, cleanup_mode=None)
-    except EmbeddedServerError:
-        raise
     except Exception as exc:  # pgserver raises whatever its subprocesses and file system raise
         reason = _last_line(getattr(exc, "stderr", None) or str(exc) or type(exc).__name__)
         log = Path(pgdata) / "log"

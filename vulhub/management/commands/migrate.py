@@ -6,8 +6,8 @@ from vulhub.db_roles import grant_app_privileges, use_role
 
 class Command(DjangoMigrate):
     help = (
-        "Apply the migrations as the schema's owner (MIGRATIONS_DATABASE_URL), then grant the app role "
-        "(DATABASE_URL) its data privileges on every table, and create the database cache's table. "
+        "Apply the migrations and create the database cache's table as the schema's owner "
+        "(MIGRATIONS_DATABASE_URL), then grant the app role (DATABASE_URL) its data privileges on every table. "
         + DjangoMigrate.help
     )
 
