@@ -19,14 +19,14 @@ from tenants.factories import (
     TenantAdminFactory,
     TenantFactory,
 )
-from vulhub.db_roles import app_role_name, assume, ensure_roles, switch_role
-from vulhub.embedded_db.server import EmbeddedServerError, ensure_running
+from vulhub.ops.db_roles import app_role_name, assume, ensure_roles, switch_role
+from vulhub.ops.embedded_db.server import EmbeddedServerError, ensure_running
 
 
 def pytest_sessionstart(session):
     """The embedded server starts before any test, and a failure to start is one line, not a traceback."""
     database = settings.DATABASES["default"]
-    if database["ENGINE"] == "vulhub.embedded_db":
+    if database["ENGINE"] == "vulhub.ops.embedded_db":
         try:
             ensure_running(database["PGDATA"])
         except EmbeddedServerError as exc:
@@ -35,7 +35,7 @@ def pytest_sessionstart(session):
 
 # --- The database roles of the tests ---------------------------------------------------
 # The test database is created and migrated by the schema's owner; then every test runs
-# the app as the restricted app role (vulhub/db_roles.py), as production does. The
+# the app as the restricted app role (vulhub/ops/db_roles.py), as production does. The
 # tests' own setup and checks see every tenant (a session-level bypass, like a
 # management command's); a request through the test client runs under row-level
 # security exactly as it does live, because the tenant middleware turns the bypass

@@ -24,7 +24,7 @@ def main():
         sys.exit(1)
     from django.db import OperationalError
 
-    from vulhub.embedded_db.server import EmbeddedServerError
+    from vulhub.ops.embedded_db.server import EmbeddedServerError
 
     try:
         execute_from_command_line(sys.argv)

@@ -1,4 +1,4 @@
-from vulhub.client_ip import client_ip
+from vulhub.lib.client_ip import client_ip
 
 from .context import AuditContext, bind, new_request_id
 

@@ -24,7 +24,7 @@ def allow_test_flush(enable_guards: bool = False) -> None:
         and not name.startswith("test")
     ):
         raise RuntimeError(f"Refusing to switch off the TRUNCATE guards of {name!r}: not a test database.")
-    from vulhub.db_roles import use_role
+    from vulhub.ops.db_roles import use_role
 
     verb = "ENABLE" if enable_guards else "DISABLE"
     with use_role("owner"), connection.cursor() as cursor:  # only the tables' owner may

@@ -121,7 +121,7 @@ def role_urls() -> dict[str, str]:
     """
     from django.db import connection
 
-    from vulhub.db_roles import app_role_name, connection_url, role_settings
+    from vulhub.ops.db_roles import app_role_name, connection_url, role_settings
 
     connection.ensure_connection()  # the embedded backend fills in its socket directory
     name = connection.settings_dict["NAME"]

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vulhub.pg_cluster import Cluster, hand_over  # noqa: E402
+from vulhub.ops.pg_cluster import Cluster, hand_over  # noqa: E402
 
 ARCHIVER = ROOT / "docker" / "postgres" / "archive_wal.sh"
 COLUMNS = ("submissions", "database_mb", "base_backup_mb", "backup_s", "restore_s", "restore_exact", "archive_lag_s")

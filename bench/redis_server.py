@@ -15,7 +15,7 @@ import time
 
 import redis
 
-from vulhub.pg_cluster import free_port
+from vulhub.ops.pg_cluster import free_port
 
 
 def start_own_redis(timeout: float = 20) -> str:

@@ -59,7 +59,7 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from vulhub.db_roles import switch_role  # noqa: E402
+from vulhub.ops.db_roles import switch_role  # noqa: E402
 
 switch_role(settings.DATABASE_ROLES["owner"])
 

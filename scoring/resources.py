@@ -3,7 +3,7 @@
 from django.db.models import Count
 from import_export import fields, resources
 
-from vulhub.exports import FormulaSafeExportMixin
+from vulhub.lib.exports import FormulaSafeExportMixin
 
 from .models import Leaderboard, Submission
 

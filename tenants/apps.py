@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
 
 
@@ -8,7 +9,10 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants and users"
 
     def ready(self):
+        from .rls import command_bypass
         from .roles import ensure_permission_groups
+
+        connection_created.connect(command_bypass, dispatch_uid="tenants.rls.command_bypass")
 
         # The data migration creates the groups; a database flush (as between
         # transactional tests) empties them, and `migrate` then refills them here.

@@ -20,7 +20,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from vulhub.client_ip import client_ip, parse_address
+from vulhub.lib.client_ip import client_ip, parse_address
 
 from .models import RateLimitHit, Tenant
 

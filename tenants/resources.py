@@ -4,14 +4,14 @@ A class list comes in as CSV with e-mail, first name, last name and role. The im
 runs as a dry run first (the preview, with errors per row); nothing is written while
 any row is wrong. New users are created through the same service as everywhere
 (audit row, UserRegistered event) and get a welcome e-mail with a set-password link.
-Exports are safe to open in a spreadsheet (vulhub.exports).
+Exports are safe to open in a spreadsheet (vulhub.lib.exports).
 """
 
 from import_export import fields, resources
 from import_export.widgets import CharWidget
 
 from audit.recording import in_bulk
-from vulhub.exports import FormulaSafeExportMixin
+from vulhub.lib.exports import FormulaSafeExportMixin
 
 from .models import User
 from .services import user_register

@@ -17,7 +17,7 @@ def check_cache_backend(app_configs, **kwargs):
                 id="vulhub.W001",
             )
         )
-    if not settings.DEBUG and settings.DATABASES["default"]["ENGINE"] == "vulhub.embedded_db":
+    if not settings.DEBUG and settings.DATABASES["default"]["ENGINE"] == "vulhub.ops.embedded_db":
         errors.append(
             Warning(
                 "Production is running on the embedded PostgreSQL.",

@@ -2,7 +2,7 @@
 
 - `login_username` and `lockout_response`: what django-axes counts failed logins against
   (the e-mail on this tenant's host) and what a locked-out visitor sees. The client's
-  address it counts them from is vulhub.client_ip (AXES_CLIENT_IP_CALLABLE).
+  address it counts them from is vulhub.lib.client_ip (AXES_CLIENT_IP_CALLABLE).
 - `TenantCSPMiddleware`: django-csp's middleware, plus the origin of the tenant's logo in
   img-src, so a tenant may show a logo hosted elsewhere and nothing else from there.
 """

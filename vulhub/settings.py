@@ -97,6 +97,8 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "vulhub.apps.VulhubConfig",
+    "vulhub.ops",
+    "vulhub.seeding",
     "tenants",
     "challenges",
     "scoring",
@@ -154,7 +156,7 @@ def _database_from_env(variable: str = "DATABASE_URL", embedded_user: str = "vul
     url = env.str(variable, default="")
     if not url:
         return {
-            "ENGINE": "vulhub.embedded_db",
+            "ENGINE": "vulhub.ops.embedded_db",
             "NAME": "vulhub",
             "USER": embedded_user,
             "PGDATA": str(EMBEDDED_PGDATA),
@@ -221,7 +223,7 @@ _db["DISABLE_SERVER_SIDE_CURSORS"] = DB_TRANSACTION_POOLER
 _db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="") or None}
 DATABASES = {"default": _db}
 
-# Database roles (vulhub/db_roles.py, docs/configuration.md). DATABASE_URL is the app's role:
+# Database roles (vulhub/ops/db_roles.py, docs/configuration.md). DATABASE_URL is the app's role:
 # data only (no DDL, no TRUNCATE), never superuser or BYPASSRLS, so row-level security
 # holds. MIGRATIONS_DATABASE_URL is the schema's owner: `migrate`, `createcachetable`,
 # `restore` and the bulk loads of `seed` run as it. BACKUP_DATABASE_URL reads everything
@@ -327,7 +329,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=_int("LOGIN_COOLOFF_MINUTES", default=15, 
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"  # the login forms' field (and Django's failed-login signal)
 AXES_USERNAME_CALLABLE = "vulhub.security.login_username"
-AXES_CLIENT_IP_CALLABLE = "vulhub.client_ip.client_ip"  # BEHIND_PROXY and PROXY_COUNT below
+AXES_CLIENT_IP_CALLABLE = "vulhub.lib.client_ip.client_ip"  # BEHIND_PROXY and PROXY_COUNT below
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "vulhub.security.lockout_response"  # 429 with templates/registration/locked_out.html
 AXES_HTTP_RESPONSE_CODE = 429
@@ -391,7 +393,7 @@ _https = _bool("SECURE_COOKIES", default=not DEBUG)
 SESSION_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https
 # Behind a TLS-terminating proxy: trust its X-Forwarded-Proto, and the last PROXY_COUNT
-# entries of X-Forwarded-For for the client's address (vulhub.client_ip). Without
+# entries of X-Forwarded-For for the client's address (vulhub.lib.client_ip). Without
 # BEHIND_PROXY both headers are ignored: a TLS proxy then needs BEHIND_PROXY=true, or the
 # https redirect below loops.
 BEHIND_PROXY = _bool("BEHIND_PROXY", default=False)
@@ -476,7 +478,7 @@ LOGGING = {
         "health_check": {"level": "ERROR"},
         "pgserver": {"level": "WARNING"},
         # slow queries are warnings operators want even when LOG_LEVEL is ERROR
-        "vulhub.slow_queries": {"level": "WARNING"},
+        "vulhub.ops.slow_queries": {"level": "WARNING"},
     },
 }
 
@@ -492,7 +494,7 @@ FLAG_ATTEMPT_LIMIT = _int("FLAG_ATTEMPT_LIMIT", default=10, minimum=1)
 FLAG_ATTEMPT_WINDOW_MINUTES = _int("FLAG_ATTEMPT_WINDOW_MINUTES", default=10, minimum=1)
 
 # --- Abuse limits -----------------------------------------------------------------------
-# Registration and password reset, per client address (vulhub.client_ip) and, for reset,
+# Registration and password reset, per client address (vulhub.lib.client_ip) and, for reset,
 # per e-mail address too; counted in the database (tenants.rate_limits), so they hold when
 # Redis is down. A refused attempt is a 429 and writes nothing. A whole class registering
 # at once from behind one school NAT counts as one address: raise the limit for that.

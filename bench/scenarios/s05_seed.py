@@ -18,8 +18,9 @@ import psycopg
 from psycopg import sql
 
 from bench.framework import Context, Figure, Series
-from vulhub import backups, bulk_load, generated
-from vulhub.db_roles import connection_url
+from vulhub.ops import backups
+from vulhub.seeding import bulk_load, generated
+from vulhub.ops.db_roles import connection_url
 
 SCENARIO = "5 seed"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -18,7 +18,7 @@ from django.core.management import call_command
 from psycopg import sql
 
 from bench.framework import Context, Figure, Series
-from vulhub import backups
+from vulhub.ops import backups
 
 SCENARIO = "9 backup and restore"
 

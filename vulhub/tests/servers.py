@@ -22,9 +22,9 @@ import redis
 from django.db import connection
 from django.test import Client, override_settings
 
-from vulhub.db_roles import app_role_name, connection_url
-from vulhub.embedded_db.server import EMBEDDED_ROLES
-from vulhub.pg_cluster import Cluster, find_bin_dir, free_port, hand_over
+from vulhub.ops.db_roles import app_role_name, connection_url
+from vulhub.ops.embedded_db.server import EMBEDDED_ROLES
+from vulhub.ops.pg_cluster import Cluster, find_bin_dir, free_port, hand_over
 
 ROOT = Path(__file__).resolve().parents[2]
 SBIN_PATH = f"{os.environ.get('PATH', '')}:/usr/sbin:/usr/local/sbin"

@@ -1,9 +1,9 @@
-"""vulhub.client_ip: who is asking, without trusting what the client may forge."""
+"""vulhub.lib.client_ip: who is asking, without trusting what the client may forge."""
 
 import pytest
 from django.test import RequestFactory
 
-from vulhub.client_ip import client_ip, parse_address
+from vulhub.lib.client_ip import client_ip, parse_address
 
 
 def request(remote="10.0.0.2", forwarded=None):

@@ -16,7 +16,7 @@ from django.test import Client
 
 from challenges.factories import ProjectFactory
 from scoring.factories import LeaderboardFactory
-from vulhub.db_roles import use_role
+from vulhub.ops.db_roles import use_role
 
 pytestmark = pytest.mark.django_db
 

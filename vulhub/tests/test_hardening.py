@@ -20,7 +20,7 @@ from django.test import Client, override_settings
 from audit.models import AuditLog
 from tenants.factories import StudentFactory, TenantFactory
 from vulhub.checks import check_allowed_hosts
-from vulhub.client_ip import client_ip
+from vulhub.lib.client_ip import client_ip
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = ROOT / "templates"

@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 
 from tenants import rls
-from vulhub.db_roles import use_role
+from vulhub.ops.db_roles import use_role
 
 pytestmark = pytest.mark.django_db
 

@@ -26,7 +26,7 @@ import pytest
 from challenges.factories import ProjectFactory
 from scoring.models import Submission
 from tenants.factories import StudentFactory, TenantFactory
-from vulhub.db_roles import app_role_name
+from vulhub.ops.db_roles import app_role_name
 
 from .servers import ROOT, OwnRedis, fetch, gunicorn, manage_on, own_postgres, session_for
 

@@ -21,7 +21,7 @@ from challenges.factories import ProjectFactory
 from scoring.factories import LeaderboardFactory
 from scoring.models import Submission
 from tenants.factories import DEFAULT_PASSWORD, StudentFactory, TenantFactory
-from vulhub.db_roles import app_role_name
+from vulhub.ops.db_roles import app_role_name
 
 from .servers import OwnRedis, app_database_url, fetch, gunicorn, owner_dsn, session_for
 

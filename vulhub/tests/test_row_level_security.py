@@ -19,7 +19,7 @@ from scoring.models import Submission
 from scoring.services import submission_create
 from tenants import rls
 from tenants.factories import InstructorFactory, StudentFactory, TenantFactory
-from vulhub.db_roles import app_role_name, describe_current_role
+from vulhub.ops.db_roles import app_role_name, describe_current_role
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -271,8 +271,8 @@ def test_a_platform_superuser_request_bypasses_and_is_recorded(two_tenants, djan
 
 
 def test_check_deploy_accepts_the_app_role_and_flags_one_that_bypasses_security():
-    from vulhub.db_roles import use_role
-    from vulhub.role_checks import app_role_is_restricted
+    from vulhub.ops.db_roles import use_role
+    from vulhub.ops.role_checks import app_role_is_restricted
 
     assert app_role_is_restricted() == []
     with use_role("owner"):  # the tests' owner is a superuser (or owns the tables)

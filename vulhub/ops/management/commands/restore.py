@@ -1,0 +1,90 @@
+import tempfile
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from vulhub.ops import backups
+from vulhub.ops.db_roles import use_role
+from vulhub.ops.management.commands.backup import FAILURES
+
+
+class Command(BaseCommand):
+    help = (
+        "Restore a backup made by `manage.py backup` into the default database (or --database NAME on the "
+        "same server). PATH is the .dump or its .manifest.json; the other is found by name. Nothing is "
+        "touched unless the manifest parses, the dump's size and sha256 match it and pg_restore can read "
+        "it. Refuses a database that is not empty unless --force. After the restore, every table's row "
+        "count and checksum must equal the manifest's and the audit chains must verify: exits 1 otherwise."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", metavar="PATH", help="the backup's .dump or .manifest.json file")
+        parser.add_argument(
+            "--database",
+            metavar="NAME",
+            help="restore into this database of the same server instead of the default one",
+        )
+        parser.add_argument("--create", action="store_true", help="create the target database when it is missing")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="replace a database that is not empty: its public schema is dropped with everything in it "
+            "and created again (same owner and grants) before the restore",
+        )
+        parser.add_argument(
+            "--jobs",
+            type=backups.positive_int,
+            default=1,
+            metavar="N",
+            help="parallel pg_restore jobs (default 1: one transaction, so a failed restore loads nothing)",
+        )
+        parser.add_argument(
+            "--from-storage",
+            action="store_true",
+            help="PATH is a file name in the 'backups' storage (BACKUP_STORAGE), not a local path",
+        )
+        parser.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
+
+    def handle(self, *args, **options):
+        # an operator's tool writing every tenant's rows (COPY included): the schema owner's work
+        with use_role("owner"):
+            return self._handle(*args, **options)
+
+    def _handle(self, *args, path, database=None, create=False, force=False, jobs=1, **options):
+        steps = backups.Steps(disable=options["no_progress"] or None, file=self.stderr._out)
+        try:
+            with tempfile.TemporaryDirectory(prefix="vulhub-restore-") as local:
+                if options["from_storage"]:
+                    path = self._fetch(path, Path(local))
+                server = backups.Server.of()
+                checked = backups.check_backup(path, server=server, steps=steps)
+                result = backups.restore_backup(
+                    checked, database=database, create=create, force=force, jobs=jobs, steps=steps
+                )
+        except FAILURES as exc:
+            raise CommandError(backups.one_line(exc)) from exc
+        finally:
+            steps.close()
+        for line in result.problems():
+            self.stderr.write(line)
+        if not result.ok:
+            raise CommandError(
+                f"{checked.dump.name} was restored into {result.database} but does not match its backup: "
+                f"{result.failure()}."
+            )
+        for note in result.notes():
+            self.stdout.write(self.style.WARNING(note))
+        self.stdout.write(
+            self.style.SUCCESS(f"Restored {checked.dump.name} into {result.database}: {result.summary()}.")
+        )
+
+    def _fetch(self, name, local):
+        dest = backups.destination()
+        if not isinstance(dest, backups.StorageDestination):
+            raise CommandError("--from-storage needs BACKUP_STORAGE to be set.")
+        dump_name, manifest_name = (p.name for p in backups.backup_files(Path(name)))
+        for wanted in (dump_name, manifest_name):
+            if not dest.exists(wanted):
+                raise CommandError(f"{wanted} is not in {dest.label}.")
+            dest.fetch(wanted, local)
+        return local / Path(name).name
