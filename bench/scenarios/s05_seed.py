@@ -19,8 +19,8 @@ from psycopg import sql
 
 from bench.framework import Context, Figure, Series
 from vulhub.ops import backups
-from vulhub.seeding import bulk_load, generated
 from vulhub.ops.db_roles import connection_url
+from vulhub.seeding import bulk_load, generated
 
 SCENARIO = "5 seed"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -30,9 +30,9 @@ from audit.context import acting_as
 from audit.testing import allow_test_flush
 from tenants.models import Tenant
 from vulhub.ops import backups
-from vulhub.seeding.demo import load_demo_data
 from vulhub.ops.management.commands.backup import Command as BackupCommand
 from vulhub.ops.management.commands.restore import Command as RestoreCommand
+from vulhub.seeding.demo import load_demo_data
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -22,7 +22,6 @@ from challenges.factories import ProjectFactory
 from tenants.factories import StudentFactory, TenantFactory
 from vulhub.ops.db_roles import app_role_name, role_settings
 from vulhub.ops.pg_cluster import run_as
-
 from vulhub.tests.servers import app_database_url, binary, fetch, free_port, gunicorn, running, session_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -27,7 +27,6 @@ from challenges.factories import ProjectFactory
 from tenants.factories import StudentFactory, TenantFactory
 from vulhub.ops import backups, pitr
 from vulhub.ops.pg_cluster import Cluster, hand_over
-
 from vulhub.tests.servers import ROOT, manage_on, own_postgres
 
 ARCHIVER = ROOT / "docker" / "postgres" / "archive_wal.sh"

@@ -8,8 +8,8 @@ from tqdm import tqdm
 
 from audit.context import acting_as, new_request_id
 from tenants.models import Tenant
-from vulhub.seeding import bulk_load, generated
 from vulhub.ops.db_roles import use_role
+from vulhub.seeding import bulk_load, generated
 from vulhub.seeding.demo import load_demo_data
 
 # Tenants loading at the same time, each from its own thread and connection.
