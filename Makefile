@@ -31,9 +31,10 @@ seed: migrate ## Load the demo data (idempotent)
 run: seed ## Start VulHub on http://localhost:8000 (embedded database unless DATABASE_URL is set)
 	$(PY) manage.py runserver localhost:8000
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check; the import contracts between layers (docs/architecture.md)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install ## Reformat the code with ruff
 	$(BIN)/ruff check --fix .

@@ -10,7 +10,6 @@ from django.db import connections
 from django.db.backends.signals import connection_created
 from django.test import Client
 
-from audit.testing import allow_test_flush
 from challenges.factories import ProjectFactory
 from tenants.factories import (
     DEFAULT_PASSWORD,
@@ -21,6 +20,7 @@ from tenants.factories import (
 )
 from vulhub.ops.db_roles import app_role_name, assume, ensure_roles, switch_role
 from vulhub.ops.embedded_db.server import EmbeddedServerError, ensure_running
+from vulhub.tests.append_only import allow_test_flush
 
 
 def pytest_sessionstart(session):

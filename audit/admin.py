@@ -5,10 +5,10 @@ import json
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import get_user_model
 from django.utils.html import format_html, format_html_join
 
-from tenants.admin import TenantScopedAdminMixin, id_filter_value
-from tenants.models import User
+from vulhub.lib.admin import TenantScopedAdminMixin, id_filter_value
 
 from .models import AuditLog, EventStore
 
@@ -49,7 +49,7 @@ class ActorFilter(admin.SimpleListFilter):
     parameter_name = "actor"
 
     def lookups(self, request, model_admin):
-        staff = User.objects.staff()
+        staff = get_user_model().objects.staff()
         if not request.user.is_superuser:
             staff = staff.for_tenant(request.user.tenant_id)
         return [("system", "System (no actor)"), *[(str(pk), email) for pk, email in staff.values_list("pk", "email")]]

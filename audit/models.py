@@ -3,7 +3,7 @@ from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from tenants.querysets import TenantQuerySet
+from vulhub.lib.tenancy import TenantQuerySet
 
 
 class AuditLog(models.Model):

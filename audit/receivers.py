@@ -1,19 +1,21 @@
 """Signal receivers that record: model signals into audit_logs, domain signals into event_store.
 
-They only record. Old values for the diff come from what the instance loaded
-(a snapshot taken in post_init), never from an extra query.
+Audit knows none of the apps it records. Each app declares, when it is ready, which of
+its models are audited (`audit_models`) and which of its signals become events
+(`record_events`, a table of `DomainEvent`s with the app's own payload functions);
+audit.api is how it reaches this module. The receivers only record. Old values for
+the diff come from what the instance loaded (a snapshot taken in post_init), never
+from an extra query.
 """
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.apps import apps
+from django.conf import settings
 from django.contrib.auth import signals as auth_signals
 from django.db.models import signals as model_signals
-
-from challenges import signals as challenge_signals
-from scoring import signals as scoring_signals
-from tenants import signals as tenant_signals
+from django.dispatch import Signal
 
 from .recording import append_event, audit_row, event_row, json_value, write_audit
 
@@ -38,15 +40,11 @@ class Audited:
         return found
 
 
-AUDITED = {
-    "tenants.Tenant": Audited(),
-    "tenants.User": Audited(secrets=frozenset({"password"})),
-    "challenges.Project": Audited(secrets=frozenset({"flag_hash"})),
-    # the flag a student typed is a secret once it might be the right one
-    "scoring.Submission": Audited(secret_when=(("answer", "kind", "FLAG"),)),
-    "scoring.Badge": Audited(),
-    "scoring.UserBadge": Audited(),
-}
+# label ("scoring.Submission") -> how it is audited; filled by the apps (audit_models)
+AUDITED: dict[str, Audited] = {}
+# the model whose rows are tenants: their audit rows belong to the tenant they are
+TENANT_MODEL = "tenants.Tenant"
+USER_TYPE = settings.AUTH_USER_MODEL.lower()  # the object type of sign-in rows: "tenants.user"
 
 _fields_cache: dict[type, list[tuple[str, str, bool]]] = {}
 
@@ -82,7 +80,7 @@ def remember_loaded(sender, instance, **kwargs):
 
 
 def tenant_of(instance):
-    if instance._meta.label == "tenants.Tenant":
+    if instance._meta.label == TENANT_MODEL:
         return instance.pk
     return getattr(instance, "tenant_id", None)
 
@@ -158,7 +156,7 @@ def record_login(sender, request, user, **kwargs):
     write_audit(
         audit_row(
             action="login",
-            object_type="tenants.user",
+            object_type=USER_TYPE,
             object_id=user.pk,
             object_text=user.email,
             tenant_id=user.tenant_id,
@@ -173,7 +171,7 @@ def record_logout(sender, request, user, **kwargs):
     write_audit(
         audit_row(
             action="logout",
-            object_type="tenants.user",
+            object_type=USER_TYPE,
             object_id=user.pk,
             object_text=user.email,
             tenant_id=user.tenant_id,
@@ -189,7 +187,7 @@ def record_login_failed(sender, credentials, request=None, **kwargs):
     write_audit(
         audit_row(
             action="login_failed",
-            object_type="tenants.user",
+            object_type=USER_TYPE,
             object_text=attempted,
             changes={"email": attempted},
             tenant_id=tenant.pk if tenant is not None else None,
@@ -200,185 +198,55 @@ def record_login_failed(sender, credentials, request=None, **kwargs):
 # --- domain events ------------------------------------------------------------------
 
 
-def _append(*, event_type, aggregate_type, aggregate_id, tenant_id, actor, payload) -> None:
-    append_event(
-        event_row(
-            event_type=event_type,
-            aggregate_type=aggregate_type,
-            aggregate_id=aggregate_id,
-            tenant_id=tenant_id,
-            actor=actor,
-            payload=payload,
+@dataclass(frozen=True)
+class DomainEvent:
+    """One domain signal recorded as an event: the event's type, its aggregate and payload.
+
+    The signal is sent with the changed object as the keyword `subject` and the
+    `actor` (None: the system). `payload(obj, **kwargs)` gets the object and the
+    signal's keywords (the actor included) and returns the event's JSON payload.
+    """
+
+    signal: Signal
+    event_type: str
+    aggregate_type: str
+    subject: str
+    payload: Callable[..., dict]
+    aggregate_id: Callable[[object], object] = lambda obj: obj.pk
+
+    def record(self, sender, actor=None, **kwargs) -> None:
+        obj = kwargs.pop(self.subject)
+        append_event(
+            event_row(
+                event_type=self.event_type,
+                aggregate_type=self.aggregate_type,
+                aggregate_id=self.aggregate_id(obj),
+                tenant_id=obj.tenant_id,
+                actor=actor,
+                payload=self.payload(obj, actor=actor, **kwargs),
+            )
         )
-    )
 
 
-def _time(value):
-    return value.isoformat() if value is not None else None
-
-
-def user_payload(user) -> dict:
-    return {
-        "user_id": user.pk,
-        "tenant_id": user.tenant_id,
-        "email": user.email,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "role": user.role,
-        "registered_at": _time(user.date_joined),
-    }
-
-
-def record_user_registered(sender, user, actor=None, **kwargs):
-    _append(
-        event_type="UserRegistered",
-        aggregate_type="User",
-        aggregate_id=user.pk,
-        tenant_id=user.tenant_id,
-        actor=actor,
-        payload=user_payload(user),
-    )
-
-
-def project_payload(project) -> dict:
-    return {
-        "project_id": project.pk,
-        "tenant_id": project.tenant_id,
-        "slug": project.slug,
-        "name": project.name,
-        "category": project.category,
-        "difficulty": project.difficulty,
-        "points": project.points,
-        "has_flag": project.has_flag,
-        "is_published": project.is_published,
-    }
-
-
-def record_project_published(sender, project, actor=None, **kwargs):
-    _append(
-        event_type="ProjectPublished",
-        aggregate_type="Project",
-        aggregate_id=project.pk,
-        tenant_id=project.tenant_id,
-        actor=actor,
-        payload=project_payload(project),
-    )
-
-
-def record_project_unpublished(sender, project, actor=None, **kwargs):
-    _append(
-        event_type="ProjectUnpublished",
-        aggregate_type="Project",
-        aggregate_id=project.pk,
-        tenant_id=project.tenant_id,
-        actor=actor,
-        payload=project_payload(project),
-    )
-
-
-def submission_payload(submission) -> dict:
-    project = submission.project
-    return {
-        "submission_id": submission.pk,
-        "tenant_id": submission.tenant_id,
-        "user_id": submission.user_id,
-        "project_id": submission.project_id,
-        "project_points": project.points,
-        "category": project.category,
-        "difficulty": project.difficulty,
-        "kind": submission.kind,
-        "status": submission.status,
-        "score": submission.score,
-        "points_awarded": submission.points_awarded,
-        "submitted_at": _time(submission.submitted_at),
-    }
-
-
-def record_submission_created(sender, submission, actor=None, **kwargs):
-    _append(
-        event_type="SubmissionCreated",
-        aggregate_type="Submission",
-        aggregate_id=submission.pk,
-        tenant_id=submission.tenant_id,
-        actor=actor,
-        payload=submission_payload(submission),
-    )
-
-
-def record_submission_graded(sender, submission, previous=None, actor=None, **kwargs):
-    previous = previous or {}
-    payload = submission_payload(submission) | {
-        "feedback": submission.feedback,
-        "graded_by_id": submission.graded_by_id,
-        "graded_at": _time(submission.graded_at),
-        "previous_status": previous.get("status"),
-        "previous_score": previous.get("score"),
-        "previous_points_awarded": previous.get("points_awarded", 0),
-        "regrade": previous.get("status") not in (None, "PENDING"),
-    }
-    _append(
-        event_type="SubmissionGraded",
-        aggregate_type="Submission",
-        aggregate_id=submission.pk,
-        tenant_id=submission.tenant_id,
-        actor=actor,
-        payload=payload,
-    )
-
-
-def user_badge_payload(user_badge) -> dict:
-    badge = user_badge.badge
-    return {
-        "badge_id": user_badge.badge_id,
-        "badge_slug": badge.slug,
-        "badge_name": badge.name,
-        "user_id": user_badge.user_id,
-        "tenant_id": user_badge.tenant_id,
-    }
-
-
-def record_badge_awarded(sender, user_badge, actor=None, **kwargs):
-    _append(
-        event_type="BadgeAwarded",
-        aggregate_type="User",
-        aggregate_id=user_badge.user_id,
-        tenant_id=user_badge.tenant_id,
-        actor=actor,
-        payload=user_badge_payload(user_badge)
-        | {
-            "awarded_at": _time(user_badge.awarded_at),
-            "awarded_by_id": user_badge.awarded_by_id,
-            "automatic": user_badge.awarded_by_id is None,
-        },
-    )
-
-
-def record_badge_revoked(sender, user_badge, actor=None, reason="", **kwargs):
-    _append(
-        event_type="BadgeRevoked",
-        aggregate_type="User",
-        aggregate_id=user_badge.user_id,
-        tenant_id=user_badge.tenant_id,
-        actor=actor,
-        payload=user_badge_payload(user_badge)
-        | {"revoked_by_id": actor.pk if actor is not None else None, "reason": reason},
-    )
-
-
-def connect() -> None:
-    for label in AUDITED:
-        model = apps.get_model(label)
+def audit_models(models: dict) -> None:
+    """Record every create, update and delete of these models ({model: Audited(...)}) in audit_logs."""
+    for model, audited in models.items():
+        label = model._meta.label
+        AUDITED[label] = audited
         uid = f"audit.{label}"
         model_signals.post_init.connect(remember_loaded, sender=model, dispatch_uid=f"{uid}.init")
         model_signals.post_save.connect(record_save, sender=model, dispatch_uid=f"{uid}.save")
         model_signals.post_delete.connect(record_delete, sender=model, dispatch_uid=f"{uid}.delete")
+
+
+def record_events(events) -> None:
+    """Append an event to event_store whenever one of these DomainEvents' signals is sent."""
+    for event in events:
+        event.signal.connect(event.record, weak=False, dispatch_uid=f"audit.{event.event_type}")
+
+
+def connect() -> None:
+    """Audit's own receivers: sign-ins, sign-outs and failed sign-ins of any user."""
     auth_signals.user_logged_in.connect(record_login, dispatch_uid="audit.login")
     auth_signals.user_logged_out.connect(record_logout, dispatch_uid="audit.logout")
     auth_signals.user_login_failed.connect(record_login_failed, dispatch_uid="audit.login_failed")
-    tenant_signals.user_registered.connect(record_user_registered, dispatch_uid="audit.user_registered")
-    challenge_signals.project_published.connect(record_project_published, dispatch_uid="audit.project_published")
-    challenge_signals.project_unpublished.connect(record_project_unpublished, dispatch_uid="audit.project_unpublished")
-    scoring_signals.submission_created.connect(record_submission_created, dispatch_uid="audit.submission_created")
-    scoring_signals.submission_graded.connect(record_submission_graded, dispatch_uid="audit.submission_graded")
-    scoring_signals.badge_awarded.connect(record_badge_awarded, dispatch_uid="audit.badge_awarded")
-    scoring_signals.badge_revoked.connect(record_badge_revoked, dispatch_uid="audit.badge_revoked")

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from tenants.admin import TenantScopedAdminMixin
+from vulhub.lib.admin import TenantScopedAdminMixin
 
 from .models import Project
 from .services import project_publish, project_save, project_unpublish

@@ -2,7 +2,7 @@ from django.db import models
 from django.utils import timezone
 
 from tenants.models import Tenant
-from tenants.querysets import TenantQuerySet
+from vulhub.lib.tenancy import TenantQuerySet
 
 from .flags import check_flag, make_flag_hash
 

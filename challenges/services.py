@@ -1,9 +1,9 @@
 """Writes on challenges. Each runs in one transaction with its records."""
 
-from audit.recording import recorded
+from audit.api import recorded
 
 from .models import Project
-from .selectors import invalidate_on_commit
+from .selectors import CATALOGUE
 from .signals import project_published, project_unpublished
 
 
@@ -15,7 +15,7 @@ def project_publish(*, project: Project, actor) -> Project:
     project.is_published = True
     project.save(update_fields=["is_published", "updated_at"])
     project_published.send(sender=Project, project=project, actor=actor)
-    invalidate_on_commit(project.tenant_id)
+    CATALOGUE.invalidate_on_commit(project.tenant_id)
     return project
 
 
@@ -27,7 +27,7 @@ def project_unpublish(*, project: Project, actor) -> Project:
     project.is_published = False
     project.save(update_fields=["is_published", "updated_at"])
     project_unpublished.send(sender=Project, project=project, actor=actor)
-    invalidate_on_commit(project.tenant_id)
+    CATALOGUE.invalidate_on_commit(project.tenant_id)
     return project
 
 
@@ -42,5 +42,5 @@ def project_save(*, project: Project, flag: str | None = None, remove_flag: bool
     elif flag:
         project.set_flag(flag)
     project.save()
-    invalidate_on_commit(project.tenant_id)
+    CATALOGUE.invalidate_on_commit(project.tenant_id)
     return project

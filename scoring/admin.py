@@ -13,7 +13,7 @@ from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
 from challenges.models import Project
-from tenants.admin import CappedCountPaginator, TenantScopedAdminMixin
+from vulhub.lib.admin import CappedCountPaginator, TenantScopedAdminMixin
 
 from . import services
 from .badges import rule_params_problem

@@ -11,8 +11,9 @@ submission.
 
 import logging
 
-from django.core.cache import cache
 from django.db import connection, transaction
+
+from vulhub.lib.tenant_cache import TenantCache
 
 from .models import BAND_POINTS
 
@@ -20,7 +21,8 @@ logger = logging.getLogger(__name__)
 
 # advisory lock class of the per-tenant leaderboard lock ("VHLB")
 LEADERBOARD_LOCK = 0x56484C42
-CACHE_VERSION_KEY = "leaderboard:{tenant_id}:version"
+# the tenant's cached pages and standings (scoring.selectors); every write bumps its version on commit
+CACHE = TenantCache("leaderboard", seconds=300)
 
 # One student's totals from their approved submissions (at most one per challenge).
 STUDENT_TOTALS = """
@@ -43,32 +45,6 @@ STANDINGS = """
 def lock_tenant(tenant_id: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LEADERBOARD_LOCK, tenant_id])
-
-
-def invalidate_cache_on_commit(tenant_id: int) -> None:
-    """After commit, move the tenant's cached pages to a new version (old ones expire)."""
-
-    def bump():
-        key = CACHE_VERSION_KEY.format(tenant_id=tenant_id)
-        try:
-            try:
-                cache.incr(key)
-            except ValueError:  # no version yet
-                cache.set(key, 2, timeout=None)
-        except Exception:
-            # The change is committed; a cache that is down must not turn it into an error.
-            logger.warning("leaderboard cache of tenant %s not invalidated", tenant_id, exc_info=True)
-
-    transaction.on_commit(bump)
-
-
-def cache_version(tenant_id: int) -> int | None:
-    """The tenant's current cache version; None when the cache cannot be reached."""
-    try:
-        return cache.get_or_set(CACHE_VERSION_KEY.format(tenant_id=tenant_id), 1, timeout=None)
-    except Exception:
-        logger.warning("leaderboard cache unreachable", exc_info=True)
-        return None
 
 
 def update_student(*, tenant_id: int, user_id: int) -> None:
@@ -95,7 +71,7 @@ def update_student(*, tenant_id: int, user_id: int) -> None:
             """,  # noqa: S608  (constant SQL, values are parameters)
             {"tenant": tenant_id, "user": user_id},
         )
-    invalidate_cache_on_commit(tenant_id)
+    CACHE.invalidate_on_commit(tenant_id)
 
 
 # Bring a tenant's table to `source` (user_id, points, solves, last_scored_at),
@@ -173,7 +149,7 @@ def _sync(tenant_id: int, source: str, params: dict) -> tuple[int, int, int]:
         if bands_off:
             logger.warning("leaderboard bands of tenant %s were off in %s band(s): repaired", tenant_id, bands_off)
         if counts[1] or counts[2] or bands_off:
-            invalidate_cache_on_commit(tenant_id)
+            CACHE.invalidate_on_commit(tenant_id)
     return counts
 
 

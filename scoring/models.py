@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from challenges.models import Project
 from tenants.models import Tenant
-from tenants.querysets import TenantQuerySet
+from vulhub.lib.tenancy import TenantQuerySet
 
 
 class SubmissionQuerySet(TenantQuerySet):

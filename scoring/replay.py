@@ -4,22 +4,17 @@ from collections.abc import Iterable
 
 from django.utils.dateparse import parse_datetime
 
-from audit.models import EventStore
+from audit import api as audit
 
 
-def standings_from_events(tenant_id: int, events: Iterable[EventStore] | None = None) -> list[tuple]:
+def standings_from_events(tenant_id: int, events: Iterable[audit.EventStore] | None = None) -> list[tuple]:
     """(user_id, points, solves, last_scored_at) per student with an approved submission.
 
     Folds SubmissionCreated and SubmissionGraded into each submission's latest state,
     then totals the approved ones per student, as the leaderboard does.
     """
     if events is None:
-        events = (
-            EventStore.objects.for_tenant(tenant_id)
-            .filter(event_type__in=["SubmissionCreated", "SubmissionGraded"])
-            .order_by("position")
-            .iterator(chunk_size=5000)
-        )
+        events = audit.events(tenant_id, ["SubmissionCreated", "SubmissionGraded"])
     latest: dict[int, dict] = {}
     for event in events:
         latest[event.payload["submission_id"]] = event.payload

@@ -1,9 +1,7 @@
 """Reads of scoring data for pages, with the leaderboard cached per tenant."""
 
-import contextlib
 from dataclasses import dataclass
 
-from django.core.cache import cache
 from django.db import connection
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -11,7 +9,6 @@ from django.utils.safestring import SafeString, mark_safe
 from . import leaderboard
 from .models import Leaderboard
 
-CACHE_SECONDS = 300
 PAGE_SIZE = 50
 # Part of every cache key: a change to what a cached page holds gets keys of its own.
 PAGE_FORMAT = 2
@@ -77,7 +74,7 @@ def leaderboard_page(tenant_id: int, number: int = 1, page_size: int = PAGE_SIZE
     """
     number = max(1, int(number))
     if version is None:
-        version = leaderboard.cache_version(tenant_id)
+        version = leaderboard.CACHE.version(tenant_id)
     page = _cached(tenant_id, version, f"p{number}:{page_size}", lambda: _load_page(tenant_id, number, page_size))
     if page is None:  # past the end
         return leaderboard_page(tenant_id, _pages(_total(tenant_id), page_size), page_size, version=version)
@@ -87,7 +84,7 @@ def leaderboard_page(tenant_id: int, number: int = 1, page_size: int = PAGE_SIZE
 def standing(tenant_id: int, user_id: int, *, version=None) -> Standing | None:
     """The student's own standing (rank, points, solves), cached like the pages; None without a row."""
     if version is None:
-        version = leaderboard.cache_version(tenant_id)
+        version = leaderboard.CACHE.version(tenant_id)
     found = _cached(tenant_id, version, f"u{user_id}", lambda: tuple(neighbours(tenant_id, user_id, around=0)))
     return found[0] if found else None
 
@@ -111,7 +108,7 @@ def student_view(tenant_id: int, user_id: int, page=None, page_size: int = PAGE_
     Three cache reads when the tenant's board has not changed: its version, the
     student's standing and the page.
     """
-    version = leaderboard.cache_version(tenant_id)
+    version = leaderboard.CACHE.version(tenant_id)
     mine = standing(tenant_id, user_id, version=version)
     # the first row of my score is on this page (the rows above me number rank - 1)
     my_page = (mine.rank - 1) // page_size + 1 if mine is not None else None
@@ -125,19 +122,7 @@ def student_view(tenant_id: int, user_id: int, page=None, page_size: int = PAGE_
 
 def _cached(tenant_id: int, version: int | None, what: str, load):
     """`load()`, kept under the tenant's current version; straight from the database when the cache is down."""
-    if version is None:
-        return load()
-    key = f"leaderboard:{tenant_id}:v{version}:{what}:f{PAGE_FORMAT}"
-    try:
-        value = cache.get(key)
-    except Exception:
-        value = None
-    if value is None:
-        value = load()
-        if value is not None:
-            with contextlib.suppress(Exception):
-                cache.set(key, value, CACHE_SECONDS)
-    return value
+    return leaderboard.CACHE.get_or_load(tenant_id, version, f"{what}:f{PAGE_FORMAT}", load)
 
 
 def _total(tenant_id: int) -> int:

@@ -1,7 +1,7 @@
 """The rules that turn student work into points, badges and ranks.
 
 Pages, the admin and commands all call these. Each runs in one transaction with its
-audit rows and events (`@recorded`). Lock order, to keep concurrent calls from
+audit rows and events (`@audit.recorded`). Lock order, to keep concurrent calls from
 deadlocking: the student's row, then the submission, then the tenant's leaderboard.
 Rows are locked FOR NO KEY UPDATE and only the rows named (`of=("self",)`): the
 foreign-key checks other transactions make at commit (FOR KEY SHARE) never wait on them.
@@ -12,12 +12,11 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from audit.recording import audit_row, recorded, write_audit
-from challenges import selectors as catalogue
+from audit import api as audit
 from challenges.models import Project
+from challenges.selectors import CATALOGUE
 from tenants.models import User
 
 from . import badges, leaderboard
@@ -75,16 +74,25 @@ def submission_create(
 
     A right flag is approved with score 100 at once, a wrong one rejected with 0; a
     write-up waits for grading. Raises a ScoringError with a message for the student
-    when the answer is refused; a refusal for too many wrong flags is recorded.
+    when the answer is refused; a refusal for too many wrong flags is recorded (in a
+    transaction of its own, after the attempt's has rolled back).
     """
-    outcome = _submit(user=user, project=project, flag=flag, writeup=writeup, link=link)
-    if isinstance(outcome, TooManyAttempts):
-        _record_refusal(user=user, project=project, reason=str(outcome))
-        raise outcome
-    return outcome
+    try:
+        return _submit(user=user, project=project, flag=flag, writeup=writeup, link=link)
+    except TooManyAttempts as refusal:
+        audit.record_refusal(
+            action="flag_attempt_refused",
+            object_type="challenges.project",
+            object_id=project.pk,
+            object_text=project.name,
+            changes={"reason": str(refusal)},
+            tenant_id=user.tenant_id,
+            actor=user,
+        )
+        raise
 
 
-@recorded
+@audit.recorded
 def _submit(*, user, project, flag, writeup, link):
     if user.tenant_id != project.tenant_id or not project.is_published:
         raise NotAllowed("This challenge is not open for submissions.")
@@ -109,7 +117,7 @@ def _submit(*, user, project, flag, writeup, link):
         )
         if wrong.count() >= limit.attempts:
             minutes = int(limit.window.total_seconds() // 60)
-            return TooManyAttempts(
+            raise TooManyAttempts(
                 f"Too many wrong flags: {limit.attempts} in {minutes} minutes. Wait a little and try again."
             )
         right = project.check_flag(flag)
@@ -132,22 +140,7 @@ def _submit(*, user, project, flag, writeup, link):
     return submission
 
 
-@transaction.atomic
-def _record_refusal(*, user, project, reason):
-    write_audit(
-        audit_row(
-            action="flag_attempt_refused",
-            object_type="challenges.project",
-            object_id=project.pk,
-            object_text=project.name,
-            changes={"reason": reason},
-            tenant_id=user.tenant_id,
-            actor=user,
-        )
-    )
-
-
-@recorded
+@audit.recorded
 def submission_grade(
     *, submission: Submission, status: str, score: int, grader: User, feedback: str = ""
 ) -> Submission:
@@ -179,7 +172,7 @@ def submission_grade(
 
 def _after_scoring(*, user: User, actor: User | None) -> None:
     leaderboard.update_student(tenant_id=user.tenant_id, user_id=user.pk)
-    catalogue.invalidate_on_commit(user.tenant_id)  # solve counts moved
+    CATALOGUE.invalidate_on_commit(user.tenant_id)  # solve counts moved
     rules = badges.rule_badges(user)  # each with the student's automatic award of it, if any
     earned = badges.earned_badge_ids(user, rules)
     for badge in rules:
@@ -205,7 +198,7 @@ def _revoke(*, award: UserBadge, actor: User | None, reason: str) -> None:
     badge_revoked.send(sender=UserBadge, user_badge=award, actor=actor, reason=reason)
 
 
-@recorded
+@audit.recorded
 def badge_award(*, badge: Badge, user: User, actor: User) -> UserBadge:
     """Award a badge by hand (staff of the badge's tenant)."""
     if not (actor.is_superuser or (actor.is_staff and actor.tenant_id == badge.tenant_id)):
@@ -219,7 +212,7 @@ def badge_award(*, badge: Badge, user: User, actor: User) -> UserBadge:
     return award
 
 
-@recorded
+@audit.recorded
 def badge_revoke(*, badge: Badge, user: User, actor: User, reason: str = "") -> None:
     """Take a badge back by hand (staff of the badge's tenant)."""
     if not (actor.is_superuser or (actor.is_staff and actor.tenant_id == badge.tenant_id)):

@@ -9,9 +9,11 @@ class TenantsConfig(AppConfig):
     verbose_name = "Tenants and users"
 
     def ready(self):
+        from . import records
         from .rls import command_bypass
         from .roles import ensure_permission_groups
 
+        records.register()  # what it records in the audit log and the event store
         connection_created.connect(command_bypass, dispatch_uid="tenants.rls.command_bypass")
 
         # The data migration creates the groups; a database flush (as between

@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from .querysets import TenantQuerySet
+from vulhub.lib.tenancy import TenantQuerySet
 
 
 class TenantQuerySetBase(models.QuerySet):

@@ -10,7 +10,7 @@ Exports are safe to open in a spreadsheet (vulhub.lib.exports).
 from import_export import fields, resources
 from import_export.widgets import CharWidget
 
-from audit.recording import in_bulk
+from audit.api import in_bulk
 from vulhub.lib.exports import FormulaSafeExportMixin
 
 from .models import User

@@ -18,6 +18,8 @@ import os
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
+from audit import api as audit
+
 logger = logging.getLogger(__name__)
 
 TENANT_SETTING = "vulhub.tenant_id"
@@ -53,17 +55,11 @@ def set_tenant(tenant_id: int | None, using: str = DEFAULT_DB_ALIAS) -> None:
 
 def bypass(reason: str, *, actor=None, tenant_id=None, using: str = DEFAULT_DB_ALIAS) -> None:
     """Until the end of the current transaction, see every tenant's rows; recorded in the audit log."""
-    from audit.recording import audit_row, write_audit
-
     if not connections[using].in_atomic_block:
         raise RuntimeError("bypass() needs a transaction: the setting lasts until its end.")
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT set_config(%s, 'on', true)", [BYPASS_SETTING])
-    write_audit(
-        audit_row(
-            action="rls_bypass", object_type="tenancy", object_text=reason[:255], tenant_id=tenant_id, actor=actor
-        )
-    )
+    audit.record(action="rls_bypass", object_type="tenancy", object_text=reason[:255], tenant_id=tenant_id, actor=actor)
 
 
 # Columns a query on the tenants table adds to set its row's tenant for the transaction
@@ -133,14 +129,11 @@ def command_bypass(sender, connection, **kwargs) -> None:
         return
     _command_recorded = True
     try:
-        from audit.recording import audit_row, write_audit
-
         with connection.cursor() as cursor:
             cursor.execute("SELECT to_regclass('public.audit_logs') IS NOT NULL")
             if not cursor.fetchone()[0]:
                 return  # a database not migrated yet: nothing to record in
-        row = audit_row(action="rls_bypass", object_type="tenancy", object_text=f"manage.py {command}"[:255])
         if connection.alias == DEFAULT_DB_ALIAS:
-            write_audit(row)
+            audit.record(action="rls_bypass", object_type="tenancy", object_text=f"manage.py {command}"[:255])
     except Exception:  # recording must not stop the operator's command
         logger.warning("could not record the row-level security bypass of manage.py %s", command, exc_info=True)

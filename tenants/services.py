@@ -1,6 +1,6 @@
 """Writes on tenants and users. Each runs in one transaction with its records."""
 
-from audit.recording import recorded
+from audit.api import recorded
 
 from .models import Tenant, User
 from .signals import user_registered

@@ -5,6 +5,8 @@ from django.core.checks import Info, Warning, register
 from django.db import DatabaseError
 from django.http.request import validate_host
 
+from tenants.models import Tenant
+
 
 @register("vulhub")
 def check_cache_backend(app_configs, **kwargs):
@@ -43,8 +45,6 @@ def check_allowed_hosts(app_configs, **kwargs):
                 id="vulhub.W010",
             )
         ]
-    from tenants.models import Tenant
-
     try:
         domains = list(Tenant.objects.active().order_by("domain").values_list("domain", flat=True))
     except (DatabaseError, OSError) as exc:  # unreachable, not migrated, embedded server down

@@ -1,5 +1,7 @@
 from django.utils.functional import SimpleLazyObject
 
+from scoring.summary import class_summary as summary
+
 
 def class_summary(request):
     """The admin home's class overview for staff of a tenant, computed only if a page shows it."""
@@ -7,6 +9,4 @@ def class_summary(request):
     tenant = getattr(request, "tenant", None)
     if user is None or tenant is None or not request.path.startswith("/admin/") or not user.is_staff:
         return {}
-    from scoring.summary import class_summary as summary
-
     return {"class_summary": SimpleLazyObject(lambda: summary(tenant.pk))}

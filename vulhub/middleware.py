@@ -6,7 +6,7 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooMany
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 
-from audit.context import new_request_id
+from audit.api import new_request_id
 
 from .health import health
 

@@ -5,6 +5,7 @@ from health_check.views import HealthCheckView
 
 from tenants import views as tenant_views
 
+from . import views
 from .health import Migrations, health
 
 urlpatterns = [
@@ -25,9 +26,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("tenants.account_views")),
     path("accounts/register/", tenant_views.register, name="register"),
-    path("", tenant_views.dashboard, name="dashboard"),
-    path("profile/", tenant_views.profile, name="profile"),
-    path("challenges/", include("challenges.urls")),
+    path("", views.dashboard, name="dashboard"),
+    path("profile/", views.profile, name="profile"),
+    path("challenges/", include("scoring.challenge_urls")),
     path("", include("scoring.urls")),
 ]
 

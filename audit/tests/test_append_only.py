@@ -13,9 +13,9 @@ from django.db import DatabaseError, connection, transaction
 from audit.context import acting_as
 from audit.models import AuditChainHead, AuditLog, EventStore
 from audit.recording import append_event, audit_row, event_row, write_audit
-from audit.testing import TRUNCATE_GUARDS, allow_test_flush
 from challenges.models import Project
 from tenants.models import Tenant, User
+from vulhub.tests.append_only import TRUNCATE_GUARDS, allow_test_flush
 
 pytestmark = pytest.mark.django_db
 

@@ -18,44 +18,11 @@ from django.db.models import Max
 from audit.models import AuditLog, EventStore
 from audit.recording import MAX_VERSION_RETRIES, append_event, audit_row, event_row, write_audit
 from audit.verify import verify_chain
+from vulhub.tests.workers import TIMEOUT, Workers
 
 EVENT_APPEND_LOCK = import_module("audit.migrations.0003_append_only_triggers").EVENT_APPEND_LOCK
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-TIMEOUT = 10  # seconds; any wait longer than this is a hang
-
-
-class Workers:
-    """Threads that each use (and at the end close) their own connection; errors are kept."""
-
-    def __init__(self):
-        self.threads = []
-        self.errors = []
-        self.lock = threading.Lock()
-
-    def start(self, target, *args):
-        def run():
-            try:
-                target(*args)
-            except BaseException as exc:  # reported by join()
-                with self.lock:
-                    self.errors.append(exc)
-            finally:
-                connections.close_all()
-
-        thread = threading.Thread(target=run, daemon=True)
-        self.threads.append(thread)
-        thread.start()
-        return thread
-
-    def join(self):
-        deadline = time.monotonic() + TIMEOUT
-        for thread in self.threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        assert not [t for t in self.threads if t.is_alive()], "a worker hung"
-        if self.errors:
-            raise self.errors[0]
 
 
 def wait(event, what):

@@ -23,11 +23,11 @@ from django.db import connection, transaction
 from django.db.models import signals as model_signals
 
 from audit import receivers
-from audit.recording import in_bulk
+from audit.api import in_bulk
 from bench.framework import Context, Figure, Series, timed_ms
 from bench.http_load import open_challenge
 from challenges.models import Project
-from scoring import services
+from scoring import records, services
 from scoring import signals as scoring_signals
 from scoring.models import Submission
 from tenants.models import User
@@ -42,7 +42,7 @@ def recording_off():
     hooks = [
         (model_signals.post_save, receivers.record_save, Submission, "audit.scoring.Submission.save"),
         (model_signals.post_init, receivers.remember_loaded, Submission, "audit.scoring.Submission.init"),
-        (scoring_signals.submission_created, receivers.record_submission_created, None, "audit.submission_created"),
+        (scoring_signals.submission_created, records.EVENTS[0].record, None, "audit.SubmissionCreated"),
     ]
     for signal, receiver, sender, uid in hooks:
         signal.disconnect(receiver, sender=sender, dispatch_uid=uid)

@@ -21,7 +21,7 @@ from django.db.models import Count
 
 from audit.models import AuditLog, EventStore
 from bench.framework import Context, Figure, Series
-from challenges.selectors import catalogue_rows
+from scoring.catalogue import catalogue_rows
 from scoring.models import Leaderboard, Submission
 
 SCENARIO = "10 Indexes"

@@ -154,7 +154,7 @@ def test_rebuild_repairs_bands_that_went_wrong(rows, tenant, other_tenant, caplo
     LeaderboardBand.objects.filter(tenant=tenant, band=1).update(students=40)
     LeaderboardBand.objects.filter(tenant=tenant, band=43).delete()
     LeaderboardBand.objects.create(tenant=tenant, band=70, students=2)
-    version = leaderboard.cache_version(tenant.pk)
+    version = leaderboard.CACHE.version(tenant.pk)
     with (
         caplog.at_level(logging.WARNING, logger="scoring.leaderboard"),
         django_capture_on_commit_callbacks(execute=True),
@@ -163,5 +163,5 @@ def test_rebuild_repairs_bands_that_went_wrong(rows, tenant, other_tenant, caplo
         assert leaderboard.replace(tenant.pk, list(current))[1:] == (0, 0)  # the rows themselves were right
     assert bands(tenant) == counted(tenant)
     assert "were off in 3 band(s)" in caplog.text
-    assert leaderboard.cache_version(tenant.pk) == version + 1  # pages ranked from bad counts are dropped
+    assert leaderboard.CACHE.version(tenant.pk) == version + 1  # pages ranked from bad counts are dropped
     assert bands(other_tenant) == {1: 1}

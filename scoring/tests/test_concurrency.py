@@ -33,6 +33,7 @@ from scoring.models import Leaderboard, Submission, UserBadge
 from scoring.replay import standings_from_events
 from tenants.factories import InstructorFactory, StudentFactory, TenantFactory
 from vulhub.ops.db_roles import use_role
+from vulhub.tests.workers import Workers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,33 +64,20 @@ def detect_deadlocks_quickly():
         pass
 
 
-class Workers:
-    """Threads on their own connections; ScoringErrors are counted, anything else is kept and re-raised."""
+class ServiceWorkers(Workers):
+    """Workers that call the services; ScoringErrors are counted, anything else is kept and re-raised."""
+
+    timeout = TIMEOUT
 
     def __init__(self):
-        self.threads = []
-        self.errors = []
-        self.lock = threading.Lock()
+        super().__init__()
         self.in_flight = 0
         self.max_in_flight = 0
         self.deadlocks = []
 
-    def start(self, target, *args):
-        def run():
-            try:
-                connection.ensure_connection()  # connect before any barrier: the calls overlap, not the logins
-                detect_deadlocks_quickly()
-                target(*args)
-            except BaseException as exc:  # re-raised by join()
-                with self.lock:
-                    self.errors.append(exc)
-            finally:
-                connections.close_all()
-
-        thread = threading.Thread(target=run, daemon=True)
-        self.threads.append(thread)
-        thread.start()
-        return thread
+    def prepare(self) -> None:
+        connection.ensure_connection()  # connect before any barrier: the calls overlap, not the logins
+        detect_deadlocks_quickly()
 
     def call(self, service, *, deadlock_ok=False, **kwargs):
         """Run one service call; returns (result, None) or (None, the ScoringError it raised).
@@ -113,14 +101,6 @@ class Workers:
         finally:
             with self.lock:
                 self.in_flight -= 1
-
-    def join(self):
-        deadline = time.monotonic() + TIMEOUT
-        for thread in self.threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        assert not [t for t in self.threads if t.is_alive()], "a worker hung"
-        if self.errors:
-            raise self.errors[0]
 
 
 def lock_waiters() -> int:
@@ -240,7 +220,7 @@ def test_concurrent_submissions_and_gradings_lose_nothing_and_keep_the_leaderboa
     results = []  # (student id, project id, what, submission or None, refusal or None)
     gradings = []  # (submission id, status, score) of each grading that succeeded
     grading_refusals = []
-    workers = Workers()
+    workers = ServiceWorkers()
 
     def student_worker(mine):
         barrier.wait(TIMEOUT)
@@ -363,7 +343,7 @@ def test_a_burst_of_wrong_flags_stores_exactly_the_limit_and_refuses_the_rest():
     attempts = 50
     barrier = threading.Barrier(attempts)
     outcomes = []
-    workers = Workers()
+    workers = ServiceWorkers()
 
     def attempt(n):
         barrier.wait(TIMEOUT)
@@ -422,7 +402,7 @@ def test_two_instructors_regrading_one_submission_at_once_both_apply_one_after_t
         events_before = EventStore.objects.filter(aggregate_type="Submission", aggregate_id=str(submission.pk)).count()
         barrier = threading.Barrier(2)
         done = []
-        workers = Workers()
+        workers = ServiceWorkers()
 
         def regrade(grader, grade, barrier=barrier, done=done, workers=workers):
             barrier.wait(TIMEOUT)
@@ -489,7 +469,7 @@ class LeaderboardGate:
 
 def run_two_against_a_gate(gate, first, second):
     """`first` queues on the gate; `second` runs to its commit and waits; then the gate opens."""
-    workers = Workers()
+    workers = ServiceWorkers()
     try:
         workers.start(first)
         gate.wait_for(1)
@@ -518,7 +498,7 @@ def test_grading_while_another_student_submits_to_the_same_challenge():
     #    regrade locked that row FOR UPDATE, the wrong flag would wait here, holding the audit chain the
     #    regrade needs next: a deadlock once the gate opens. Now it commits at once.
     gate = LeaderboardGate(tenant)
-    workers = Workers()
+    workers = ServiceWorkers()
     try:
         workers.start(
             lambda: services.submission_grade(submission=solved, status="APPROVED", score=50, grader=instructor)

@@ -49,15 +49,14 @@ from pathlib import Path
 import django
 import psycopg
 from django.conf import settings
-from django.core.files import File
-from django.core.files.base import ContentFile
 from django.core.files.storage import InvalidStorageError, storages
 from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from tqdm import tqdm
 
-from audit.verify import chain_keys, chain_sizes, verify_chains
+from audit.api import chain_keys, chain_sizes, verify_chains
+from vulhub.ops.destinations import COPY_CHUNK, Destination, LocalDirectory, NameTaken, StorageDestination
 
 EMBEDDED_ENGINE = "vulhub.ops.embedded_db"
 NAME_PATTERN = re.compile(r"^vulhub-(?P<database>.+)-(?P<stamp>\d{8}T\d{6}Z)\.(?P<kind>dump|manifest\.json)$")
@@ -87,7 +86,6 @@ TEXT_SETTINGS = {
     "bytea_output": "hex",
     "row_security": "off",
 }
-COPY_CHUNK = 1024 * 1024
 
 
 class BackupError(Exception):
@@ -340,107 +338,6 @@ def table_checksums(server: Server, steps: Steps = SILENT, method: str = CHECKSU
 # --- Destinations: a local directory or a Django storage -------------------------------------
 
 
-class Destination:
-    """Where backups live. Subclasses: LocalDirectory, StorageDestination."""
-
-    label = ""
-
-    def names(self) -> list[str]:
-        raise NotImplementedError
-
-    def exists(self, name: str) -> bool:
-        raise NotImplementedError
-
-    def dump_path(self, name: str, scratch: Path) -> Path:
-        """Where pg_dump writes the dump (`scratch` is a temporary directory)."""
-        raise NotImplementedError
-
-    def save_dump(self, path: Path, name: str) -> None:
-        raise NotImplementedError
-
-    def save_manifest(self, name: str, text: str) -> None:
-        raise NotImplementedError
-
-    def fetch(self, name: str, scratch: Path) -> Path:
-        """A local path to read `name` from (copied into `scratch` when remote)."""
-        raise NotImplementedError
-
-    def delete(self, name: str) -> None:
-        raise NotImplementedError
-
-
-class LocalDirectory(Destination):
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.label = str(self.path)
-
-    def names(self) -> list[str]:
-        if not self.path.is_dir():
-            return []
-        return sorted(entry.name for entry in self.path.iterdir() if entry.is_file())
-
-    def exists(self, name: str) -> bool:
-        return (self.path / name).exists()
-
-    def dump_path(self, name: str, scratch: Path) -> Path:
-        self.path.mkdir(parents=True, exist_ok=True)
-        return self.path / name
-
-    def save_dump(self, path: Path, name: str) -> None:
-        pass  # pg_dump wrote it in place
-
-    def save_manifest(self, name: str, text: str) -> None:
-        # Written aside and renamed: a manifest is there whole or not at all.
-        partial = self.path / f".{name}.partial"
-        write_whole(partial, text)
-        os.replace(partial, self.path / name)
-
-    def fetch(self, name: str, scratch: Path) -> Path:
-        return self.path / name
-
-    def delete(self, name: str) -> None:
-        (self.path / name).unlink(missing_ok=True)
-
-
-class StorageDestination(Destination):
-    def __init__(self, storage, label: str):
-        self.storage = storage
-        self.label = label
-
-    def names(self) -> list[str]:
-        try:
-            _dirs, files = self.storage.listdir("")
-        except FileNotFoundError:
-            return []
-        return sorted(files)
-
-    def exists(self, name: str) -> bool:
-        return self.storage.exists(name)
-
-    def dump_path(self, name: str, scratch: Path) -> Path:
-        return scratch / name
-
-    def _save(self, name: str, content) -> None:
-        saved = self.storage.save(name, content)
-        if saved != name:  # the storage picked another name: ours was taken meanwhile
-            self.storage.delete(saved)
-            raise BackupError(f"The backups storage already holds {name}; nothing was overwritten.")
-
-    def save_dump(self, path: Path, name: str) -> None:
-        with path.open("rb") as source:
-            self._save(name, File(source, name=name))
-
-    def save_manifest(self, name: str, text: str) -> None:
-        self._save(name, ContentFile(text.encode("utf-8"), name=name))
-
-    def fetch(self, name: str, scratch: Path) -> Path:
-        copy_from_storage(self.storage, name, scratch / name)
-        return scratch / name
-
-    def delete(self, name: str) -> None:
-        self.storage.delete(name)
-
-
 def destination(dest: str | Path | None = None) -> Destination:
     """--dest DIR, else the "backups" storage when BACKUP_STORAGE is set, else BACKUP_DIR."""
     if dest:
@@ -459,19 +356,6 @@ def configured_storage(alias: str, setting: str) -> tuple[object, str]:
     backend = type(storage).__name__
     location = getattr(storage, "location", "") or getattr(storage, "bucket_name", "")
     return storage, f"storage '{alias}' ({backend}{' ' + str(location) if location else ''})"
-
-
-def copy_from_storage(storage, name: str, target: Path) -> None:
-    with storage.open(name, "rb") as source, target.open("wb") as out:
-        shutil.copyfileobj(source, out, COPY_CHUNK)
-
-
-def write_whole(path: Path, text: str) -> None:
-    """Write `text` to `path` and flush it to disk before returning."""
-    with path.open("w", encoding="utf-8") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
 
 
 # --- Listing and retention ------------------------------------------------------------------
@@ -503,7 +387,7 @@ class Listing:
 
 def list_backups(dest: Destination, database: str) -> Listing:
     halves: dict[str, set[str]] = {}
-    for name in dest.names():
+    for name in dest.files():
         match = NAME_PATTERN.match(name)
         if match and match["database"] == _file_safe(database):
             halves.setdefault(name[: match.start("kind") - 1], set()).add(match["kind"])
@@ -656,7 +540,7 @@ def take_backup(
     stem = _new_stem(dest, server.database)
     dump_name, manifest_name = stem + DUMP_SUFFIX, stem + MANIFEST_SUFFIX
     with tempfile.TemporaryDirectory(prefix="vulhub-backup-") as scratch:
-        dump_path = dest.dump_path(dump_name, Path(scratch))
+        dump_path = dest.write_path(dump_name, Path(scratch))
         # Is the dump at the destination ours to clean up? pg_dump writes a local one in place.
         dump_at_destination = isinstance(dest, LocalDirectory)
         try:
@@ -680,10 +564,13 @@ def take_backup(
                 "dump": {"file": dump_name, "format": "custom", "compress": compress, "size": size, "sha256": sha256},
             }
             steps.start("save", total=2, unit="file")
-            dest.save_dump(dump_path, dump_name)
-            dump_at_destination = True
-            steps.advance()
-            dest.save_manifest(manifest_name, json.dumps(manifest, indent=2) + "\n")  # last: the backup is complete
+            try:
+                dest.save(dump_path, dump_name)
+                dump_at_destination = True
+                steps.advance()
+                dest.save_text(manifest_name, json.dumps(manifest, indent=2) + "\n")  # last: the backup is complete
+            except NameTaken as taken:  # another backup by that name appeared meanwhile
+                raise BackupError(f"The backups storage already holds {taken.name}; nothing was overwritten.") from None
             steps.advance()
         except BaseException:
             if dump_at_destination:  # never leave a half-written dump behind
@@ -1137,9 +1024,9 @@ def verify_newest(
     scratch = scratch_name(server.database)
     with tempfile.TemporaryDirectory(prefix="vulhub-verify-") as local:
         steps.start("fetch", total=2, unit="file")
-        dump = dest.fetch(newest.dump_name, Path(local))
+        dump = dest.local_path(newest.dump_name, Path(local))
         steps.advance()
-        dest.fetch(newest.manifest_name, Path(local))
+        dest.local_path(newest.manifest_name, Path(local))
         steps.advance()
         checked = check_backup(dump, server=server, steps=steps)
         with server.on("postgres").connect() as admin:

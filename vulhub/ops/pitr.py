@@ -39,11 +39,11 @@ from pathlib import Path
 
 import psycopg
 from django.conf import settings
-from django.core.files import File
 from django.core.files.storage import FileSystemStorage
 from django.db import connections
 
 from vulhub.ops import backups
+from vulhub.ops.destinations import Destination, LocalDirectory, NameTaken, StorageDestination, write_whole
 from vulhub.ops.pg_cluster import Cluster, ClusterError, conf_value, find_bin_dir, hand_over, run_as
 
 META = "vulhub.json"
@@ -78,6 +78,8 @@ def segment_number(name: str, segment_size: int) -> int:
 
 
 # --- The archive: base backups and WAL, in a directory or a storage ----------------------------
+# An archive is a Destination (a local directory or a Django storage) that holds base
+# backups, `base/<name>/...`, and WAL files, `wal/<file>`.
 
 
 @dataclass
@@ -110,114 +112,26 @@ class BaseBackup:
         return json.dumps(data, indent=2) + "\n"
 
 
-class Archive:
-    """Where base backups (`base/<name>/...`) and WAL files (`wal/<file>`) are kept."""
-
-    label = ""
-
-    def wal_names(self) -> list[str]:
-        raise NotImplementedError
-
-    def backup_names(self) -> list[str]:
-        raise NotImplementedError
-
-    def read_text(self, name: str) -> str:
-        raise NotImplementedError
-
-    def fetch(self, name: str, target: Path) -> None:
-        """Copy file `name` (a path inside the archive) to `target`."""
-        raise NotImplementedError
-
-    def backups(self) -> list[BaseBackup]:
-        """The complete base backups, oldest first (a folder without its vulhub.json is not one)."""
-        found = []
-        for name in self.backup_names():
-            with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
-                found.append(BaseBackup.from_json(self.read_text(f"base/{name}/{META}")))
-        return sorted(found, key=lambda backup: backup.finished_at)
+def base_backups(archive: Destination) -> list[BaseBackup]:
+    """The complete base backups in `archive`, oldest first (a folder without its vulhub.json is not one)."""
+    found = []
+    for name in archive.folders("base"):
+        with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
+            found.append(BaseBackup.from_json(archive.read_text(f"base/{name}/{META}")))
+    return sorted(found, key=lambda backup: backup.finished_at)
 
 
-class LocalArchive(Archive):
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.label = str(self.path)
-
-    def _entries(self, folder: str, *, dirs: bool) -> list[str]:
-        where = self.path / folder
-        if not where.is_dir():
-            return []
-        return sorted(e.name for e in where.iterdir() if e.is_dir() == dirs and not e.name.startswith("."))
-
-    def wal_names(self) -> list[str]:
-        return self._entries("wal", dirs=False)
-
-    def backup_names(self) -> list[str]:
-        return self._entries("base", dirs=True)
-
-    def read_text(self, name: str) -> str:
-        return (self.path / name).read_text(encoding="utf-8")
-
-    def fetch(self, name: str, target: Path) -> None:
-        shutil.copyfile(self.path / name, target)
-
-    def local_path(self, name: str) -> Path:
-        return self.path / name
+def local_archive(path: str | Path | None = None) -> LocalDirectory:
+    return LocalDirectory(Path(path or settings.PITR_DIR))
 
 
-class StorageArchive(Archive):
-    """An archive in a Django storage: a folder (FileSystemStorage) or a bucket (django-storages)."""
-
-    def __init__(self, storage, label: str):
-        self.storage = storage
-        self.label = label
-
-    def _list(self, folder: str) -> tuple[list[str], list[str]]:
-        try:
-            return self.storage.listdir(folder)
-        except FileNotFoundError:
-            return [], []
-
-    def wal_names(self) -> list[str]:
-        return sorted(name for name in self._list("wal")[1] if not name.startswith("."))
-
-    def backup_names(self) -> list[str]:
-        return sorted(name for name in self._list("base")[0] if not name.startswith("."))
-
-    def read_text(self, name: str) -> str:
-        with self.storage.open(name, "rb") as source:
-            return source.read().decode("utf-8")
-
-    def fetch(self, name: str, target: Path) -> None:
-        backups.copy_from_storage(self.storage, name, target)
-
-    def size(self, name: str) -> int | None:
-        try:
-            return self.storage.size(name) if self.storage.exists(name) else None
-        except FileNotFoundError:
-            return None
-
-    def put(self, source: Path, name: str) -> None:
-        """Store `source` as `name`, replacing a copy of another size (an upload cut short)."""
-        if self.storage.exists(name):
-            self.storage.delete(name)
-        with source.open("rb") as handle:
-            saved = self.storage.save(name, File(handle, name=Path(name).name))
-        if saved != name:
-            self.storage.delete(saved)
-            raise PitrError(f"The off-site storage kept {name} as {saved}; nothing was overwritten.")
-
-
-def local_archive(path: str | Path | None = None) -> LocalArchive:
-    return LocalArchive(Path(path or settings.PITR_DIR))
-
-
-def offsite_archive(path: str | Path | None = None) -> StorageArchive:
+def offsite_archive(path: str | Path | None = None) -> StorageDestination:
     """--offsite DIR, else the "pitr_offsite" storage (PITR_OFFSITE_STORAGE)."""
     if path:
-        return StorageArchive(FileSystemStorage(location=str(path)), str(path))
+        return StorageDestination(FileSystemStorage(location=str(path)), str(path))
     if not settings.PITR_OFFSITE_STORAGE:
         raise PitrError("No off-site copy is configured: set PITR_OFFSITE_STORAGE, or give a directory.")
-    return StorageArchive(*backups.configured_storage("pitr_offsite", "PITR_OFFSITE_STORAGE"))
+    return StorageDestination(*backups.configured_storage("pitr_offsite", "PITR_OFFSITE_STORAGE"))
 
 
 # --- The server --------------------------------------------------------------------------------
@@ -240,7 +154,7 @@ def _now(conn: psycopg.Connection) -> datetime:
 
 
 def take_base_backup(
-    server: backups.Server, archive: LocalArchive, steps: backups.Steps = backups.SILENT
+    server: backups.Server, archive: LocalDirectory, steps: backups.Steps = backups.SILENT
 ) -> BaseBackup:
     """A base backup of `server`'s cluster into `archive`, complete or not at all."""
     with server.connect() as conn:
@@ -292,7 +206,7 @@ def take_base_backup(
         files=sorted(entry.name for entry in partial.iterdir()),
         size=sum(entry.stat().st_size for entry in partial.iterdir()),
     )
-    backups.write_whole(partial / META, backup.to_json())
+    write_whole(partial / META, backup.to_json())
     os.replace(partial, base / name)
     return backup
 
@@ -319,15 +233,11 @@ def show_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
 
 
-def last_commit(archive: Archive, names: list[str], bin_dir: Path) -> datetime | None:
+def last_commit(archive: Destination, names: list[str], bin_dir: Path) -> datetime | None:
     """The time of the newest commit in WAL files `names` (newest last), read by pg_waldump."""
     with tempfile.TemporaryDirectory(prefix="vulhub-waldump-") as scratch:
         for name in reversed(names[-8:]):  # a switch or an idle file holds no commit: look back a little
-            if isinstance(archive, LocalArchive):
-                path = archive.local_path(f"wal/{name}")
-            else:
-                path = Path(scratch) / name
-                archive.fetch(f"wal/{name}", path)
+            path = archive.local_path(f"wal/{name}", Path(scratch))
             done = subprocess.run(  # noqa: S603  (our PostgreSQL tool, fixed arguments)
                 [str(bin_dir / "pg_waldump"), "--rmgr=Transaction", str(path)],
                 capture_output=True,
@@ -348,9 +258,9 @@ def _commit_time(text: str, zone: str) -> datetime:
     return moment.replace(tzinfo=UTC)
 
 
-def recovery_window(archive: Archive) -> Window:
-    all_backups = archive.backups()
-    wal = [name for name in archive.wal_names() if SEGMENT.match(name)]
+def recovery_window(archive: Destination) -> Window:
+    all_backups = base_backups(archive)
+    wal = [name for name in archive.files("wal") if SEGMENT.match(name)]
     if not all_backups or not wal:
         return Window(None, None, all_backups, [], len(wal))
     newest = all_backups[-1]
@@ -464,12 +374,12 @@ def wal_after(backup: BaseBackup, names: list[str]) -> list[str]:
     ]
 
 
-def _stage_from(archive: Archive, backup: BaseBackup, scratch: Path, steps: backups.Steps) -> LocalArchive:
+def _stage_from(archive: Destination, backup: BaseBackup, scratch: Path, steps: backups.Steps) -> LocalDirectory:
     """The base backup and the WAL after it, copied from a remote archive into `scratch`."""
-    staged = LocalArchive(scratch)
+    staged = LocalDirectory(scratch)
     (scratch / "base" / backup.name).mkdir(parents=True)
     (scratch / "wal").mkdir()
-    names = archive.wal_names()
+    names = archive.files("wal")
     wal = [name for name in names if name.endswith(".history")] + wal_after(backup, names)
     files = [f"base/{backup.name}/{name}" for name in [*backup.files, META]] + [f"wal/{name}" for name in wal]
     steps.start("fetch", total=len(files), unit="file")
@@ -482,7 +392,7 @@ def _stage_from(archive: Archive, backup: BaseBackup, scratch: Path, steps: back
 
 
 def restore_to(
-    archive: Archive,
+    archive: Destination,
     target: datetime | None,
     datadir: Path,
     *,
@@ -500,7 +410,7 @@ def restore_to(
     backup = choose_backup(window, target)
     bin_dir = find_bin_dir(backup.server_major)
     with contextlib.ExitStack() as stack:
-        if isinstance(archive, LocalArchive):
+        if isinstance(archive, LocalDirectory):
             local = archive
         else:
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vulhub-pitr-fetch-")))
@@ -528,12 +438,12 @@ def restore_to(
             raise
         if not keep_running:
             cluster.stop("fast")
-        replayed = len(wal_after(backup, local.wal_names()))  # before a staged archive is deleted
+        replayed = len(wal_after(backup, local.files("wal")))  # before a staged archive is deleted
     return PitrRestore(datadir, target, backup, verified, time.monotonic() - started, replayed, reached, cluster.port)
 
 
 def _recovering_cluster(
-    datadir: Path, bin_dir: Path, archive: LocalArchive, target: datetime | None, port: int | None
+    datadir: Path, bin_dir: Path, archive: LocalDirectory, target: datetime | None, port: int | None
 ) -> Cluster:
     """The unpacked base backup, set to recover from `archive` up to `target` and then be promoted.
 
@@ -547,12 +457,12 @@ def _recovering_cluster(
     cluster.options = _owner_only(cluster)
     written = []
     if not (datadir / "postgresql.conf").exists():  # Debian keeps it outside the data directory
-        backups.write_whole(
+        write_whole(
             datadir / "postgresql.conf", "# Written by `manage.py pitr restore`: the server's own was elsewhere.\n"
         )
         written.append(datadir / "postgresql.conf")
     if not (datadir / "pg_hba.conf").exists():
-        backups.write_whole(datadir / "pg_hba.conf", "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n")
+        write_whole(datadir / "pg_hba.conf", "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n")
         written.append(datadir / "pg_hba.conf")
     recovery = {
         "restore_command": f"cp '{archive.path / 'wal'}/%f' '%p'",
@@ -572,7 +482,7 @@ def _recovering_cluster(
 def _owner_only(cluster: Cluster) -> str:
     """Server options that let in only local connections on the cluster's own socket (an hba_file of ours)."""
     hba = cluster.socket_dir / "pg_hba.conf"
-    backups.write_whole(hba, "local all all trust\n")
+    write_whole(hba, "local all all trust\n")
     return f"-c hba_file={hba}"
 
 
@@ -645,7 +555,7 @@ def _record(cluster: Cluster, user: str, database: str, verified: backups.Restor
     with cluster.connect(database, user) as conn:
         migrations = backups._migrations(conn.cursor())
     record = {"database": database, "user": user, "tables": verified.found, "migrations": migrations}
-    backups.write_whole(cluster.datadir / RESTORE_RECORD, json.dumps(record, indent=2))
+    write_whole(cluster.datadir / RESTORE_RECORD, json.dumps(record, indent=2))
     hand_over(cluster.datadir / RESTORE_RECORD)
 
 
@@ -691,22 +601,28 @@ class Shipped:
     already: int = 0
 
 
-def ship(local: LocalArchive, offsite: StorageArchive, steps: backups.Steps = backups.SILENT) -> Shipped:
+def ship(local: LocalDirectory, offsite: Destination, steps: backups.Steps = backups.SILENT) -> Shipped:
     """Copy to `offsite` every archived file it lacks (or holds at another size); a base backup's vulhub.json last."""
     todo: list[str] = []
-    for name in local.wal_names():
+    for name in local.files("wal"):
         todo.append(f"wal/{name}")
-    for backup in local.backups():
+    for backup in base_backups(local):
         todo += [f"base/{backup.name}/{file}" for file in backup.files] + [f"base/{backup.name}/{META}"]
     result = Shipped()
     steps.start("ship", total=len(todo), unit="file")
     for name in todo:
-        source = local.local_path(name)
-        size = source.stat().st_size
-        if offsite.size(name) == size:
+        source = local.path / name
+        size, held = source.stat().st_size, offsite.size(name)
+        if held == size:
             result.already += 1
         else:
-            offsite.put(source, name)
+            if held is not None:  # another size: an upload cut short, replaced
+                offsite.delete(name)
+            try:
+                offsite.save(source, name)
+            except NameTaken as taken:
+                message = f"The off-site storage kept {name} as {taken.saved}; nothing was overwritten."
+                raise PitrError(message) from None
             result.bytes += size
             if name.startswith("wal/"):
                 result.wal += 1
@@ -726,13 +642,11 @@ def live_data_directory(server: backups.Server) -> str | None:
 
 
 __all__ = [
-    "Archive",
     "BaseBackup",
     "ClusterError",
-    "LocalArchive",
     "PitrError",
-    "StorageArchive",
     "Window",
+    "base_backups",
     "choose_backup",
     "local_archive",
     "offsite_archive",

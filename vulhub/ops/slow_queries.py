@@ -12,7 +12,7 @@ import time
 
 from django.conf import settings
 
-from audit.context import current
+from audit.api import current_context
 
 logger = logging.getLogger("vulhub.ops.slow_queries")
 
@@ -36,7 +36,7 @@ def log_slow_query(execute, sql, params, many, context):
 
 
 def _log(duration_ms, sql, many, context):
-    audit = current()
+    audit = current_context()
     # One line per record, whatever the SQL's layout.
     text = " ".join((sql if isinstance(sql, str) else repr(sql)).split())
     if len(text) > MAX_SQL_CHARS:

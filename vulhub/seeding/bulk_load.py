@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.db.models import JSONField
 
-from audit.models import AuditLog, EventStore
+from audit.api import AuditLog, EventStore
 from challenges.models import Project
 from scoring import leaderboard
 from scoring.models import Badge, Submission, UserBadge

@@ -7,7 +7,7 @@ not even a password a demo user has since changed.
 
 from dataclasses import dataclass, field
 
-from audit.recording import recorded
+from audit.api import recorded
 from challenges.models import Project
 from challenges.services import project_publish
 from scoring.models import Badge, Submission

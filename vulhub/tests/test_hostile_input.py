@@ -44,9 +44,9 @@ from scoring import badges as badge_rules
 from scoring import services
 from scoring.factories import BadgeFactory, SubmissionFactory
 from scoring.models import Badge, Leaderboard, Submission, UserBadge
-from tenants.admin import SEARCH_MAX_TERMS
 from tenants.factories import DEFAULT_PASSWORD, InstructorFactory, StudentFactory
 from tenants.models import Tenant, User
+from vulhub.lib.admin import SEARCH_MAX_TERMS
 
 from .hostile import (
     FIXED,

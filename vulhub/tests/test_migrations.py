@@ -15,8 +15,8 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.operations import RunPython, RunSQL
 from django.db.migrations.recorder import MigrationRecorder
 
-from audit.testing import allow_test_flush
 from tenants.roles import GROUP_PERMISSIONS
+from vulhub.tests.append_only import allow_test_flush
 
 PROJECT_APPS = ["tenants", "challenges", "scoring", "audit", "vulhub"]
 APP_TABLES = {

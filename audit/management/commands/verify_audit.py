@@ -4,8 +4,8 @@ from concurrent.futures import ThreadPoolExecutor
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from audit.models import AuditLog
 from audit.verify import chain_keys, chain_sizes, verify_chains
-from tenants.models import Tenant
 
 
 class Command(BaseCommand):
@@ -29,15 +29,16 @@ class Command(BaseCommand):
     def handle(self, *args, tenant=None, jobs=1, no_progress=False, **options):
         if jobs < 1:
             raise CommandError("--jobs must be at least 1.")
+        tenant_model = AuditLog._meta.get_field("tenant").related_model  # audit sits below tenants
         tenant_id = None
         if tenant:
-            found = Tenant.objects.filter(slug=tenant).values_list("pk", flat=True).first()
+            found = tenant_model.objects.filter(slug=tenant).values_list("pk", flat=True).first()
             if found is None:
                 raise CommandError(f"No tenant with slug {tenant!r}.")
             tenant_id = found
         keys = chain_keys(tenant_id)
         sizes = chain_sizes(keys)
-        names = dict(Tenant.objects.filter(pk__in=keys).values_list("pk", "slug"))
+        names = dict(tenant_model.objects.filter(pk__in=keys).values_list("pk", "slug"))
         broken = []
         with tqdm(total=sum(sizes.values()), unit="row", disable=no_progress or None, file=self.stderr._out) as bar:
             with ThreadPoolExecutor(max_workers=jobs) if jobs > 1 else contextlib.nullcontext() as pool:

@@ -22,17 +22,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from django.core.files.storage import FileSystemStorage
 from django.core.management import CommandError, call_command
 from django.db import connections
 from psycopg import sql
 
 from audit.context import acting_as
-from audit.testing import allow_test_flush
 from tenants.models import Tenant
 from vulhub.ops import backups
+from vulhub.ops.destinations import LocalDirectory, NameTaken, StorageDestination
 from vulhub.ops.management.commands.backup import Command as BackupCommand
 from vulhub.ops.management.commands.restore import Command as RestoreCommand
 from vulhub.seeding.demo import load_demo_data
+from vulhub.tests.append_only import allow_test_flush
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -550,3 +552,42 @@ def test_a_storage_destination_gets_the_backup_and_serves_the_drill(source, othe
     old = fake_backup(location, source, datetime.now(UTC) - timedelta(days=10))
     assert f"deleted {old}.dump" in run("backup", "--prune-only", "--keep-days", "1")
     assert sorted(path.name for path in location.iterdir()) == [dump.name, dump.name.replace(".dump", ".manifest.json")]
+
+
+@pytest.mark.parametrize("kind", ["directory", "storage"])
+def test_a_directory_and_a_storage_keep_files_alike(kind, tmp_path):
+    root, scratch = tmp_path / "root", tmp_path / "scratch"
+    scratch.mkdir()
+    if kind == "directory":
+        dest = LocalDirectory(root)
+    else:
+        dest = StorageDestination(FileSystemStorage(location=str(root)), "storage")
+    wal, meta = "wal/000000010000000000000001", "base/20260101T000000Z/vulhub.json"
+    assert (dest.files(), dest.files("wal"), dest.folders("base")) == ([], [], [])
+
+    dump = dest.write_path("top.dump", scratch)
+    dump.write_bytes(b"dump")
+    dest.save(dump, "top.dump")
+    (scratch / "segment").write_bytes(b"12345")
+    dest.save(scratch / "segment", wal)
+    dest.save_text(meta, "{}\n")
+    (root / "wal" / ".000000010000000000000002.partial").write_bytes(b"half")  # being written: not listed
+    (root / "base" / ".20260102T000000Z.partial").mkdir()
+
+    on_disk = sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
+    assert on_disk == [meta, "top.dump", "wal/.000000010000000000000002.partial", wal]
+    assert (dest.files(), dest.files("wal"), dest.folders("base")) == (["top.dump"], [wal[4:]], ["20260101T000000Z"])
+    assert dest.read_text(meta) == "{}\n"
+    assert (dest.exists(wal), dest.size(wal), dest.exists("wal/gone"), dest.size("wal/gone")) == (True, 5, False, None)
+    dest.fetch(wal, tmp_path / "fetched")
+    assert (tmp_path / "fetched").read_bytes() == b"12345"
+    assert dest.local_path("top.dump", scratch).read_bytes() == b"dump"
+
+    if kind == "storage":  # a storage never overwrites: the copy it kept under another name goes
+        with pytest.raises(NameTaken):
+            dest.save_text(meta, "other")
+        assert dest.read_text(meta) == "{}\n"
+        assert dest.files("base/20260101T000000Z") == ["vulhub.json"]
+    dest.delete("top.dump")
+    dest.delete(wal)
+    assert (dest.files(), dest.files("wal")) == ([], [])

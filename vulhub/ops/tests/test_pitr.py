@@ -26,6 +26,7 @@ from django.core.management.base import CommandError
 from challenges.factories import ProjectFactory
 from tenants.factories import StudentFactory, TenantFactory
 from vulhub.ops import backups, pitr
+from vulhub.ops.destinations import LocalDirectory
 from vulhub.ops.pg_cluster import Cluster, hand_over
 from vulhub.tests.servers import ROOT, manage_on, own_postgres
 
@@ -43,7 +44,7 @@ def new_folder(prefix: str) -> Path:
 class Drill:
     cluster: Cluster
     database: str
-    archive: pitr.LocalArchive
+    archive: LocalDirectory
     tenant: int
     student: int
     project: int
@@ -108,7 +109,7 @@ def drill(transactional_db):
     archiving = {"wal_level": "replica", "archive_mode": "on", "archive_command": f"{ARCHIVER} %p %f {wal}"}
     try:
         with own_postgres(archiving) as (cluster, name):
-            yield Drill(cluster, name, pitr.LocalArchive(archive), tenant.pk, student.pk, project.pk)
+            yield Drill(cluster, name, pitr.local_archive(archive), tenant.pk, student.pk, project.pk)
     finally:
         shutil.rmtree(archive, ignore_errors=True)
 
@@ -245,7 +246,7 @@ def test_a_base_backup_of_a_server_that_does_not_archive_is_refused(folders):
         server = backups.Server({"host": str(plain.socket_dir), "port": str(plain.port), "user": "postgres",
                                  "dbname": "postgres"}, None, None)  # fmt: skip
         with pytest.raises(pitr.PitrError, match="does not archive its WAL"):
-            pitr.take_base_backup(server, pitr.LocalArchive(folders("vulhub-test-archive-")))
+            pitr.take_base_backup(server, pitr.local_archive(folders("vulhub-test-archive-")))
     finally:
         plain.remove()
 

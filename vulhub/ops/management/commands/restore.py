@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from vulhub.ops import backups
 from vulhub.ops.db_roles import use_role
+from vulhub.ops.destinations import StorageDestination
 from vulhub.ops.management.commands.backup import FAILURES
 
 
@@ -80,11 +81,11 @@ class Command(BaseCommand):
 
     def _fetch(self, name, local):
         dest = backups.destination()
-        if not isinstance(dest, backups.StorageDestination):
+        if not isinstance(dest, StorageDestination):
             raise CommandError("--from-storage needs BACKUP_STORAGE to be set.")
         dump_name, manifest_name = (p.name for p in backups.backup_files(Path(name)))
         for wanted in (dump_name, manifest_name):
             if not dest.exists(wanted):
                 raise CommandError(f"{wanted} is not in {dest.label}.")
-            dest.fetch(wanted, local)
+            dest.fetch(wanted, local / wanted)
         return local / Path(name).name

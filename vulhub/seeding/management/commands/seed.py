@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 from tqdm import tqdm
 
-from audit.context import acting_as, new_request_id
+from audit.api import acting_as, new_request_id
 from tenants.models import Tenant
 from vulhub.ops.db_roles import use_role
 from vulhub.seeding import bulk_load, generated

@@ -1,4 +1,4 @@
-"""Tenant scoping shared by every tenant-owned model."""
+"""Tenancy primitives every app builds on: tenant scoping of tenant-owned models."""
 
 from django.db import models
 

@@ -2,6 +2,8 @@
 
 from django.db import connection
 
+from vulhub.ops.db_roles import use_role
+
 # TRUNCATE guards of the append-only tables (audit/migrations/0003_append_only_triggers).
 TRUNCATE_GUARDS = [
     ("audit_logs", "audit_logs_no_truncate"),
@@ -24,8 +26,6 @@ def allow_test_flush(enable_guards: bool = False) -> None:
         and not name.startswith("test")
     ):
         raise RuntimeError(f"Refusing to switch off the TRUNCATE guards of {name!r}: not a test database.")
-    from vulhub.ops.db_roles import use_role
-
     verb = "ENABLE" if enable_guards else "DISABLE"
     with use_role("owner"), connection.cursor() as cursor:  # only the tables' owner may
         for table, trigger in TRUNCATE_GUARDS:

@@ -1,3 +1,9 @@
+"""The challenge pages a student plays on: the catalogue and a challenge with its answer form.
+
+Their URLs keep the `challenges:` namespace (scoring/challenge_urls.py); they live in
+scoring because they show and make submissions.
+"""
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -5,13 +11,13 @@ from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from scoring import services
-from scoring.models import Submission
+from challenges.markdown import render_markdown
+from challenges.models import Project
 
-from . import selectors
+from . import catalogue as selectors
+from . import services
 from .forms import FlagForm, WriteupForm
-from .markdown import render_markdown
-from .models import Project
+from .models import Submission
 
 PAGE_SIZE = 12
 # A refused answer is shown on the page again, with a status that says why.

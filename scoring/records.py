@@ -1,0 +1,107 @@
+"""What scoring records: audit rows of its models and the events that rebuild points, badges and ranks.
+
+An event's payload is enough to rebuild the standings from the event store alone
+(scoring.replay); the bulk seed writes these same payloads (vulhub.seeding.generated).
+"""
+
+from audit import api as audit
+
+from . import signals
+from .models import Badge, Submission, UserBadge
+
+
+def submission_payload(submission: Submission, **signal) -> dict:
+    project = submission.project
+    return {
+        "submission_id": submission.pk,
+        "tenant_id": submission.tenant_id,
+        "user_id": submission.user_id,
+        "project_id": submission.project_id,
+        "project_points": project.points,
+        "category": project.category,
+        "difficulty": project.difficulty,
+        "kind": submission.kind,
+        "status": submission.status,
+        "score": submission.score,
+        "points_awarded": submission.points_awarded,
+        "submitted_at": audit.json_value(submission.submitted_at),
+    }
+
+
+def graded_payload(submission: Submission, previous: dict | None = None, **signal) -> dict:
+    previous = previous or {}
+    return submission_payload(submission) | {
+        "feedback": submission.feedback,
+        "graded_by_id": submission.graded_by_id,
+        "graded_at": audit.json_value(submission.graded_at),
+        "previous_status": previous.get("status"),
+        "previous_score": previous.get("score"),
+        "previous_points_awarded": previous.get("points_awarded", 0),
+        "regrade": previous.get("status") not in (None, "PENDING"),
+    }
+
+
+def user_badge_payload(user_badge: UserBadge) -> dict:
+    badge = user_badge.badge
+    return {
+        "badge_id": user_badge.badge_id,
+        "badge_slug": badge.slug,
+        "badge_name": badge.name,
+        "user_id": user_badge.user_id,
+        "tenant_id": user_badge.tenant_id,
+    }
+
+
+def awarded_payload(user_badge: UserBadge, **signal) -> dict:
+    return user_badge_payload(user_badge) | {
+        "awarded_at": audit.json_value(user_badge.awarded_at),
+        "awarded_by_id": user_badge.awarded_by_id,
+        "automatic": user_badge.awarded_by_id is None,
+    }
+
+
+def revoked_payload(user_badge: UserBadge, actor=None, reason: str = "", **signal) -> dict:
+    return user_badge_payload(user_badge) | {"revoked_by_id": actor.pk if actor is not None else None, "reason": reason}
+
+
+def _student(user_badge: UserBadge):
+    return user_badge.user_id
+
+
+EVENTS = (
+    audit.DomainEvent(
+        signals.submission_created, "SubmissionCreated", "Submission", subject="submission", payload=submission_payload
+    ),
+    audit.DomainEvent(
+        signals.submission_graded, "SubmissionGraded", "Submission", subject="submission", payload=graded_payload
+    ),
+    # a badge's events belong to the student's history
+    audit.DomainEvent(
+        signals.badge_awarded,
+        "BadgeAwarded",
+        "User",
+        subject="user_badge",
+        payload=awarded_payload,
+        aggregate_id=_student,
+    ),
+    audit.DomainEvent(
+        signals.badge_revoked,
+        "BadgeRevoked",
+        "User",
+        subject="user_badge",
+        payload=revoked_payload,
+        aggregate_id=_student,
+    ),
+)
+
+
+def register() -> None:
+    audit.audit_models(
+        {
+            # the flag a student typed is a secret once it might be the right one
+            Submission: audit.Audited(secret_when=(("answer", "kind", "FLAG"),)),
+            Badge: audit.Audited(),
+            UserBadge: audit.Audited(),
+        }
+    )
+    audit.record_events(EVENTS)

@@ -1,0 +1,73 @@
+"""Caches of one tenant's pages and lists: versioned, and failing open.
+
+Each tenant's entries of a cache live under a version number of their own, kept in
+the cache. A write that changes what is cached bumps the version when its
+transaction commits, so a stale entry is never read again (it expires on its own)
+and tenants never share keys. A cache that cannot be reached is a miss: the page is
+made from the database, and a write still commits without its bump (logged).
+"""
+
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.core.cache import cache
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+
+class TenantCache:
+    """A named cache of per-tenant entries (`TenantCache("leaderboard")`)."""
+
+    def __init__(self, name: str, seconds: int):
+        self.name = name
+        self.seconds = seconds
+
+    def version_key(self, tenant_id: int) -> str:
+        return f"{self.name}:{tenant_id}:version"
+
+    def version(self, tenant_id: int) -> int | None:
+        """The tenant's current version; None when the cache cannot be reached."""
+        try:
+            return cache.get_or_set(self.version_key(tenant_id), 1, timeout=None)
+        except Exception:
+            logger.warning("%s cache unreachable", self.name, exc_info=True)
+            return None
+
+    def invalidate_on_commit(self, tenant_id: int) -> None:
+        """After commit, move the tenant's entries to a new version (the old ones expire)."""
+
+        def bump():
+            key = self.version_key(tenant_id)
+            try:
+                try:
+                    cache.incr(key)
+                except ValueError:  # no version yet
+                    cache.set(key, 2, timeout=None)
+            except Exception:
+                # The change is committed; a cache that is down must not turn it into an error.
+                logger.warning("%s cache of tenant %s not invalidated", self.name, tenant_id, exc_info=True)
+
+        transaction.on_commit(bump)
+
+    def get_or_load(self, tenant_id: int, version: int | None, what: str, load: Callable[[], Any]) -> Any:
+        """`load()`, kept under the tenant's `version` (read once per page with `version()`).
+
+        Straight from `load()` when the version is None (the cache is down). A None from
+        `load()` is not kept.
+        """
+        if version is None:
+            return load()
+        key = f"{self.name}:{tenant_id}:v{version}:{what}"
+        try:
+            value = cache.get(key)
+        except Exception:
+            value = None
+        if value is None:
+            value = load()
+            if value is not None:
+                with contextlib.suppress(Exception):
+                    cache.set(key, value, self.seconds)
+        return value

@@ -1,0 +1,201 @@
+"""Where backups and point-in-time recovery archives are kept: a local directory or a Django storage.
+
+A Destination holds files by their name inside it, a relative path with "/" between
+folders ("vulhub-db-....dump", "wal/000000010000000000000003", "base/<time>/base.tar.gz"):
+the same layout in a directory (LocalDirectory) as in a storage of STORAGES
+(StorageDestination: a folder through FileSystemStorage, a bucket through django-storages).
+Listings leave out hidden names (".name.partial": a file being written).
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+from django.core.files import File
+from django.core.files.base import ContentFile
+
+COPY_CHUNK = 1024 * 1024
+
+
+class NameTaken(Exception):
+    """A storage already held a file by the name we saved under: it kept ours under `saved`, now deleted."""
+
+    def __init__(self, name: str, saved: str):
+        super().__init__(f"{name} is taken: the storage saved it as {saved}")
+        self.name, self.saved = name, saved
+
+
+class Destination:
+    """Files in a local directory (LocalDirectory) or a Django storage (StorageDestination)."""
+
+    label = ""
+
+    def files(self, folder: str = "") -> list[str]:
+        """The names of the files in `folder`, sorted, hidden ones left out."""
+        raise NotImplementedError
+
+    def folders(self, folder: str = "") -> list[str]:
+        """The names of the folders in `folder`, sorted, hidden ones left out."""
+        raise NotImplementedError
+
+    def exists(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def size(self, name: str) -> int | None:
+        """The size of `name`, None when there is no such file."""
+        raise NotImplementedError
+
+    def read_text(self, name: str) -> str:
+        raise NotImplementedError
+
+    def fetch(self, name: str, target: Path) -> None:
+        """Copy `name` to the local file `target`."""
+        raise NotImplementedError
+
+    def local_path(self, name: str, scratch: Path) -> Path:
+        """A local path to read `name` from: fetched into `scratch` (a temporary directory) when remote."""
+        target = scratch / Path(name).name
+        self.fetch(name, target)
+        return target
+
+    def write_path(self, name: str, scratch: Path) -> Path:
+        """Where to write a new file `name` before `save` keeps it: in `scratch` when remote."""
+        return scratch / Path(name).name
+
+    def save(self, source: Path, name: str) -> None:
+        """Keep the local file `source` as `name` (a storage that holds `name` already raises NameTaken)."""
+        raise NotImplementedError
+
+    def save_text(self, name: str, text: str) -> None:
+        """Keep `text` as `name`, whole or not at all (a storage that holds `name` already raises NameTaken)."""
+        raise NotImplementedError
+
+    def delete(self, name: str) -> None:
+        raise NotImplementedError
+
+
+class LocalDirectory(Destination):
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.label = str(self.path)
+
+    def _entries(self, folder: str, *, dirs: bool) -> list[str]:
+        where = self.path / folder
+        if not where.is_dir():
+            return []
+        return sorted(
+            entry.name
+            for entry in where.iterdir()
+            if (entry.is_dir() if dirs else entry.is_file()) and not entry.name.startswith(".")
+        )
+
+    def files(self, folder: str = "") -> list[str]:
+        return self._entries(folder, dirs=False)
+
+    def folders(self, folder: str = "") -> list[str]:
+        return self._entries(folder, dirs=True)
+
+    def exists(self, name: str) -> bool:
+        return (self.path / name).exists()
+
+    def size(self, name: str) -> int | None:
+        try:
+            return (self.path / name).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def read_text(self, name: str) -> str:
+        return (self.path / name).read_text(encoding="utf-8")
+
+    def fetch(self, name: str, target: Path) -> None:
+        shutil.copyfile(self.path / name, target)
+
+    def local_path(self, name: str, scratch: Path) -> Path:
+        return self.path / name
+
+    def write_path(self, name: str, scratch: Path) -> Path:
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def save(self, source: Path, name: str) -> None:
+        target = self.path / name
+        if source == target:
+            return  # written in place (write_path)
+        # Copied aside and renamed: a file is there whole or not at all.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+
+    def save_text(self, name: str, text: str) -> None:
+        # Written aside and renamed: a file is there whole or not at all.
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        write_whole(partial, text)
+        os.replace(partial, target)
+
+    def delete(self, name: str) -> None:
+        (self.path / name).unlink(missing_ok=True)
+
+
+class StorageDestination(Destination):
+    """Files in a Django storage: a folder (FileSystemStorage) or a bucket (django-storages)."""
+
+    def __init__(self, storage, label: str):
+        self.storage = storage
+        self.label = label
+
+    def _list(self, folder: str) -> tuple[list[str], list[str]]:
+        try:
+            return self.storage.listdir(folder)
+        except FileNotFoundError:
+            return [], []
+
+    def files(self, folder: str = "") -> list[str]:
+        return sorted(name for name in self._list(folder)[1] if not name.startswith("."))
+
+    def folders(self, folder: str = "") -> list[str]:
+        return sorted(name for name in self._list(folder)[0] if not name.startswith("."))
+
+    def exists(self, name: str) -> bool:
+        return self.storage.exists(name)
+
+    def size(self, name: str) -> int | None:
+        try:
+            return self.storage.size(name) if self.storage.exists(name) else None
+        except FileNotFoundError:
+            return None
+
+    def read_text(self, name: str) -> str:
+        with self.storage.open(name, "rb") as source:
+            return source.read().decode("utf-8")
+
+    def fetch(self, name: str, target: Path) -> None:
+        with self.storage.open(name, "rb") as source, target.open("wb") as out:
+            shutil.copyfileobj(source, out, COPY_CHUNK)
+
+    def _store(self, name: str, content) -> None:
+        saved = self.storage.save(name, content)
+        if saved != name:  # the storage picked another name: ours was taken meanwhile
+            self.storage.delete(saved)
+            raise NameTaken(name, saved)
+
+    def save(self, source: Path, name: str) -> None:
+        with source.open("rb") as handle:
+            self._store(name, File(handle, name=Path(name).name))
+
+    def save_text(self, name: str, text: str) -> None:
+        self._store(name, ContentFile(text.encode("utf-8"), name=Path(name).name))
+
+    def delete(self, name: str) -> None:
+        self.storage.delete(name)
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write `text` to `path` and flush it to disk before returning."""
+    with path.open("w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
