@@ -19,7 +19,7 @@ from importlib import import_module
 from django.db import connection, transaction
 from django.db.models import Count
 
-from audit.models import AuditLog, EventStore
+from audit.api import AuditLog, EventStore
 from bench.framework import Context, Figure, Series
 from scoring.catalogue import catalogue_rows
 from scoring.models import Leaderboard, Submission

@@ -826,6 +826,13 @@ def database_alias(database: str, base: str = DEFAULT_DB_ALIAS) -> Iterator[str]
     settings_dict["NAME"] = database
     settings_dict["OPTIONS"].pop("pool", None)  # one short check: no pool of its own
     settings_dict["CONN_MAX_AGE"] = 0
+    with temporary_alias(alias, settings_dict):
+        yield alias
+
+
+@contextmanager
+def temporary_alias(alias: str, settings_dict: dict) -> Iterator[str]:
+    """Django's connection `alias` with these settings for the block; closed and forgotten after it."""
     connections.settings[alias] = settings_dict
     try:
         yield alias

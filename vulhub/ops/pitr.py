@@ -513,7 +513,7 @@ def cluster_alias(cluster: Cluster, user: str, database: str) -> Iterator[str]:
     """A temporary Django alias for `database` on `cluster` (over its socket, as `user`)."""
     alias = f"pitr_{cluster.port}"
     base = connections.settings["default"]
-    connections.settings[alias] = {
+    settings_dict = {
         **base,
         "ENGINE": "django.db.backends.postgresql",
         "NAME": database,
@@ -526,12 +526,8 @@ def cluster_alias(cluster: Cluster, user: str, database: str) -> Iterator[str]:
         "CONN_HEALTH_CHECKS": False,
         "TEST": {},
     }
-    try:
+    with backups.temporary_alias(alias, settings_dict):
         yield alias
-    finally:
-        connections[alias].close()
-        del connections[alias]
-        del connections.settings[alias]
 
 
 def _verify(cluster: Cluster, user: str, database: str, steps, against: dict | None = None) -> tuple:
