@@ -8,7 +8,10 @@ Everything is drawn from one random generator per tenant, seeded from the run's
 (only database ids differ). Tenants, staff, students, challenges and badges are
 built by the factories the tests use (`.build()`: nothing is saved here); the
 million submissions are plain row tuples, since building a model instance each
-would cost more than loading them.
+would cost more than loading them. Their audit rows and events are still those of
+the apps' own definitions (`audit.created_changes`, the payload functions of the
+apps' records.py): templates of them are built once per shape of row and filled
+with each row's values (see `Records` and `RowTemplates`).
 
 What makes the data realistic:
 - classes of different sizes (each about 0.7 times the previous one);
@@ -23,7 +26,10 @@ What makes the data realistic:
 
 import functools
 import json
+import operator
 import random
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -31,12 +37,17 @@ import factory.random
 from django.contrib.auth.hashers import make_password
 from factory import Transformer
 
+from audit import api as audit
 from challenges.factories import ProjectFactory
 from challenges.flags import make_flag_hash
 from challenges.models import Project
+from challenges.records import project_payload
+from scoring import records as scoring_records
 from scoring.factories import BadgeFactory, SubmissionFactory
-from scoring.models import Badge
+from scoring.models import Badge, Submission, UserBadge
 from tenants.factories import InstructorFactory, StudentFactory, TenantAdminFactory, TenantFactory
+from tenants.models import User
+from tenants.records import user_payload
 
 # The generated term: students join in its first weeks; write-ups not graded by its
 # end are still pending. Fixed, so that a seed gives the same data on any day.
@@ -179,10 +190,6 @@ class Ids:
 
 _json = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: json.dumps with options builds one per call
 _string = json.JSONEncoder().encode  # a str as a JSON string literal, quoted and escaped
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def tenant_slug(seed: int, number: int) -> str:
@@ -537,8 +544,12 @@ def _award_badges(out: GeneratedTenant, people: list, staff: list, rng: random.R
 class Records:
     """The audit rows and domain events the app itself would have written for these rows.
 
-    They follow audit.receivers: the same actions, field names, redactions and event
-    payloads (vulhub/seeding/tests/test_seed_scale.py compares them with the receivers' own).
+    The formats come from their one definition: `audit.created_changes` and `audit.diff`
+    for the audit rows' changes, the apps' records.py for the event payloads, the
+    models' __str__ for the object texts. Submissions and badge awards (a million of
+    them) go through templates of these (`RowTemplates`, below), built once per shape
+    of row. vulhub/seeding/tests/test_seed_scale.py compares the rows with the
+    receivers' own, and test_generated_payloads.py with the definitions, row by row.
     """
 
     def __init__(self, out: GeneratedTenant, request_id: str):
@@ -547,6 +558,9 @@ class Records:
         self.request_id = request_id
         self.versions: dict[tuple[str, int], int] = {}
         self._metadata_cache: dict = {}
+        self._submissions = RowTemplates(_submission_records, constants=(_KIND, _STATUS))
+        self._awards = RowTemplates(_award_records, constants=(_BADGE,))
+        self._projects: dict[int, tuple] = {}
 
     def _metadata(self, actor) -> str:
         key = actor.pk if actor else None
@@ -556,23 +570,16 @@ class Records:
             )
         return self._metadata_cache[key]
 
-    def _event(self, aggregate_type, aggregate_id, event_type, payload, at, actor):
+    def _event(self, aggregate_type, aggregate_id, event_type, payload: str, at, actor):
+        """An event with its payload given as JSON text."""
         version = self.versions.get((aggregate_type, aggregate_id), 0) + 1
         self.versions[(aggregate_type, aggregate_id)] = version
         self.out.events.append(
-            (
-                self.tenant_id,
-                aggregate_type,
-                str(aggregate_id),
-                version,
-                event_type,
-                _json(payload),
-                self._metadata(actor),
-                at,
-            )  # fmt: skip
+            (self.tenant_id, aggregate_type, str(aggregate_id), version, event_type, payload, self._metadata(actor), at)
         )
 
-    def _audit(self, action, object_type, object_id, object_text, changes, at, actor):
+    def _audit(self, action, object_type, object_id, object_text, changes: str, at, actor):
+        """An audit row with its changes given as JSON text."""
         self.out.audits.append(
             (
                 self.tenant_id,
@@ -582,7 +589,7 @@ class Records:
                 object_type,
                 str(object_id),
                 object_text[:255],
-                _json(changes),
+                changes,
                 "",
                 self.request_id,
                 at,
@@ -590,103 +597,261 @@ class Records:
         )
 
     def created(self, instance, actor, at):
-        from audit.receivers import current_values, diff
-
-        changes = diff(instance, None, current_values(instance))
+        changes = _json(audit.created_changes(instance))
         self._audit("create", instance._meta.label_lower, instance.pk, str(instance), changes, at, actor)
 
     def user_registered(self, user):
-        from audit.receivers import user_payload
-
         self.created(user, None, user.date_joined)
-        self._event("User", user.pk, "UserRegistered", user_payload(user), user.date_joined, None)
+        self._event("User", user.pk, "UserRegistered", _json(user_payload(user)), user.date_joined, None)
 
     def project_created(self, project):
-        from audit.receivers import project_payload
-
         self.created(project, None, project.created_at)
         if project.is_published:
-            self._event("Project", project.pk, "ProjectPublished", project_payload(project), project.created_at, None)
+            payload = _json(project_payload(project))
+            self._event("Project", project.pk, "ProjectPublished", payload, project.created_at, None)
 
     def submission(self, row, project, student, instructors):
-        """A submission's records, written out as JSON text directly: a million of them go through here."""
-        (
-            pk,
-            tenant_id,
-            user_id,
-            project_id,
-            kind,
-            status,
-            score,
-            points,
-            answer,
-            link,
-            feedback,
-            grader,
-            at,
-            graded_at,
-        ) = row
+        """A submission's records: created as the student sent it, then its grading if an instructor graded it.
+
+        A million of them go through here: each record is the template of the row's
+        shape, filled with the row's values (JSON-encoded, in `_SUBMISSION_SLOTS` order).
+        """
+        pk, tenant_id, user_id, project_id, _, _, score, points, answer, link, feedback, grader, at, graded_at = row
+        challenge = self._projects.get(project_id)
+        if challenge is None:  # the challenge's values, which the payloads copy: raw, then as JSON
+            values = (project.points, project.category, project.difficulty)
+            challenge = self._projects[project_id] = (values, _string(project.category), _string(project.difficulty))
+        full = row + challenge[0]
+        shape = self._submissions.get(full)
+        used = shape.used
+        submitted = f'"{at.isoformat()}"'
+        values = (
+            pk, tenant_id, user_id, project_id, None, None, score, points,
+            _string(answer) if _ANSWER in used else None,
+            _string(link) if _LINK in used else None,
+            _string(feedback) if _FEEDBACK in used else None,
+            grader, submitted,
+            submitted if graded_at is at else f'"{graded_at.isoformat()}"' if graded_at is not None else None,
+            challenge[0][0], challenge[1], challenge[2],
+        )  # fmt: skip
         audits, events, request_id = self.out.audits, self.out.events, self.request_id
-        submitted = at.isoformat()
-        ids = f'"id":[null,{pk}],"tenant":[null,{tenant_id}],"user":[null,{user_id}],"project":[null,{project_id}]'
-        about = (
-            f'"submission_id":{pk},"tenant_id":{tenant_id},"user_id":{user_id},"project_id":{project_id},'
-            f'"project_points":{project.points},"category":{_string(project.category)},'
-            f'"difficulty":"{project.difficulty}","kind":"{kind}"'
-        )
-        student_meta = self._metadata(student)
-        if kind == "FLAG":
-            changes = (
-                f'{{{ids},"kind":[null,"FLAG"],"status":[null,"{status}"],"score":[null,{score}],'
-                f'"points_awarded":[null,{points}],"answer":[null,"[redacted]"],"submitted_at":[null,"{submitted}"],'
-                f'"graded_at":[null,"{submitted}"]}}'
-            )
-            audits.append((tenant_id, user_id, student.email, "create", "scoring.submission", str(pk),
-                           f"Submission {pk} ({status.lower()})", changes, "", request_id, at))  # fmt: skip
-            payload = (
-                f'{{{about},"status":"{status}","score":{score},"points_awarded":{points},'
-                f'"submitted_at":"{submitted}"}}'
-            )
-            events.append((tenant_id, "Submission", str(pk), 1, "SubmissionCreated", payload, student_meta, at))
+        key = str(pk)
+        steps = shape.steps
+        text, changes, payload = steps[0](values)
+        audits.append((tenant_id, user_id, student.email, "create", _SUBMISSION_TYPE, key, text, changes, "",
+                       request_id, at))  # fmt: skip
+        events.append((tenant_id, "Submission", key, 1, "SubmissionCreated", payload, self._metadata(student), at))
+        if len(steps) == 1:
             return
-        link_change = f',"link":[null,{_string(link)}]' if link else ""
-        changes = (
-            f'{{{ids},"kind":[null,"WRITEUP"],"status":[null,"PENDING"],"points_awarded":[null,0],'
-            f'"answer":[null,{_string(answer)}],"submitted_at":[null,"{submitted}"]{link_change}}}'
-        )
-        audits.append((tenant_id, user_id, student.email, "create", "scoring.submission", str(pk),
-                       f"Submission {pk} (pending)", changes, "", request_id, at))  # fmt: skip
-        payload = f'{{{about},"status":"PENDING","score":null,"points_awarded":0,"submitted_at":"{submitted}"}}'
-        events.append((tenant_id, "Submission", str(pk), 1, "SubmissionCreated", payload, student_meta, at))
-        if status == "PENDING":
-            return
+        text, changes, payload = steps[1](values)
         grader_user = next(u for u in instructors if u.pk == grader)
-        graded = graded_at.isoformat()
-        extra = (f',"points_awarded":[0,{points}]' if points else "") + (
-            f',"feedback":["",{_string(feedback)}]' if feedback else ""
-        )
-        changes = (
-            f'{{"status":["PENDING","{status}"],"score":[null,{score}],"graded_by":[null,{grader}],'
-            f'"graded_at":[null,"{graded}"]{extra}}}'
-        )
-        audits.append((tenant_id, grader, grader_user.email, "update", "scoring.submission", str(pk),
-                       f"Submission {pk} ({status.lower()})", changes, "", request_id, graded_at))  # fmt: skip
-        payload = (
-            f'{{{about},"status":"{status}","score":{score},"points_awarded":{points},"submitted_at":"{submitted}",'
-            f'"feedback":{_string(feedback)},"graded_by_id":{grader},"graded_at":"{graded}",'
-            f'"previous_status":"PENDING","previous_score":null,"previous_points_awarded":0,"regrade":false}}'
-        )
-        events.append((tenant_id, "Submission", str(pk), 2, "SubmissionGraded", payload, self._metadata(grader_user),
+        audits.append((tenant_id, grader, grader_user.email, "update", _SUBMISSION_TYPE, key, text, changes, "",
+                       request_id, graded_at))  # fmt: skip
+        events.append((tenant_id, "Submission", key, 2, "SubmissionGraded", payload, self._metadata(grader_user),
                        graded_at))  # fmt: skip
 
     def badge_awarded(self, row, badge, student, by):
         pk, tenant_id, user_id, badge_id, at, by_id = row
-        changes = {"id": [None, pk], "tenant": [None, tenant_id], "user": [None, user_id], "badge": [None, badge_id],
-                   "awarded_at": [None, _iso(at)]}  # fmt: skip
-        if by_id:
-            changes["awarded_by"] = [None, by_id]
-        self._audit("create", "scoring.userbadge", pk, f"Badge {badge_id} of user {user_id}", changes, at, by)
-        payload = {"badge_id": badge_id, "badge_slug": badge.slug, "badge_name": badge.name, "user_id": user_id,
-                   "tenant_id": tenant_id, "awarded_at": _iso(at), "awarded_by_id": by_id,
-                   "automatic": by_id is None}  # fmt: skip
+        (award,) = self._awards.get(row, badge).steps
+        text, changes, payload = award((pk, tenant_id, user_id, badge_id, f'"{at.isoformat()}"', by_id))
+        self._audit("create", _AWARD_TYPE, pk, text, changes, at, by)
         self._event("User", user_id, "BadgeAwarded", payload, at, by)
+
+
+# --- templates of the records -------------------------------------------------------
+#
+# The records of a million submissions cannot each go through the payload functions
+# and json.dumps. So for each shape of row, the real definitions run once, on an
+# unsaved instance whose values are unique markers (an int, a string or a time of
+# their own for each column); in the JSON text they give, each marker becomes a slot,
+# and a row's records are these texts with the row's own values, JSON-encoded, in the
+# slots. Keys, nesting, redactions and computed values (`regrade`, `previous_*`,
+# "[redacted]") all come from the definitions; only the values are the row's.
+#
+# A shape is everything a definition may treat differently: the row's constant
+# columns (a submission's kind and status decide what is secret and its object text;
+# an award's badge gives its slug and name), and which values are empty (None, "" or
+# 0): a diff leaves those out, or compares them with the old ones. Those stay in the
+# instance as they are; every other value is a marker. A definition that computes a
+# new value from a marker, rather than copying it, cannot be a template: building
+# the template raises, rather than write something else than the app would.
+
+_EMPTY = {None: "None", "": "''", 0: "0"}
+_empty = _EMPTY.get  # a value's label if it stays as it is in a shape, else None (a slot)
+_MARKER_INT = 7_777_000_000_000_000  # + 1,000,000 * the slot
+_MARKER_TIME = datetime(1999, 6, 15, 12, 34, 5, 987_654, tzinfo=UTC)  # + the slot in seconds
+# what is left of a marker that a definition changed rather than copied (any case change, strip, truncation, other
+# time zone, date alone...): the template then cannot be, and says so
+_MARKER_TRACES = (str(_MARKER_INT)[:7], "\ue000", "\\ue000", "\ue001", "\\ue001", "1999-06-1")
+
+
+def _marker(slot: int, value):
+    """A value of the same type as `value`, unique to the slot and unlike any real one."""
+    if isinstance(value, datetime):
+        return _MARKER_TIME + timedelta(seconds=slot)
+    if isinstance(value, int):
+        return _MARKER_INT + 1_000_000 * slot
+    if isinstance(value, str):
+        return f" \ue000sEEd{slot}\ue001 "
+    raise TypeError(f"no marker for a {type(value).__name__} (slot {slot})")
+
+
+def _json_token(marker) -> str:
+    """How a marker reads in the definitions' JSON, checked against how the seed writes a row's values in."""
+    token = _json(audit.json_value(marker))
+    if isinstance(marker, datetime):
+        written = f'"{marker.isoformat()}"'
+    elif isinstance(marker, str):
+        written = _string(marker)
+    else:
+        written = str(marker)
+    if token != written:
+        raise ValueError(f"audit.json_value writes {marker!r} as {token}, the seed as {written}: update the seed")
+    return token
+
+
+class Template:
+    """A text cut at its markers: `pieces[0]`, then each slot of `order` followed by the next piece."""
+
+    def __init__(self, text: str, tokens: dict[str, int]):
+        pattern = re.compile("|".join(rf"(?<!\d){re.escape(t)}(?!\d)" for t in sorted(tokens, key=len, reverse=True)))
+        self.pieces, self.order, start = [], [], 0
+        for found in pattern.finditer(text) if tokens else ():
+            self.pieces.append(text[start : found.start()])
+            self.order.append(tokens[found.group()])
+            start = found.end()
+        self.pieces.append(text[start:])
+        if any(trace in piece for piece in self.pieces for trace in _MARKER_TRACES):
+            raise ValueError(f"A definition computes a value from a marker, it cannot be a template: {text}")
+
+
+def _filler(templates: list[Template]) -> Callable[[tuple], tuple[str, ...]]:
+    """One function that fills these templates with a row's values: (text, ...), in their order."""
+    formats = [
+        (
+            "%s".join(piece.replace("%", "%%") for piece in template.pieces),
+            operator.itemgetter(*template.order) if len(template.order) > 1 else None,
+            template.order[0] if len(template.order) == 1 else None,
+        )
+        for template in templates
+    ]
+
+    def fill(values: tuple) -> tuple[str, ...]:
+        return tuple(
+            text % (pick(values) if pick else (values[one],) if one is not None else ()) for text, pick, one in formats
+        )
+
+    return fill
+
+
+@dataclass(frozen=True)
+class Shape:
+    # per step recorded, in the order they happen: values -> (object text, changes, payload)
+    steps: tuple[Callable[[tuple], tuple[str, str, str]], ...]
+    used: frozenset  # the slots they fill
+
+
+class RowTemplates:
+    """The records of rows of one kind, from templates that `build` makes once per shape of row.
+
+    `build(row, *context)` gets a row of markers and constants and returns, for each
+    step recorded, (instance, changes, payload) of the definitions.
+    """
+
+    def __init__(self, build: Callable, constants: tuple[int, ...]):
+        self.build = build
+        self.constants = constants
+        self._constants = operator.itemgetter(*constants)
+        self.shapes: dict[tuple, Shape] = {}
+
+    def get(self, row: tuple, *context) -> Shape:
+        """The templates of this row's shape; `context` is what else `build` needs: the same for the same constants."""
+        key = (self._constants(row), *map(_empty, row))
+        shape = self.shapes.get(key)
+        if shape is None:
+            shape = self.shapes[key] = self._templates(row, context)
+        return shape
+
+    def _templates(self, row: tuple, context: tuple) -> Shape:
+        markers = tuple(
+            value if i in self.constants or _empty(value) is not None else _marker(i, value)
+            for i, value in enumerate(row)
+        )
+        marked = [i for i, m in enumerate(markers) if i not in self.constants and _empty(m) is None]
+        slots = {_json_token(markers[i]): i for i in marked}
+        text_slots = {str(markers[i]): i for i in marked if type(markers[i]) is int}  # __str__ shows ids at most
+        steps = [
+            (Template(str(instance), text_slots), Template(_json(changes), slots), Template(_json(payload), slots))
+            for instance, changes, payload in self.build(markers, *context)
+        ]
+        return Shape(
+            steps=tuple(_filler(step) for step in steps),
+            used=frozenset(slot for step in steps for template in step for slot in template.order),
+        )
+
+
+# A submission's slots: its columns, then its challenge's points, category and difficulty.
+_SUBMISSION_SLOTS = (*SUBMISSION_COLUMNS, "project_points", "category", "difficulty")
+_KIND, _STATUS, _ANSWER, _LINK, _FEEDBACK, _CATEGORY, _DIFFICULTY = map(
+    _SUBMISSION_SLOTS.index, ("kind", "status", "answer", "link", "feedback", "category", "difficulty")
+)
+# what grading sets; before it, a submission has the model's defaults there
+_GRADING = ("status", "score", "points_awarded", "feedback", "graded_by_id", "graded_at")
+_SUBMISSION_TYPE = Submission._meta.label_lower
+_AWARD_TYPE = UserBadge._meta.label_lower
+_BADGE = USER_BADGE_COLUMNS.index("badge_id")
+
+
+@functools.cache
+def _ungraded() -> dict[int, object]:
+    """The grading columns of a submission not graded yet, by slot: the model's defaults."""
+    defaults = {}
+    for name in _GRADING:
+        value = Submission._meta.get_field(name).get_default()
+        value = getattr(value, "value", value)  # a TextChoices member: its value
+        slot = _SUBMISSION_SLOTS.index(name)
+        if slot != _STATUS and _empty(value) is None:  # a slot in the graded row: its value would be the grade's
+            raise ValueError(f"Submission.{name} defaults to {value!r}: the seed expects it empty")
+        defaults[slot] = value
+    return defaults
+
+
+def _submission(row: tuple) -> Submission:
+    """An unsaved submission with these values, of an unsaved challenge with its points, category and difficulty."""
+    values = dict(zip(_SUBMISSION_SLOTS, row, strict=True))
+    project = Project(
+        pk=values.pop("project_id"),
+        points=values.pop("project_points"),
+        category=values.pop("category"),
+        difficulty=values.pop("difficulty"),
+    )
+    return Submission(project=project, **values)
+
+
+def _submission_records(row: tuple) -> list[tuple]:
+    """What the receivers record of a submission: its creation, and its grading when an instructor graded it.
+
+    As in scoring.services: `_submit` saves the new submission, then sends
+    submission_created; `submission_grade` changes the loaded submission, saves it,
+    then sends submission_graded with its previous status, score and points.
+    """
+    submission = _submission(row)
+    graded = submission.graded_by_id is not None
+    sent = _submission(tuple(_ungraded().get(i, value) for i, value in enumerate(row))) if graded else submission
+    student = User(pk=sent.user_id, tenant_id=sent.tenant_id)
+    steps = [(sent, audit.created_changes(sent), scoring_records.submission_payload(sent, actor=student))]
+    if graded:
+        previous = {"status": sent.status, "score": sent.score, "points_awarded": sent.points_awarded}
+        changes = audit.diff(submission, audit.current_values(sent), audit.current_values(submission))
+        grader = User(pk=submission.graded_by_id, tenant_id=submission.tenant_id)
+        payload = scoring_records.graded_payload(submission, previous=previous, actor=grader)
+        steps.append((submission, changes, payload))
+    return steps
+
+
+def _award_records(row: tuple, badge) -> list[tuple]:
+    """What the receivers record of a badge awarded: the award's creation and its BadgeAwarded event."""
+    award = UserBadge(**dict(zip(USER_BADGE_COLUMNS, row, strict=True)))
+    award.badge = badge
+    actor = User(pk=award.awarded_by_id, tenant_id=award.tenant_id) if award.awarded_by_id else None
+    return [(award, audit.created_changes(award), scoring_records.awarded_payload(award, actor=actor))]

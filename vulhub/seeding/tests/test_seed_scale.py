@@ -15,12 +15,13 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from audit.models import AuditLog, EventStore
-from audit.receivers import current_values, diff, submission_payload
+from audit.receivers import current_values, diff
 from audit.verify import verify_chain
 from challenges.models import Project
 from scoring import leaderboard
 from scoring.badges import earned_badge_ids
 from scoring.models import Badge, Leaderboard, Submission, UserBadge
+from scoring.records import submission_payload
 from scoring.replay import standings_from_events
 from tenants.models import Tenant, User
 from vulhub.seeding import generated
