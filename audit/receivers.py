@@ -27,10 +27,15 @@ NOISE = {"updated_at", "last_login"}
 
 @dataclass(frozen=True)
 class Audited:
-    """How a model is audited: which fields are secrets, always or depending on the row."""
+    """How a model is audited: which fields are secrets, always or depending on the row.
+
+    `is_tenant`: the model's rows are the tenants themselves, so a row's audit rows
+    belong to the tenant it is (other rows: to their `tenant_id`).
+    """
 
     secrets: frozenset = field(default_factory=frozenset)
     secret_when: tuple = ()  # (field name, condition field, condition value)
+    is_tenant: bool = False
 
     def secret_fields(self, instance) -> set:
         found = set(self.secrets)
@@ -42,8 +47,6 @@ class Audited:
 
 # label ("scoring.Submission") -> how it is audited; filled by the apps (audit_models)
 AUDITED: dict[str, Audited] = {}
-# the model whose rows are tenants: their audit rows belong to the tenant they are
-TENANT_MODEL = "tenants.Tenant"
 USER_TYPE = settings.AUTH_USER_MODEL.lower()  # the object type of sign-in rows: "tenants.user"
 
 _fields_cache: dict[type, list[tuple[str, str, bool]]] = {}
@@ -80,7 +83,7 @@ def remember_loaded(sender, instance, **kwargs):
 
 
 def tenant_of(instance):
-    if instance._meta.label == TENANT_MODEL:
+    if AUDITED[instance._meta.label].is_tenant:
         return instance.pk
     return getattr(instance, "tenant_id", None)
 

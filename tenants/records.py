@@ -22,5 +22,5 @@ EVENTS = (audit.DomainEvent(signals.user_registered, "UserRegistered", "User", s
 
 
 def register() -> None:
-    audit.audit_models({Tenant: audit.Audited(), User: audit.Audited(secrets=frozenset({"password"}))})
+    audit.audit_models({Tenant: audit.Audited(is_tenant=True), User: audit.Audited(secrets=frozenset({"password"}))})
     audit.record_events(EVENTS)

@@ -478,7 +478,7 @@ LOGGING = {
         "health_check": {"level": "ERROR"},
         "pgserver": {"level": "WARNING"},
         # slow queries are warnings operators want even when LOG_LEVEL is ERROR
-        "vulhub.ops.slow_queries": {"level": "WARNING"},
+        "vulhub.slow_queries": {"level": "WARNING"},
     },
 }
 

@@ -1,7 +1,7 @@
 """audit_logs and event_store are append-only, whoever asks; their rows outlive what they describe.
 
 The guards are triggers (audit/migrations/0003_append_only_triggers). The TRUNCATE
-guards are switched off in the test database (conftest: audit.testing.allow_test_flush)
+guards are switched off in the test database (conftest: vulhub.tests.append_only.allow_test_flush)
 so Django's flush works; the TRUNCATE tests switch them back on inside their own
 transaction, which the end of the test rolls back.
 """

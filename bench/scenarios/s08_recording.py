@@ -33,6 +33,8 @@ from scoring.models import Submission
 from tenants.models import User
 
 SCENARIO = "8 Recording cost"
+# The bench reaches into audit's receivers (not only audit.api) to switch recording off: that is what it measures.
+SUBMISSION_CREATED = next(event for event in records.EVENTS if event.event_type == "SubmissionCreated")
 WRITEUP = "How I solved it: " + "enumerated the inputs, found the injection, wrote it up. " * 8
 
 
@@ -42,7 +44,7 @@ def recording_off():
     hooks = [
         (model_signals.post_save, receivers.record_save, Submission, "audit.scoring.Submission.save"),
         (model_signals.post_init, receivers.remember_loaded, Submission, "audit.scoring.Submission.init"),
-        (scoring_signals.submission_created, records.EVENTS[0].record, None, "audit.SubmissionCreated"),
+        (scoring_signals.submission_created, SUBMISSION_CREATED.record, None, "audit.SubmissionCreated"),
     ]
     for signal, receiver, sender, uid in hooks:
         signal.disconnect(receiver, sender=sender, dispatch_uid=uid)

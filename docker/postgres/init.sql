@@ -1,7 +1,7 @@
 -- Runs once, when the docker-compose PostgreSQL volume is first created.
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 
--- VulHub's database roles (vulhub/db_roles.py, docs/configuration.md). The image's
+-- VulHub's database roles (vulhub/ops/db_roles.py, docs/configuration.md). The image's
 -- POSTGRES_USER ("vulhub") owns the schema and runs the migrations; the app runs as
 -- vulhub_app, which only reads and writes rows under row-level security; backups run
 -- as vulhub_backup, which reads everything. Local passwords: change them for anything

@@ -64,7 +64,8 @@ class TenantCache:
         try:
             value = cache.get(key)
         except Exception:
-            value = None
+            logger.warning("%s cache unreachable", self.name, exc_info=True)
+            return load()  # and no write: it would only wait on the same cache
         if value is None:
             value = load()
             if value is not None:

@@ -1,6 +1,6 @@
 """Log every database query slower than settings.SLOW_QUERY_MS (0: off).
 
-`install` runs on `connection_created` (wired in `VulhubConfig.ready`) and puts
+`install` runs on `connection_created` (wired in `OpsConfig.ready`, vulhub/ops/apps.py) and puts
 `log_slow_query` around every query of that connection: ORM and raw cursors alike.
 A record names the duration, the SQL (never its parameters: they may hold secrets),
 and the request id and tenant of the audit context, so a slow page can be traced
@@ -14,7 +14,7 @@ from django.conf import settings
 
 from audit.api import current_context
 
-logger = logging.getLogger("vulhub.ops.slow_queries")
+logger = logging.getLogger("vulhub.slow_queries")
 
 # Characters of SQL kept in a record: enough to recognise the query, not a bulk insert.
 MAX_SQL_CHARS = 1000

@@ -7,7 +7,7 @@ from django.db import DataError, OperationalError, connection
 from audit.context import acting_as
 from vulhub.ops.slow_queries import MAX_SQL_CHARS, log_slow_query
 
-LOGGER = "vulhub.ops.slow_queries"
+LOGGER = "vulhub.slow_queries"
 
 
 @pytest.fixture
