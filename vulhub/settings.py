@@ -5,6 +5,7 @@ Every variable is listed with a comment in `.env.example`. A `.env` file beside
 https://docs.djangoproject.com/en/5.2/ref/settings/
 """
 
+import json
 import os
 import warnings
 from datetime import timedelta
@@ -438,22 +439,38 @@ CONTENT_SECURITY_POLICY = {
 # BACKUP_STORAGE is set: a django-storages backend such as
 # storages.backends.s3.S3Storage for an off-site copy (configured by AWS_* variables).
 BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(BASE_DIR / "var" / "backups")))
+
+
+def _storage_options(name: str) -> tuple[dict, str]:
+    """A storage's options (a JSON object) and "", or {} and what is wrong with them.
+
+    A bad value stops only the commands that use that storage (they print the problem),
+    never the site.
+    """
+    raw = env.str(name, default="")
+    if not raw:
+        return {}, ""
+    try:
+        options = json.loads(raw)
+    except ValueError as error:
+        return {}, f"{name} is not valid JSON ({error})."
+    if not isinstance(options, dict):
+        return {}, f'{name} must be a JSON object such as {{"bucket_name": "vulhub-backups"}}.'
+    return options, ""
+
+
 BACKUP_STORAGE = env.str("BACKUP_STORAGE", default="")
-if BACKUP_STORAGE:
-    STORAGES["backups"] = {
-        "BACKEND": BACKUP_STORAGE,
-        "OPTIONS": env.json("BACKUP_STORAGE_OPTIONS", default={}),
-    }
+_backup_options, BACKUP_STORAGE_PROBLEM = _storage_options("BACKUP_STORAGE_OPTIONS")
+if BACKUP_STORAGE and not BACKUP_STORAGE_PROBLEM:
+    STORAGES["backups"] = {"BACKEND": BACKUP_STORAGE, "OPTIONS": _backup_options}
 # Point-in-time recovery (manage.py pitr; docs/operations.md): the archive of
 # base backups and WAL that the server's archive_command writes into, and its off-site
 # copy, a django-storages backend like BACKUP_STORAGE.
 PITR_DIR = Path(env.str("PITR_DIR", default=str(BASE_DIR / "var" / "pitr")))
 PITR_OFFSITE_STORAGE = env.str("PITR_OFFSITE_STORAGE", default="")
-if PITR_OFFSITE_STORAGE:
-    STORAGES["pitr_offsite"] = {
-        "BACKEND": PITR_OFFSITE_STORAGE,
-        "OPTIONS": env.json("PITR_OFFSITE_STORAGE_OPTIONS", default={}),
-    }
+_pitr_options, PITR_OFFSITE_STORAGE_PROBLEM = _storage_options("PITR_OFFSITE_STORAGE_OPTIONS")
+if PITR_OFFSITE_STORAGE and not PITR_OFFSITE_STORAGE_PROBLEM:
+    STORAGES["pitr_offsite"] = {"BACKEND": PITR_OFFSITE_STORAGE, "OPTIONS": _pitr_options}
 # Queries slower than this (milliseconds) are logged with request id and tenant; 0: off.
 SLOW_QUERY_MS = _int("SLOW_QUERY_MS", default=200)
 # `dbstats --check` exits non-zero and mails ADMINS when one of these is crossed.

@@ -69,9 +69,10 @@ MANIFEST_VERSION = 1
 HASH_RECORD = "sum of hash_record_extended(row, 0), as numeric"
 MD5_TEXT = "sum of the first 64 bits of md5(row::text), as numeric"
 CHECKSUM_METHODS = {
-    HASH_RECORD: "SELECT count(*), coalesce(sum(hash_record_extended(t, 0)), 0)::text FROM {} AS t",
+    # t.* is the whole row even when the table has a column named t (a bare t would be that column)
+    HASH_RECORD: "SELECT count(*), coalesce(sum(hash_record_extended(t.*, 0)), 0)::text FROM {} AS t",
     MD5_TEXT: (
-        "SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint::numeric), 0)::text"
+        "SELECT count(*), coalesce(sum(('x' || left(md5((t.*)::text), 16))::bit(64)::bigint::numeric), 0)::text"
         " FROM {} AS t"
     ),
 }
@@ -349,6 +350,9 @@ def destination(dest: str | Path | None = None) -> Destination:
 
 def configured_storage(alias: str, setting: str) -> tuple[object, str]:
     """The storage `alias` of STORAGES (which `setting` configures) and a label naming it."""
+    problem = getattr(settings, f"{setting}_PROBLEM", "")
+    if problem:
+        raise BackupError(problem)
     try:
         storage = storages[alias]
     except InvalidStorageError as exc:
@@ -706,6 +710,8 @@ class RestoreResult:
     migrations_missing: list[str] = field(default_factory=list)  # in the code, not in the backup
     migrations_unknown: list[str] = field(default_factory=list)  # in the backup, not in the code
     found: dict[str, dict] = field(default_factory=dict)  # table: its rows and checksum, as verified
+    replaced: bool = True  # the target was swapped for the restored copy (False: left as it was)
+    leftovers: list[str] = field(default_factory=list)  # scratch databases of interrupted runs, dropped
 
     @property
     def ok(self) -> bool:
@@ -728,7 +734,7 @@ class RestoreResult:
         return f"{self.tables} tables, {self.rows} rows match {against}; {audit}; {self.seconds:.1f} s"
 
     def notes(self) -> list[str]:
-        notes = []
+        notes = [f"Dropped {name}, left behind by an interrupted restore or check." for name in self.leftovers]
         if self.migrations_missing:
             notes.append(
                 f"The backup predates {len(self.migrations_missing)} migration(s) of this code "
@@ -762,41 +768,6 @@ def _public_objects(conn) -> int:
 def _public_tables_count(conn) -> int:
     with conn.cursor() as cursor:
         return len(public_tables(cursor))
-
-
-def _empty_public_schema(conn) -> None:
-    """Drop the public schema with all it holds and create it again as it was (owner, grants, comment).
-
-    One transaction: either everything is gone or nothing is. Chosen over
-    `pg_restore --clean`, which drops only what the dump holds: tables that exist only in
-    the target (a newer migration) would survive it, and their foreign keys would stop
-    the drops halfway.
-    """
-    with conn.transaction():
-        conn.execute("SET LOCAL lock_timeout = '60s'")
-        owner, comment = conn.execute(
-            "SELECT nspowner::regrole::text, obj_description(oid, 'pg_namespace') FROM pg_namespace "
-            "WHERE nspname = 'public'"
-        ).fetchone()
-        grants = conn.execute(
-            """
-            SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END,
-                   a.privilege_type, a.is_grantable
-            FROM pg_namespace n, aclexplode(n.nspacl) a
-            WHERE n.nspname = 'public' AND a.grantee <> n.nspowner
-            """
-        ).fetchall()
-        conn.execute("DROP SCHEMA public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-        conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.SQL(owner)))
-        for grantee, privilege, grantable in grants:
-            conn.execute(
-                sql.SQL("GRANT {} ON SCHEMA public TO {}{}").format(
-                    sql.SQL(privilege), sql.SQL(grantee), sql.SQL(" WITH GRANT OPTION" if grantable else "")
-                )
-            )
-        if comment is not None:
-            conn.execute(sql.SQL("COMMENT ON SCHEMA public IS {}").format(sql.Literal(comment)))
 
 
 def _create_database(admin, name: str, manifest: dict) -> None:
@@ -948,41 +919,69 @@ def restore_backup(
     alias: str = DEFAULT_DB_ALIAS,
     analyze: bool = True,
 ) -> RestoreResult:
-    """Restore a checked backup into `database` (default: the alias's own) and verify it.
+    """Restore a checked backup as `database` (default: the alias's own), never destroying it on the way.
 
-    pg_restore brings no planner statistics: with `analyze`, the restored database is
-    analysed before it is verified, so the first queries on it get good plans.
+    The backup is restored into a scratch database beside the target and verified
+    there. Only a copy that matches its manifest is swapped in: one transaction renames
+    the target away and the copy in its place, with the target's owner, grants and
+    settings, and the old database is dropped after. A failure at any point before the
+    swap (pg_restore killed, a full disk, a mismatch) drops the copy and leaves the
+    target exactly as it was; the result then says `replaced=False`.
+
+    pg_restore brings no planner statistics: with `analyze`, the copy is analysed before
+    it is verified, so the first queries on it get good plans.
     """
     started = time.monotonic()
     server = Server.of(alias)
     target = database or server.database
-    pg_restore = server.tool("pg_restore")
-    if target == connections[alias].settings_dict["NAME"]:
-        connections[alias].close()  # hold no lock on what is about to be replaced
-        connections[alias].close_pool()  # nor keep pooled sessions on it (DB_POOL)
-    with server.on("postgres").connect() as admin:
-        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [target]).fetchone() is None:
-            if not create:
-                raise BackupError(f"Database {target} does not exist: add --create to create it.")
-            _create_database(admin, target, checked.manifest)
-    target_server = server.on(target)
-    with target_server.connect() as conn:
-        if _public_objects(conn):
-            if not force:
-                raise BackupError(
-                    f"Database {target} is not empty ({_public_tables_count(conn)} tables in its public schema); "
-                    "nothing was restored. Use --force to replace its contents."
-                )
-            steps.start("clear public schema")
-            try:
-                _empty_public_schema(conn)
-            except psycopg.errors.LockNotAvailable:
-                raise BackupError(
-                    f"Other sessions keep using {target} (waited 60 s for their locks): stop the app, then "
-                    "retry; nothing was restored."
-                ) from None
-    argv = [pg_restore.path, "--no-owner", "--exit-on-error", "--verbose", f"--dbname={target_server.conninfo()}"]
-    # One transaction when not parallel: a failed restore leaves no half-loaded tables.
+    with _one_at_a_time(server, target) as admin:
+        leftovers = _drop_leftovers(admin, target)
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [target]).fetchone() is not None
+        if not exists and not create:
+            raise BackupError(f"Database {target} does not exist: add --create to create it.")
+        if exists:
+            with server.on(target).connect() as conn:
+                if _public_objects(conn) and not force:
+                    raise BackupError(
+                        f"Database {target} is not empty ({_public_tables_count(conn)} tables in its public "
+                        "schema); nothing was restored. Use --force to replace its contents."
+                    )
+        scratch = scratch_name(target, "restore")
+        _create_database(admin, scratch, checked.manifest)
+        replaced = False
+        try:
+            result = _restore_into(checked, scratch, jobs=jobs, steps=steps, alias=alias, analyze=analyze)
+            if result.ok:
+                steps.start("swap in")
+                if target == connections[alias].settings_dict["NAME"]:
+                    connections[alias].close()  # hold no session on what is about to be replaced
+                    connections[alias].close_pool()  # nor keep pooled sessions on it (DB_POOL)
+                replaced = _swap_in(admin, scratch, target, exists)
+        finally:
+            if not replaced:
+                _drop_database(server, scratch)
+        if replaced and exists:
+            _drop_database(server, scratch_name(target, "replaced", _swap_stamp(scratch)))
+    result.database = target
+    result.replaced = replaced
+    result.leftovers = leftovers
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _restore_into(
+    checked: CheckedBackup, database: str, *, jobs: int, steps: Steps, alias: str, analyze: bool
+) -> RestoreResult:
+    """pg_restore a checked backup into an empty `database`, then verify it against the manifest."""
+    server = Server.of(alias)
+    target_server = server.on(database)
+    argv = [
+        server.tool("pg_restore").path,
+        "--no-owner",
+        "--exit-on-error",
+        "--verbose",
+        f"--dbname={target_server.conninfo()}",
+    ]
     argv += [f"--jobs={jobs}"] if jobs > 1 else ["--single-transaction"]
     argv.append(str(checked.dump))
     steps.start("restore", total=checked.data_entries, unit="table")
@@ -992,14 +991,136 @@ def restore_backup(
     finally:
         running.stop()
     if code != 0:
-        raise BackupError(f"pg_restore into {target} failed: {running.error()}")
+        raise BackupError(f"pg_restore into {database} failed: {running.error()}")
     if analyze:
         steps.start("analyze")
         with target_server.connect() as conn:
             conn.execute("ANALYZE")
-    result = verify_database(checked.manifest, database=target, steps=steps, alias=alias)
-    result.seconds = time.monotonic() - started
-    return result
+    return verify_database(checked.manifest, database=database, steps=steps, alias=alias)
+
+
+# --- Scratch databases and the swap ----------------------------------------------------------------
+
+SCRATCH_KINDS = ("restore", "replaced", "verify")
+STAMP = "%Y%m%d%H%M%S"
+# advisory lock class of "one restore or check of a database at a time" ("VHRS")
+RESTORE_LOCK = 0x56485253
+SWAP_ATTEMPTS = 3  # each waits up to 5 s for the sessions it ended to go (PostgreSQL's own wait)
+
+
+def scratch_name(database: str, kind: str = "verify", stamp: str | None = None) -> str:
+    """`<database>_<kind>_<YYYYmmddHHMMSS>`, the database's name cut to fit PostgreSQL's 63 bytes."""
+    suffix = f"_{kind}_{stamp or datetime.now(UTC).strftime(STAMP)}"
+    return database[: 63 - len(suffix)] + suffix
+
+
+def _swap_stamp(scratch: str) -> str:
+    return scratch.rsplit("_", 1)[1]
+
+
+def _is_scratch_of(name: str, database: str) -> bool:
+    for kind in SCRATCH_KINDS:
+        stem = scratch_name(database, kind, "0" * 14)[: -len(f"_{kind}_") - 14]
+        if re.fullmatch(re.escape(stem) + f"_{kind}_" + r"\d{14}", name):
+            return True
+    return False
+
+
+@contextmanager
+def _one_at_a_time(server: Server, database: str) -> Iterator[psycopg.Connection]:
+    """A connection to the server's maintenance database, holding the lock on restoring or checking `database`.
+
+    While it is held, scratch databases of `database` that exist are leftovers of a run
+    that was killed: no other run is using them.
+    """
+    with server.on("postgres").connect() as admin:
+        taken = admin.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", [RESTORE_LOCK, database]).fetchone()[0]
+        if not taken:
+            raise BackupError(f"Another restore or check of {database} is running: try again when it has finished.")
+        yield admin  # the lock goes with the connection
+
+
+def _drop_leftovers(admin: psycopg.Connection, database: str) -> list[str]:
+    names = [row[0] for row in admin.execute("SELECT datname FROM pg_database ORDER BY datname")]
+    leftovers = [name for name in names if name != database and _is_scratch_of(name, database)]
+    for name in leftovers:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    return leftovers
+
+
+def _end_sessions(admin: psycopg.Connection, databases: list[str]) -> None:
+    """Ask the server to end other sessions on these databases (only those this role may end)."""
+    with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = ANY(%s) AND pid <> pg_backend_pid()",
+            [databases],
+        )
+
+
+def _swap_in(admin: psycopg.Connection, scratch: str, target: str, exists: bool) -> bool:
+    """Put `scratch` in the place of `target` in one transaction; the old target is kept as `*_replaced_*`.
+
+    A database cannot be renamed while anyone is connected to it: the app's sessions on
+    the target are ended first (its next requests reconnect, to the restored database).
+    """
+    old = scratch_name(target, "replaced", _swap_stamp(scratch))
+    for attempt in range(1, SWAP_ATTEMPTS + 1):
+        _end_sessions(admin, [target, scratch])
+        try:
+            with admin.transaction():
+                if exists:
+                    admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(*map(sql.Identifier, (target, old))))
+                admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(*map(sql.Identifier, (scratch, target))))
+                if exists:
+                    _copy_database_settings(admin, old, target)
+            return True
+        except psycopg.errors.ObjectInUse:
+            if attempt == SWAP_ATTEMPTS:
+                raise BackupError(
+                    f"Other sessions keep connecting to {target}: stop the app, then retry; {target} was left as "
+                    "it was."
+                ) from None
+    return False
+
+
+def _copy_database_settings(admin: psycopg.Connection, source: str, target: str) -> None:
+    """Give `target` the owner, grants and settings (ALTER DATABASE/ROLE … SET) that `source` has."""
+    owner, acl, oid = admin.execute(
+        "SELECT datdba::regrole::text, datacl IS NOT NULL, oid FROM pg_database WHERE datname = %s", [source]
+    ).fetchone()
+    name = sql.Identifier(target)
+    admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(name, sql.SQL(owner)))
+    if acl:  # explicit grants (NULL: the defaults, as a new database has)
+        admin.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
+        grants = admin.execute(
+            """
+            SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END,
+                   a.privilege_type, a.is_grantable
+            FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = %s
+            """,
+            [source],
+        ).fetchall()
+        for grantee, privilege, grantable in grants:
+            admin.execute(
+                sql.SQL("GRANT {} ON DATABASE {} TO {}{}").format(
+                    sql.SQL(privilege), name, sql.SQL(grantee), sql.SQL(" WITH GRANT OPTION" if grantable else "")
+                )
+            )
+    settings_rows = admin.execute(
+        "SELECT CASE WHEN setrole = 0 THEN NULL ELSE setrole::regrole::text END, setconfig "
+        "FROM pg_db_role_setting WHERE setdatabase = %s",
+        [oid],
+    ).fetchall()
+    for role, config in settings_rows:
+        for item in config:
+            key, _, value = item.partition("=")
+            prefix = (
+                sql.SQL("ALTER ROLE {} IN DATABASE {}").format(sql.SQL(role), name)
+                if role
+                else sql.SQL("ALTER DATABASE {}").format(name)
+            )
+            admin.execute(sql.SQL("{} SET {} TO {}").format(prefix, sql.Identifier(key), sql.Literal(value)))
 
 
 # --- The restore drill ---------------------------------------------------------------------------
@@ -1013,22 +1134,21 @@ class DrillResult:
     orphans: list[str]
 
 
-def scratch_name(database: str, now: datetime | None = None) -> str:
-    suffix = f"_verify_{(now or datetime.now(UTC)):%Y%m%d%H%M%S}"
-    return database[: 63 - len(suffix)] + suffix
-
-
 def verify_newest(
     dest: Destination, *, jobs: int = 1, steps: Steps = SILENT, alias: str = DEFAULT_DB_ALIAS
 ) -> DrillResult:
-    """Restore the newest backup into a scratch database, check it as `restore` does, drop it."""
+    """Restore the newest backup into a scratch database, check it as `restore` does, drop it.
+
+    Scratch databases left by a check that was killed are dropped first (and named in
+    the result's notes).
+    """
     server = Server.of(alias)
     listing = list_backups(dest, server.database)
     if not listing.backups:
         orphans = f" ({len(listing.orphans)} incomplete ones ignored)" if listing.orphans else ""
         raise BackupError(f"No backup of {server.database} in {dest.label}{orphans}.")
     newest = listing.backups[0]
-    scratch = scratch_name(server.database)
+    scratch = scratch_name(server.database, "verify")
     with tempfile.TemporaryDirectory(prefix="vulhub-verify-") as local:
         steps.start("fetch", total=2, unit="file")
         dump = dest.local_path(newest.dump_name, Path(local))
@@ -1036,12 +1156,14 @@ def verify_newest(
         dest.local_path(newest.manifest_name, Path(local))
         steps.advance()
         checked = check_backup(dump, server=server, steps=steps)
-        with server.on("postgres").connect() as admin:
-            _create_database(admin, scratch, checked.manifest)  # fails if the name is taken
-        try:
-            result = restore_backup(checked, database=scratch, jobs=jobs, steps=steps, alias=alias, analyze=False)
-        finally:
-            _drop_database(server, scratch)
+        with _one_at_a_time(server, server.database) as admin:
+            leftovers = _drop_leftovers(admin, server.database)
+            _create_database(admin, scratch, checked.manifest)
+            try:
+                result = _restore_into(checked, scratch, jobs=jobs, steps=steps, alias=alias, analyze=False)
+            finally:
+                _drop_database(server, scratch)
+    result.leftovers = leftovers
     return DrillResult(newest, scratch, result, listing.orphans)
 
 

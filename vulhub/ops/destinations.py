@@ -5,6 +5,9 @@ folders ("vulhub-db-....dump", "wal/000000010000000000000003", "base/<time>/base
 the same layout in a directory (LocalDirectory) as in a storage of STORAGES
 (StorageDestination: a folder through FileSystemStorage, a bucket through django-storages).
 Listings leave out hidden names (".name.partial": a file being written).
+
+Backups hold password hashes: in a directory, files are written 0600 in folders made
+0700, whatever the umask.
 """
 
 import os
@@ -15,6 +18,8 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 
 COPY_CHUNK = 1024 * 1024
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
 
 
 class NameTaken(Exception):
@@ -113,9 +118,18 @@ class LocalDirectory(Destination):
     def local_path(self, name: str, scratch: Path) -> Path:
         return self.path / name
 
+    def _private_folder_for(self, target: Path) -> None:
+        """Make the folders down to `target`'s, and keep this destination's and `target`'s own at 0700."""
+        target.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER)
+        for folder in {self.path, target.parent}:
+            folder.chmod(PRIVATE_FOLDER)
+
     def write_path(self, name: str, scratch: Path) -> Path:
+        """Where a tool writes `name` in place: created empty and private first, the tool keeps the mode."""
         target = self.path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._private_folder_for(target)
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE))
+        target.chmod(PRIVATE_FILE)  # an existing file keeps its mode through O_CREAT
         return target
 
     def save(self, source: Path, name: str) -> None:
@@ -123,17 +137,19 @@ class LocalDirectory(Destination):
         if source == target:
             return  # written in place (write_path)
         # Copied aside and renamed: a file is there whole or not at all.
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._private_folder_for(target)
         partial = target.with_name(f".{target.name}.partial")
         shutil.copyfile(source, partial)
+        partial.chmod(PRIVATE_FILE)
         os.replace(partial, target)
 
     def save_text(self, name: str, text: str) -> None:
         # Written aside and renamed: a file is there whole or not at all.
         target = self.path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._private_folder_for(target)
         partial = target.with_name(f".{target.name}.partial")
         write_whole(partial, text)
+        partial.chmod(PRIVATE_FILE)
         os.replace(partial, target)
 
     def delete(self, name: str) -> None:

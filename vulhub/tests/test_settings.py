@@ -110,3 +110,22 @@ def test_production_cookies_are_secure_and_http_only():
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [True, True, True, "DENY"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("{not json", "BACKUP_STORAGE_OPTIONS is not valid JSON"),
+        ('["bucket"]', "BACKUP_STORAGE_OPTIONS must be a JSON object"),
+    ],
+)
+def test_bad_storage_options_stop_only_the_commands_that_use_the_storage(options, message):
+    env = {"BACKUP_STORAGE": "django.core.files.storage.FileSystemStorage", "BACKUP_STORAGE_OPTIONS": options}
+
+    site = manage("check", **env)
+    backup = manage("backup", "--prune-only", "--keep", "1", "--no-progress", **env)
+
+    assert site.returncode == 0, site.stderr  # the site starts
+    assert backup.returncode == 1
+    assert message in backup.stderr
+    assert "Traceback" not in backup.stderr and len(backup.stderr.strip().splitlines()) == 1

@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import time
 import uuid
 import warnings
@@ -591,3 +592,161 @@ def test_a_directory_and_a_storage_keep_files_alike(kind, tmp_path):
     dest.delete("top.dump")
     dest.delete(wal)
     assert (dest.files(), dest.files("wal")) == ([], [])
+
+
+# --- restores never destroy -------------------------------------------------------------------
+
+
+def database_facts(name):
+    """What a swap must carry over: owner, grants and settings (and the oid, which it must not)."""
+    ((oid, owner),) = admin_execute("SELECT oid, datdba::regrole::text FROM pg_database WHERE datname = %s", [name])
+    grants = admin_execute(
+        "SELECT a.grantee::regrole::text, a.privilege_type FROM pg_database d, aclexplode(d.datacl) a "
+        "WHERE d.datname = %s ORDER BY 1, 2",
+        [name],
+    )
+    settings = admin_execute("SELECT setrole, setconfig FROM pg_db_role_setting WHERE setdatabase = %s", [oid])
+    return oid, {"owner": owner, "grants": grants, "settings": settings}
+
+
+def late_tenant():
+    """A change after the backup: the target then differs from it, so a restore would show."""
+    with acting_as(None):
+        Tenant.objects.create(name="Late Tenant", slug="late", domain="late.localhost")
+
+
+@pytest.fixture
+def pg_restore_killed_midway(tmp_path, monkeypatch):
+    """pg_restore, killed (SIGKILL) as soon as it starts loading the first table's rows."""
+    real = backups.Server.of().tool("pg_restore")
+    wrapper = tmp_path / "bin" / "pg_restore"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        f"#!{sys.executable}\n"
+        "import subprocess, sys\n"
+        f"child = subprocess.Popen([{real.path!r}, *sys.argv[1:]], stderr=subprocess.PIPE, text=True)\n"
+        "for line in child.stderr:\n"
+        "    sys.stderr.write(line)\n"
+        "    if 'processing data for table' in line:\n"
+        "        child.kill()\n"
+        "        child.wait()\n"
+        "        sys.exit(137)\n"
+        "sys.exit(child.wait())\n"
+    )
+    wrapper.chmod(0o755)
+    tool = backups.Server.tool
+
+    def tools(server, name):
+        return backups.Tool(str(wrapper), real.version, real.major) if name == "pg_restore" else tool(server, name)
+
+    monkeypatch.setattr(backups.Server, "tool", tools)
+
+
+def test_a_pg_restore_killed_midway_leaves_the_target_exactly_as_it_was(source, tmp_path, pg_restore_killed_midway):
+    dump, _manifest_path = take_backup(tmp_path / "backups")
+    late_tenant()
+    before = checksums(source)
+    oid, facts = database_facts(source)
+
+    error, _output = fails("restore", str(dump), "--force")
+
+    assert error.startswith(f"pg_restore into {source}_restore_") and "failed" in error
+    assert checksums(source) == before  # the late tenant is still there: nothing was replaced
+    assert database_facts(source) == (oid, facts)
+    assert databases_like(f"{source}_restore_%") == []  # the half-loaded copy is gone
+
+
+def test_a_copy_that_does_not_match_its_manifest_is_never_swapped_in(source, tmp_path):
+    dump, manifest_path = take_backup(tmp_path)
+    manifest = read_manifest(manifest_path)
+    manifest["tables"]["projects"]["checksum"] = "12345"
+    write_manifest(manifest_path, manifest)
+    late_tenant()
+    before = checksums(source)
+
+    error, _output = fails("restore", str(dump), "--force")
+
+    assert error.endswith(f"1 table(s) differ from the manifest, 0 audit chain(s) broken; {source} was left as it was.")
+    assert checksums(source) == before
+    assert databases_like(f"{source}_restore_%") == []
+
+
+def test_a_forced_restore_swaps_in_a_copy_with_the_databases_owner_grants_and_settings(source, tmp_path):
+    dump, manifest_path = take_backup(tmp_path)
+    name = sql.Identifier(source)
+    admin_execute(sql.SQL("ALTER DATABASE {} SET work_mem TO '7MB'").format(name))
+    admin_execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(name))
+    admin_execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO PUBLIC").format(name))
+    oid, facts = database_facts(source)
+    assert facts["settings"] and facts["grants"]
+    late_tenant()
+
+    output = run("restore", str(dump), "--force")
+
+    assert f"Restored {dump.name} into {source}" in output
+    new_oid, new_facts = database_facts(source)
+    assert new_oid != oid  # another database took the name
+    assert new_facts == facts
+    assert checksums(source) == read_manifest(manifest_path)["tables"]
+    assert not Tenant.objects.filter(slug="late").exists()  # the app's connection reaches the restored database
+    assert databases_like(f"{source}_re%") == []  # neither the copy's old name nor the replaced database is left
+
+
+def test_one_restore_or_check_of_a_database_at_a_time(source, tmp_path):
+    dump, _manifest_path = take_backup(tmp_path)
+    before = checksums(source)
+    with backups.Server.of().on("postgres").connect() as other:
+        other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", [backups.RESTORE_LOCK, source])
+
+        error, _output = fails("restore", str(dump), "--force")
+        verify_error, _output = fails("backup", "--verify", "--dest", str(tmp_path))
+
+    assert error == f"Another restore or check of {source} is running: try again when it has finished."
+    assert verify_error == error
+    assert checksums(source) == before
+
+
+@pytest.mark.parametrize("kind", ["restore", "replaced", "verify"])
+def test_scratch_databases_of_a_killed_run_are_dropped_by_the_next_and_named(source, tmp_path, kind):
+    dump, _manifest_path = take_backup(tmp_path)
+    leftover = backups.scratch_name(source, kind, "20200101000000")
+    unrelated = f"{source}_restored_by_hand"
+    create_database(leftover)
+    create_database(unrelated)
+    try:
+        output = run("backup", "--verify", "--dest", str(tmp_path))
+        remaining = databases_like(f"{source}_%")
+        again = run("restore", str(dump), "--force")
+    finally:
+        drop_database(unrelated)
+        drop_database(leftover)
+
+    assert f"Dropped {leftover}, left behind by an interrupted restore or check." in output
+    assert remaining == [unrelated]  # a database that only looks alike is not a leftover
+    assert "Dropped" not in again  # nothing was left the second time
+
+
+def test_backups_are_private_files_in_a_private_folder(source, tmp_path):
+    folder = tmp_path / "backups"
+    dump, manifest_path = take_backup(folder)
+
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert dump.stat().st_mode & 0o777 == 0o600  # it holds password hashes
+    assert manifest_path.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("method", [backups.HASH_RECORD, backups.MD5_TEXT])
+def test_a_column_named_like_the_row_alias_does_not_change_what_is_checksummed(source, method):
+    with backups.Server.of().connect() as conn:
+        conn.execute("CREATE TABLE odd_columns (t integer, u text)")
+        conn.execute("INSERT INTO odd_columns VALUES (1, 'one'), (2, 'two')")
+        whole_row = {
+            backups.HASH_RECORD: "SELECT sum(hash_record_extended(ROW(t, u), 0))::text FROM odd_columns",
+            backups.MD5_TEXT: "SELECT sum(('x' || left(md5(ROW(t, u)::text), 16))::bit(64)::bigint::numeric)::text "
+            "FROM odd_columns",
+        }[method]
+        expected = conn.execute(whole_row).fetchone()[0]
+        with conn.cursor() as cursor:
+            found = backups.table_checksum(cursor, "odd_columns", method)
+
+    assert found == {"rows": 2, "checksum": expected}  # the whole row, not the column t

@@ -56,3 +56,19 @@ def test_an_account_that_exists_needs_no_useradd(monkeypatch, tmp_path):
     monkeypatch.setattr(server, "SBIN_DIRS", ())
 
     server.ensure_account("root")  # no error: nothing to create
+
+
+def test_status_exits_3_when_the_server_is_stopped_and_0_when_it_runs(tmp_path):
+    pgdata = str(tmp_path / "pgdata")
+
+    stopped = manage("embedded_db", "status", EMBEDDED_PGDATA=pgdata)
+
+    assert stopped.returncode == 3
+    assert stopped.stdout.strip() == f"Embedded PostgreSQL stopped (data {pgdata})."
+    try:
+        assert manage("embedded_db", "start", EMBEDDED_PGDATA=pgdata).returncode == 0
+        running = manage("embedded_db", "status", EMBEDDED_PGDATA=pgdata)
+        assert running.returncode == 0
+        assert running.stdout.strip() == f"Embedded PostgreSQL running (data {pgdata})."
+    finally:
+        manage("embedded_db", "stop", EMBEDDED_PGDATA=pgdata)

@@ -6,6 +6,7 @@ and events of the receivers, the leaderboard of a rebuild and of a replay of the
 events, the badges of the rules, the audit hash chain.
 """
 
+import io
 import itertools
 import json
 from collections import Counter
@@ -261,3 +262,12 @@ def test_the_default_path_loads_from_a_second_thread_and_commits_per_tenant(caps
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM leaderboards WHERE tenant_id = ANY(%s)", [[t.pk for t in tenants]])
         assert cursor.fetchone()[0] > 0
+
+
+def test_no_progress_bar_is_drawn_into_output_that_is_not_a_terminal():
+    err = io.StringIO()  # a log file or cron's mail: not a terminal
+
+    call_command("seed", *SIZES, "--random-seed", "6", "--sequential", stdout=io.StringIO(), stderr=err)
+
+    assert generated_tenants(6)  # it did seed
+    assert "rows/s" not in err.getvalue() and "\r" not in err.getvalue()

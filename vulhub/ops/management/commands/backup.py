@@ -128,6 +128,8 @@ class Command(BaseCommand):
         steps.close()
         result = drill.restore
         self._report_orphans(drill.orphans)
+        for note in result.notes():
+            self.stdout.write(self.style.WARNING(note))
         for line in result.problems():
             self.stderr.write(line)
         if not result.ok:
@@ -135,8 +137,6 @@ class Command(BaseCommand):
                 f"Backup {drill.backup.dump_name} failed its restore drill: {result.failure()} "
                 f"(scratch database {drill.scratch} dropped)."
             )
-        for note in result.notes():
-            self.stdout.write(self.style.WARNING(note))
         self.stdout.write(
             self.style.SUCCESS(
                 f"Backup {drill.backup.dump_name} verified in scratch database {drill.scratch} (dropped): "

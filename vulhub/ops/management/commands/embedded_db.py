@@ -1,13 +1,18 @@
+import sys
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from vulhub.ops.embedded_db import server
 
+NOT_RUNNING = 3  # the LSB exit status of `status` for a service that is not running
+
 
 class Command(BaseCommand):
     help = (
         "Start, stop or describe the embedded PostgreSQL that VulHub uses when DATABASE_URL "
-        "is unset (data in EMBEDDED_PGDATA, default var/pgdata)."
+        "is unset (data in EMBEDDED_PGDATA, default var/pgdata). `status` exits 0 when it runs, 3 when it is "
+        "stopped (as `pg_ctl status` and init scripts do)."
     )
 
     def add_arguments(self, parser):
@@ -26,3 +31,5 @@ class Command(BaseCommand):
         else:
             running = server.is_running(pgdata)
             self.stdout.write(f"Embedded PostgreSQL {'running' if running else 'stopped'} (data {pgdata}).")
+            if not running:
+                sys.exit(NOT_RUNNING)

@@ -11,11 +11,13 @@ from vulhub.ops.management.commands.backup import FAILURES
 
 class Command(BaseCommand):
     help = (
-        "Restore a backup made by `manage.py backup` into the default database (or --database NAME on the "
+        "Restore a backup made by `manage.py backup` as the default database (or --database NAME on the "
         "same server). PATH is the .dump or its .manifest.json; the other is found by name. Nothing is "
         "touched unless the manifest parses, the dump's size and sha256 match it and pg_restore can read "
-        "it. Refuses a database that is not empty unless --force. After the restore, every table's row "
-        "count and checksum must equal the manifest's and the audit chains must verify: exits 1 otherwise."
+        "it. The backup is restored into a scratch database and checked there (every table's row count "
+        "and checksum against the manifest, every audit chain); only then is it swapped in for the target "
+        "in one step, so a failure at any point leaves the target as it was (exit 1). Refuses a database "
+        "that is not empty unless --force."
     )
 
     def add_arguments(self, parser):
@@ -29,15 +31,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--force",
             action="store_true",
-            help="replace a database that is not empty: its public schema is dropped with everything in it "
-            "and created again (same owner and grants) before the restore",
+            help="replace a database that is not empty: once the restored copy has been checked, the target's "
+            "sessions are ended and the copy takes its name, owner, grants and settings; the old database is "
+            "dropped",
         )
         parser.add_argument(
             "--jobs",
             type=backups.positive_int,
             default=1,
             metavar="N",
-            help="parallel pg_restore jobs (default 1: one transaction, so a failed restore loads nothing)",
+            help="parallel pg_restore jobs (default 1); the target is untouched until the restored copy is checked",
         )
         parser.add_argument(
             "--from-storage",
@@ -66,15 +69,15 @@ class Command(BaseCommand):
             raise CommandError(backups.one_line(exc)) from exc
         finally:
             steps.close()
+        for note in result.notes():
+            self.stdout.write(self.style.WARNING(note))
         for line in result.problems():
             self.stderr.write(line)
         if not result.ok:
             raise CommandError(
-                f"{checked.dump.name} was restored into {result.database} but does not match its backup: "
-                f"{result.failure()}."
+                f"{checked.dump.name}, restored into a scratch copy, does not match its backup: {result.failure()}; "
+                f"{result.database} was left as it was."
             )
-        for note in result.notes():
-            self.stdout.write(self.style.WARNING(note))
         self.stdout.write(
             self.style.SUCCESS(f"Restored {checked.dump.name} into {result.database}: {result.summary()}.")
         )

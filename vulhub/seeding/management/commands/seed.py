@@ -138,7 +138,8 @@ class Command(BaseCommand):
             f"{sum(w['submissions'] for _, w in todo):,} submissions..."
         )
         report = bulk_load.LoadReport()
-        bar = tqdm(total=0, unit=" rows", unit_scale=True, disable=quiet, desc="seed", file=self.stderr._out)
+        # disable=None: no bar when stderr is not a terminal (a log, cron), as with --no-progress
+        bar = tqdm(total=0, unit=" rows", unit_scale=True, disable=quiet or None, desc="seed", file=self.stderr._out)
         request_id = f"seed-{new_request_id()}"
         bar_lock = threading.Lock()
 
