@@ -11,6 +11,14 @@ from vulhub.ops.db_roles import use_role
 FAILURES = (backups.BackupError, psycopg.Error, DatabaseError, OSError, subprocess.SubprocessError)
 
 
+def write_findings(command: BaseCommand, result: backups.RestoreResult) -> None:
+    """A restore's notes (as warnings) and its problems (one per line) in a command's output."""
+    for note in result.notes():
+        command.stdout.write(command.style.WARNING(note))
+    for line in result.problems():
+        command.stderr.write(line)
+
+
 class Command(BaseCommand):
     help = (
         "Back up the default database: a pg_dump custom-format dump plus a JSON manifest (row count and "
@@ -128,10 +136,7 @@ class Command(BaseCommand):
         steps.close()
         result = drill.restore
         self._report_orphans(drill.orphans)
-        for note in result.notes():
-            self.stdout.write(self.style.WARNING(note))
-        for line in result.problems():
-            self.stderr.write(line)
+        write_findings(self, result)
         if not result.ok:
             raise CommandError(
                 f"Backup {drill.backup.dump_name} failed its restore drill: {result.failure()} "

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from vulhub.ops import backups
 from vulhub.ops.db_roles import use_role
 from vulhub.ops.destinations import StorageDestination
-from vulhub.ops.management.commands.backup import FAILURES
+from vulhub.ops.management.commands.backup import FAILURES, write_findings
 
 
 class Command(BaseCommand):
@@ -69,10 +69,7 @@ class Command(BaseCommand):
             raise CommandError(backups.one_line(exc)) from exc
         finally:
             steps.close()
-        for note in result.notes():
-            self.stdout.write(self.style.WARNING(note))
-        for line in result.problems():
-            self.stderr.write(line)
+        write_findings(self, result)
         if not result.ok:
             raise CommandError(
                 f"{checked.dump.name}, restored into a scratch copy, does not match its backup: {result.failure()}; "
