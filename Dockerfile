@@ -1,5 +1,5 @@
 # The VulHub web app under gunicorn. Used by docker-compose.yml.
-FROM python:3.11-slim-bookworm
+FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -11,8 +11,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN mkdir -p /etc/postgresql-common/createcluster.d \
     && echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/vulhub.conf \
     && apt-get update \
-    && apt-get install -y --no-install-recommends postgresql-client postgresql-15 \
-    && rm -rf /var/lib/apt/lists/*
+    && apt-get install -y --no-install-recommends postgresql-client postgresql-15 locales \
+    && rm -rf /var/lib/apt/lists/* \
+    && sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' /etc/locale.gen && locale-gen
+# en_US.UTF-8 above: the database image's default locale, which a data directory restored
+# here (`pitr restore`) needs to start.
 
 WORKDIR /app
 COPY requirements.txt .
@@ -27,4 +30,6 @@ RUN mkdir -p var/backups var/pitr && useradd --create-home --uid 1000 vulhub && 
 USER vulhub
 
 EXPOSE 8000
-CMD ["sh", "-c", "python manage.py migrate --no-input && exec gunicorn vulhub.wsgi --workers ${GUNICORN_WORKERS:-2} --bind 0.0.0.0:8000 --access-logfile -"]
+# Migrations are a job of their own (docker-compose.yml: the migrate service, before any
+# web container): `docker run … python manage.py migrate --no-input` first, when run alone.
+CMD ["sh", "-c", "exec gunicorn vulhub.wsgi --workers ${GUNICORN_WORKERS:-2} --bind 0.0.0.0:8000 --access-logfile -"]
