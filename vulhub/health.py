@@ -21,6 +21,7 @@ from health_check.base import HealthCheck
 from health_check.exceptions import ServiceUnavailable
 
 from tenants.middleware import connection_was_lost, dead_connection_retries
+from vulhub.ops import dbstats
 
 logger = logging.getLogger(__name__)
 
@@ -90,3 +91,20 @@ class Migrations(HealthCheck):
             raise ServiceUnavailable("Could not read the migration state") from exc
         if plan:
             raise ServiceUnavailable(f"{len(plan)} migration(s) not applied")
+
+
+@dataclasses.dataclass
+class WalArchive(HealthCheck):
+    """Fails while the server's WAL archiving fails (pg_stat_archiver): WAL then piles up until the disk is full."""
+
+    alias: str = DEFAULT_DB_ALIAS
+
+    def run(self):
+        try:
+            with connections[self.alias].cursor() as cursor:
+                archive = dbstats.archiving(cursor)
+        except Exception as exc:
+            raise ServiceUnavailable("Could not read the WAL archiver's state") from exc
+        problem = dbstats.archive_problem(archive)
+        if problem:
+            raise ServiceUnavailable(problem)

@@ -481,6 +481,8 @@ DBSTATS_THRESHOLDS = {
     "idle_in_transaction_seconds": _int("DBSTATS_MAX_IDLE_IN_TRANSACTION_SECONDS", default=60, minimum=1),
     "dead_tuple_pct": _int("DBSTATS_MAX_DEAD_TUPLE_PCT", default=20, minimum=1),
     "slow_query_mean_ms": _int("DBSTATS_MAX_MEAN_QUERY_MS", default=500, minimum=1),
+    # the newest backup (manage.py backup) may be this old; 0: not checked (set it where backups are scheduled)
+    "backup_age_hours": _int("DBSTATS_MAX_BACKUP_AGE_HOURS", default=0),
 }
 
 # --- Logging --------------------------------------------------------------------

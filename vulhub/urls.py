@@ -6,7 +6,7 @@ from health_check.views import HealthCheckView
 from tenants import views as tenant_views
 
 from . import views
-from .health import Migrations, health
+from .health import Migrations, WalArchive, health
 
 urlpatterns = [
     # Normally answered by vulhub.middleware.HealthCheckMiddleware; kept here for reverse().
@@ -18,6 +18,7 @@ urlpatterns = [
                 "health_check.checks.Database",
                 "health_check.checks.Cache",
                 Migrations,
+                WalArchive,
                 Disk,
             ]
         ),

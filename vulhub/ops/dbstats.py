@@ -18,6 +18,8 @@ from decimal import Decimal
 import psycopg
 from django.db import DatabaseError
 
+from . import backups
+
 # Judge dead tuples only on tables this big (live + dead rows): a 12-row table with 6
 # dead rows is not a vacuum problem.
 DEAD_TUPLE_MIN_ROWS = 1000
@@ -49,6 +51,7 @@ def collect(cursor, *, limit: int = 10) -> dict:
         "cache": cache_hit_ratio(cursor, limit=limit),
         "sessions": sessions(cursor, limit=limit),
         "dead_tuples": dead_tuples(cursor, limit=limit),
+        "archiving": archiving(cursor),
     }
 
 
@@ -324,6 +327,59 @@ def dead_tuples(cursor, *, limit: int = 10) -> list[dict]:
     )
 
 
+def archiving(cursor) -> dict:
+    """WAL archiving (point-in-time recovery): on or off, and whether the archiver keeps up or fails.
+
+    `failing`: the newest attempt failed (pg_stat_archiver). While it fails the server
+    keeps every WAL file it could not archive, until its disk is full.
+    """
+    return _one(
+        cursor,
+        """
+        SELECT current_setting('archive_mode') AS archive_mode,
+               archived_count, last_archived_wal, last_archived_time,
+               failed_count, last_failed_wal, last_failed_time,
+               extract(epoch FROM clock_timestamp() - last_archived_time)::float AS last_archived_age_seconds,
+               stats_reset,
+               current_setting('archive_mode') IN ('on', 'always') AS enabled,
+               current_setting('archive_mode') IN ('on', 'always') AND last_failed_time IS NOT NULL
+                 AND (last_archived_time IS NULL OR last_failed_time > last_archived_time) AS failing
+        FROM pg_stat_archiver
+        """,
+    )
+
+
+def backup_freshness(database: str) -> dict:
+    """The newest backup of `database` where `manage.py backup` puts them, and its age in hours."""
+    try:
+        dest = backups.destination()
+        listing = backups.list_backups(dest, database)
+    except Exception as exc:  # a storage's own errors (S3, a network share) included: reported, not raised
+        return {"database": database, "destination": "", "error": _first_line(exc)}
+    newest = listing.backups[0] if listing.backups else None
+    age = (datetime.datetime.now(datetime.UTC) - newest.taken_at).total_seconds() / 3600 if newest else None
+    return {
+        "database": database,
+        "destination": dest.label,
+        "newest": newest.dump_name if newest else None,
+        "newest_taken_at": newest.taken_at.isoformat() if newest else None,
+        "newest_age_hours": round(age, 2) if age is not None else None,
+        "count": len(listing.backups),
+    }
+
+
+def archive_problem(archive: dict) -> str | None:
+    """The line that says WAL archiving is failing (an `archiving()` section), or None."""
+    if not archive["failing"]:
+        return None
+    return (
+        f"WAL archiving is failing: {archive['failed_count']} failure(s), the last for "
+        f"{archive['last_failed_wal']} at {archive['last_failed_time']} "
+        f"(last success: {archive['last_archived_time'] or 'never'}); the server keeps every WAL file "
+        "until archiving works again, then its disk fills. See its log for why."
+    )
+
+
 def problems(report: dict, thresholds: dict) -> list[str]:
     """One line per threshold crossed (settings.DBSTATS_THRESHOLDS), worst of each kind first."""
     found = []
@@ -364,6 +420,20 @@ def problems(report: dict, thresholds: dict) -> list[str]:
             found.append(
                 f"Table {row['schema']}.{row['table']}: {row['dead_rows']} dead rows ({share}), "
                 f"over {thresholds['dead_tuple_pct']}%; last autovacuum {row['last_autovacuum'] or 'never'}."
+            )
+
+    if report.get("archiving") and (line := archive_problem(report["archiving"])):
+        found.append(line)
+    backup = report.get("backups")
+    if backup and thresholds.get("backup_age_hours"):
+        if backup.get("error"):
+            found.append(f"Backups could not be listed: {backup['error']}")
+        elif backup["newest_age_hours"] is None:
+            found.append(f"No backup of {backup['database']} in {backup['destination']}.")
+        elif backup["newest_age_hours"] > thresholds["backup_age_hours"]:
+            found.append(
+                f"The newest backup of {backup['database']} ({backup['newest']}) is {backup['newest_age_hours']:.0f} "
+                f"hours old, over {thresholds['backup_age_hours']} hours."
             )
 
     for row in report["slow_queries"]["by_mean"]:

@@ -88,12 +88,12 @@ def test_it_reports_the_cache_down_but_stays_healthy(settings):
 
 
 @pytest.mark.django_db
-def test_the_detail_page_runs_database_cache_migrations_and_disk_checks(tenant):
+def test_the_detail_page_runs_database_cache_migrations_wal_archive_and_disk_checks(tenant):
     response = Client(HTTP_HOST=tenant.domain).get("/health/detail/?format=json")
 
     assert response.status_code == 200
     checks = response.json()
     names = " ".join(checks)
-    for check in ("Database", "Cache", "Migrations", "Disk"):
+    for check in ("Database", "Cache", "Migrations", "WalArchive", "Disk"):
         assert check in names
     assert set(checks.values()) == {"OK"}

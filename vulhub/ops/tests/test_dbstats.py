@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
 
@@ -46,6 +47,8 @@ SECTIONS = {
     "cache",
     "sessions",
     "dead_tuples",
+    "archiving",
+    "backups",
 }
 HEADINGS = [
     "Connections",
@@ -57,6 +60,8 @@ HEADINGS = [
     "Running queries (longest first)",
     "Sessions idle in transaction (longest first)",
     "Dead tuples",
+    "WAL archiving (point-in-time recovery)",
+    "Backups (manage.py backup)",
 ]
 # Nothing a healthy (or a test) database could cross.
 GENEROUS = {
@@ -66,6 +71,7 @@ GENEROUS = {
     "idle_in_transaction_seconds": 10**9,
     "dead_tuple_pct": 10**9,
     "slow_query_mean_ms": 10**9,
+    "backup_age_hours": 0,
 }
 OPS = [("Ops", "ops@example.edu")]
 
@@ -438,3 +444,110 @@ def test_the_text_report_lists_the_slowest_statements(preloaded_cursor):
     assert "by total time" in report
     assert "SELECT pg_sleep($1)" in report
     assert "not created" not in report
+
+
+# --- backups and WAL archiving ------------------------------------------------------------
+
+
+def fake_backup(folder, taken_at):
+    """The two files of a backup, as `manage.py backup` names them (the listing reads names only)."""
+    stem = f"vulhub-{connection.settings_dict['NAME']}-{taken_at:%Y%m%dT%H%M%SZ}"
+    for suffix in (".dump", ".manifest.json"):
+        (folder / f"{stem}{suffix}").write_text("{}")
+    return f"{stem}.dump"
+
+
+@pytest.mark.django_db
+def test_check_reports_a_missing_or_old_backup_when_a_maximum_age_is_set(tmp_path):
+    database = connection.settings_dict["NAME"]
+    thresholds = {**GENEROUS, "backup_age_hours": 26}
+    with override_settings(DBSTATS_THRESHOLDS=thresholds, BACKUP_DIR=tmp_path, BACKUP_STORAGE=""):
+        none_output, none_error = run_check()
+        old = fake_backup(tmp_path, datetime.now(UTC) - timedelta(hours=50))
+        old_output, old_error = run_check()
+        fresh = fake_backup(tmp_path, datetime.now(UTC) - timedelta(hours=1))
+        fresh_output, fresh_error = run_check()
+        report = dbstats_json()
+    with override_settings(DBSTATS_THRESHOLDS=GENEROUS, BACKUP_DIR=tmp_path / "empty", BACKUP_STORAGE=""):
+        _unchecked_output, unchecked_error = run_check()  # 0: not checked
+
+    assert none_error is not None and f"No backup of {database} in {tmp_path}." in none_output
+    assert old_error is not None
+    assert f"The newest backup of {database} ({old}) is 50 hours old, over 26 hours." in old_output
+    assert fresh_error is None and "PROBLEM" not in fresh_output
+    assert report["backups"]["newest"] == fresh and report["backups"]["count"] == 2
+    assert 0.9 < report["backups"]["newest_age_hours"] < 1.1
+    assert unchecked_error is None
+
+
+@pytest.fixture(scope="module")
+def archiving_cluster():
+    """A throwaway server archiving its WAL with a command that fails until the test fixes it."""
+    base = Path(tempfile.mkdtemp(prefix="vulhub-arch-"))  # short: it holds the socket
+    hand_over(base)
+    cluster = Cluster(base / "data", bin_dir=find_bin_dir())
+    cluster.initdb(
+        {
+            "fsync": "off",
+            "max_connections": "10",
+            "wal_level": "replica",
+            "archive_mode": "on",
+            "archive_command": "false",
+        }
+    )
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def archive_report(conn, until, timeout=30.0):
+    """dbstats' archiving section once `until(section)` holds (the archiver works in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            section = dbstats.archiving(cursor)
+        if until(section) or time.monotonic() > deadline:
+            return section
+        time.sleep(0.2)
+
+
+def test_a_failing_wal_archive_is_a_problem_until_archiving_works_again(archiving_cluster):
+    with archiving_cluster.connect() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS writes (n int)")
+        conn.execute("INSERT INTO writes VALUES (1)")
+        conn.execute("SELECT pg_switch_wal()")
+        failing = archive_report(conn, lambda a: a["failing"])
+        conn.autocommit = False  # collect's probes need a transaction
+        with conn.cursor() as cursor:
+            found = dbstats.problems(dbstats.collect(cursor), GENEROUS)
+        conn.rollback()
+        conn.autocommit = True
+        conn.execute("ALTER SYSTEM SET archive_command = 'true'")
+        conn.execute("SELECT pg_reload_conf()")
+        conn.execute("INSERT INTO writes VALUES (2)")
+        conn.execute("SELECT pg_switch_wal()")
+        working = archive_report(conn, lambda a: not a["failing"] and a["archived_count"] > 0)
+
+    assert failing["enabled"] and failing["failing"] and failing["failed_count"] >= 1
+    (problem,) = [line for line in found if line.startswith("WAL archiving is failing")]
+    assert f"the last for {failing['last_failed_wal']}" in problem
+    assert "last success: never" in problem
+    assert working["archived_count"] >= 1 and not working["failing"]
+    # what /health/detail/'s WalArchive check says, from the same function
+    assert dbstats.archive_problem(failing).startswith(
+        f"WAL archiving is failing: {failing['failed_count']} failure(s), the last for {failing['last_failed_wal']} "
+    )
+    assert dbstats.archive_problem(working) is None
+
+
+@pytest.mark.django_db
+def test_archiving_that_is_off_is_reported_and_never_a_problem():
+    with connection.cursor() as cursor:
+        section = dbstats.archiving(cursor)
+    assert section["enabled"] is (section["archive_mode"] in ("on", "always"))
+    if not section["enabled"]:
+        assert section["failing"] is False

@@ -26,7 +26,8 @@ class Command(BaseCommand):
         "Report on the health of the database of the default connection: connections in use, "
         "slow queries (pg_stat_statements), table and index sizes, unused indexes and tables read "
         "by sequential scans, cache hit ratio, long-running queries and sessions idle in "
-        "transaction, dead tuples. Read-only. With --check, compare with DBSTATS_THRESHOLDS, mail "
+        "transaction, dead tuples, WAL archiving, the newest backup. Read-only. With --check, compare with "
+        "DBSTATS_THRESHOLDS (a failing WAL archive always counts), mail "
         "the problems to ADMINS and exit non-zero when one is crossed (for cron)."
     )
 
@@ -66,6 +67,7 @@ class Command(BaseCommand):
         except DatabaseError as exc:
             raise CommandError(f"Could not read the database statistics: {exc}".strip()) from exc
 
+        report["backups"] = dbstats.backup_freshness(report["database"]["name"])
         found = dbstats.problems(report, settings.DBSTATS_THRESHOLDS) if check else []
         if as_json:
             if check:
@@ -223,6 +225,31 @@ class Command(BaseCommand):
                 for r in report["dead_tuples"]
             ],
         )
+
+        archive = report["archiving"]
+        self._heading("WAL archiving (point-in-time recovery)")
+        if not archive["enabled"]:
+            self.stdout.write(f"off (archive_mode = {archive['archive_mode']})")
+        else:
+            line = (
+                f"{archive['archived_count']} WAL file(s) archived, the last {archive['last_archived_wal'] or '-'} "
+                f"at {archive['last_archived_time'] or 'never'}; {archive['failed_count']} failure(s)"
+            )
+            self.stdout.write(self.style.ERROR(f"FAILING: {line}") if archive["failing"] else line)
+
+        backup = report.get("backups")  # added by the command, not by dbstats.collect()
+        if backup is None:
+            return
+        self._heading("Backups (manage.py backup)")
+        if backup.get("error"):
+            self.stdout.write(self.style.ERROR(f"could not be listed: {backup['error']}"))
+        elif backup["newest"] is None:
+            self.stdout.write(f"none in {backup['destination']}")
+        else:
+            self.stdout.write(
+                f"{backup['count']} in {backup['destination']}; the newest, {backup['newest']}, is "
+                f"{backup['newest_age_hours']:.1f} hours old"
+            )
 
     def _heading(self, title):
         self.stdout.write("")
