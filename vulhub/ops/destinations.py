@@ -10,6 +10,7 @@ Backups hold password hashes: in a directory, files are written 0600 in folders 
 0700, whatever the umask.
 """
 
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -156,6 +157,25 @@ class LocalDirectory(Destination):
         (self.path / name).unlink(missing_ok=True)
 
 
+class StorageError(OSError):
+    """A storage's own error (S3's, a network share's) as an OSError: the commands report it in one line."""
+
+
+def _reported(method):
+    """Let a storage's own exceptions out as StorageError, naming the storage."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (OSError, NameTaken):
+            raise
+        except Exception as exc:  # botocore's ClientError, a backend's own errors
+            raise StorageError(f"{self.label}: {exc}") from exc
+
+    return call
+
+
 class StorageDestination(Destination):
     """Files in a Django storage: a folder (FileSystemStorage) or a bucket (django-storages)."""
 
@@ -169,25 +189,31 @@ class StorageDestination(Destination):
         except FileNotFoundError:
             return [], []
 
+    @_reported
     def files(self, folder: str = "") -> list[str]:
         return sorted(name for name in self._list(folder)[1] if not name.startswith("."))
 
+    @_reported
     def folders(self, folder: str = "") -> list[str]:
         return sorted(name for name in self._list(folder)[0] if not name.startswith("."))
 
+    @_reported
     def exists(self, name: str) -> bool:
         return self.storage.exists(name)
 
+    @_reported
     def size(self, name: str) -> int | None:
         try:
             return self.storage.size(name) if self.storage.exists(name) else None
         except FileNotFoundError:
             return None
 
+    @_reported
     def read_text(self, name: str) -> str:
         with self.storage.open(name, "rb") as source:
             return source.read().decode("utf-8")
 
+    @_reported
     def fetch(self, name: str, target: Path) -> None:
         with self.storage.open(name, "rb") as source, target.open("wb") as out:
             shutil.copyfileobj(source, out, COPY_CHUNK)
@@ -198,13 +224,16 @@ class StorageDestination(Destination):
             self.storage.delete(saved)
             raise NameTaken(name, saved)
 
+    @_reported
     def save(self, source: Path, name: str) -> None:
         with source.open("rb") as handle:
             self._store(name, File(handle, name=Path(name).name))
 
+    @_reported
     def save_text(self, name: str, text: str) -> None:
         self._store(name, ContentFile(text.encode("utf-8"), name=Path(name).name))
 
+    @_reported
     def delete(self, name: str) -> None:
         self.storage.delete(name)
 

@@ -14,14 +14,17 @@ import hashlib
 import io
 import json
 import os
+import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 import warnings
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import boto3
 import pytest
 from django.core.files.storage import FileSystemStorage
 from django.core.management import CommandError, call_command
@@ -34,6 +37,7 @@ from vulhub.ops import backups
 from vulhub.ops.destinations import LocalDirectory, NameTaken, StorageDestination
 from vulhub.ops.management.commands.backup import Command as BackupCommand
 from vulhub.ops.management.commands.restore import Command as RestoreCommand
+from vulhub.ops.pg_cluster import free_port
 from vulhub.seeding.demo import load_demo_data
 from vulhub.tests.append_only import allow_test_flush
 
@@ -750,3 +754,86 @@ def test_a_column_named_like_the_row_alias_does_not_change_what_is_checksummed(s
             found = backups.table_checksum(cursor, "odd_columns", method)
 
     assert found == {"rows": 2, "checksum": expected}  # the whole row, not the column t
+
+
+# --- an S3 bucket: a real S3 API, served by moto on this machine ------------------------------
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """moto's S3 server on a free port (an S3 API, with no account and no network)."""
+    port = free_port()
+    server = subprocess.Popen(  # noqa: S603
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)  # noqa: S310
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "moto_server did not start"
+                time.sleep(0.2)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint, settings):
+    """BACKUP_STORAGE set to django-storages' S3 backend on a new bucket; a boto3 client on it."""
+    bucket = f"vulhub-backups-{uuid.uuid4().hex[:8]}"
+    credentials = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
+    client = boto3.client("s3", endpoint_url=s3_endpoint, **credentials)
+    client.create_bucket(Bucket=bucket)
+    settings.BACKUP_STORAGE = "storages.backends.s3.S3Storage"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "backups": {
+            "BACKEND": settings.BACKUP_STORAGE,
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "endpoint_url": s3_endpoint,
+                "access_key": "test",
+                "secret_key": "test",
+                "region_name": "us-east-1",
+            },
+        },
+    }
+    return client, bucket
+
+
+def bucket_keys(client, bucket):
+    return sorted(item["Key"] for item in client.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+
+def test_backups_go_to_an_s3_bucket_and_come_back_from_it(source, other_database, s3_bucket):
+    client, bucket = s3_bucket
+
+    output = run("backup")
+
+    (dump, manifest) = [key for key in bucket_keys(client, bucket) if key.endswith((".dump", ".manifest.json"))]
+    assert f"written to storage 'backups' (S3Storage {bucket})" in output
+    assert manifest == dump.replace(".dump", ".manifest.json")
+    assert "verified" in run("backup", "--verify")  # downloaded, restored into a scratch database, checked
+    run("restore", dump, "--from-storage", "--database", other_database, "--create")
+    assert checksums(other_database) == checksums(source)
+    old = f"vulhub-{source}-{datetime.now(UTC) - timedelta(days=10):%Y%m%dT%H%M%SZ}"
+    for suffix in (".dump", ".manifest.json"):
+        client.put_object(Bucket=bucket, Key=old + suffix, Body=b"{}")
+    assert f"deleted {old}.dump" in run("backup", "--prune-only", "--keep-days", "1")
+    assert bucket_keys(client, bucket) == [dump, manifest]
+
+
+def test_an_unreachable_bucket_is_one_line(source, s3_bucket, settings):
+    settings.STORAGES["backups"]["OPTIONS"]["bucket_name"] = "no-such-bucket"
+
+    error, _output = fails("backup")
+
+    assert error.startswith("storage 'backups' (S3Storage no-such-bucket): ")  # named, in one line
+    assert "NoSuchBucket" in error
