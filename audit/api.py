@@ -10,7 +10,7 @@ A contract in pyproject.toml (import-linter) holds them to this module. It cover
 - who acts: `acting_as`, `current_context`, `new_request_id`;
 - what an app records, declared in its AppConfig.ready(): `audit_models` with
   `Audited`, `record_events` with `DomainEvent`;
-- formats the bulk seed writes directly: `created_changes`, `json_value`;
+- formats the bulk seed writes directly: `created_changes`, `diff`, `current_values`, `json_value`;
 - reading: `events` (the event store, in order), `verify_chains` and friends.
 """
 
@@ -38,7 +38,9 @@ __all__ = [
     "chain_sizes",
     "created_changes",
     "current_context",
+    "current_values",
     "delete_recorded",
+    "diff",
     "events",
     "in_bulk",
     "json_value",

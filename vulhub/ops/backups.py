@@ -342,10 +342,10 @@ def table_checksums(server: Server, steps: Steps = SILENT, method: str = CHECKSU
 def destination(dest: str | Path | None = None) -> Destination:
     """--dest DIR, else the "backups" storage when BACKUP_STORAGE is set, else BACKUP_DIR."""
     if dest:
-        return LocalDirectory(Path(dest))
+        return LocalDirectory(Path(dest), private=True)
     if settings.BACKUP_STORAGE:
         return StorageDestination(*configured_storage("backups", "BACKUP_STORAGE"))
-    return LocalDirectory(Path(settings.BACKUP_DIR))
+    return LocalDirectory(Path(settings.BACKUP_DIR), private=True)
 
 
 def configured_storage(alias: str, setting: str) -> tuple[object, str]:
@@ -710,7 +710,6 @@ class RestoreResult:
     migrations_missing: list[str] = field(default_factory=list)  # in the code, not in the backup
     migrations_unknown: list[str] = field(default_factory=list)  # in the backup, not in the code
     found: dict[str, dict] = field(default_factory=dict)  # table: its rows and checksum, as verified
-    replaced: bool = True  # the target was swapped for the restored copy (False: left as it was)
     leftovers: list[str] = field(default_factory=list)  # scratch databases of interrupted runs, dropped
 
     @property
@@ -926,7 +925,7 @@ def restore_backup(
     the target away and the copy in its place, with the target's owner, grants and
     settings, and the old database is dropped after. A failure at any point before the
     swap (pg_restore killed, a full disk, a mismatch) drops the copy and leaves the
-    target exactly as it was; the result then says `replaced=False`.
+    target exactly as it was (a copy that does not match: the result is not `ok`).
 
     pg_restore brings no planner statistics: with `analyze`, the copy is analysed before
     it is verified, so the first queries on it get good plans.
@@ -946,7 +945,8 @@ def restore_backup(
                         f"Database {target} is not empty ({_public_tables_count(conn)} tables in its public "
                         "schema); nothing was restored. Use --force to replace its contents."
                     )
-        scratch = scratch_name(target, "restore")
+        stamp = datetime.now(UTC).strftime(STAMP)
+        scratch, old = scratch_name(target, "restore", stamp), scratch_name(target, "replaced", stamp)
         _create_database(admin, scratch, checked.manifest)
         replaced = False
         try:
@@ -956,14 +956,14 @@ def restore_backup(
                 if target == connections[alias].settings_dict["NAME"]:
                     connections[alias].close()  # hold no session on what is about to be replaced
                     connections[alias].close_pool()  # nor keep pooled sessions on it (DB_POOL)
-                replaced = _swap_in(admin, scratch, target, exists)
+                _swap_in(admin, scratch, target, old if exists else None)
+                replaced = True
         finally:
             if not replaced:
                 _drop_database(server, scratch)
         if replaced and exists:
-            _drop_database(server, scratch_name(target, "replaced", _swap_stamp(scratch)))
+            _drop_database(server, old)
     result.database = target
-    result.replaced = replaced
     result.leftovers = leftovers
     result.seconds = time.monotonic() - started
     return result
@@ -1014,10 +1014,6 @@ def scratch_name(database: str, kind: str = "verify", stamp: str | None = None) 
     return database[: 63 - len(suffix)] + suffix
 
 
-def _swap_stamp(scratch: str) -> str:
-    return scratch.rsplit("_", 1)[1]
-
-
 def _is_scratch_of(name: str, database: str) -> bool:
     for kind in SCRATCH_KINDS:
         stem = scratch_name(database, kind, "0" * 14)[: -len(f"_{kind}_") - 14]
@@ -1058,30 +1054,29 @@ def _end_sessions(admin: psycopg.Connection, databases: list[str]) -> None:
         )
 
 
-def _swap_in(admin: psycopg.Connection, scratch: str, target: str, exists: bool) -> bool:
-    """Put `scratch` in the place of `target` in one transaction; the old target is kept as `*_replaced_*`.
+def _swap_in(admin: psycopg.Connection, scratch: str, target: str, old: str | None) -> None:
+    """Put `scratch` in the place of `target` in one transaction; the target, if any (`old` given), becomes `old`.
 
     A database cannot be renamed while anyone is connected to it: the app's sessions on
     the target are ended first (its next requests reconnect, to the restored database).
     """
-    old = scratch_name(target, "replaced", _swap_stamp(scratch))
+    rename = sql.SQL("ALTER DATABASE {} RENAME TO {}")
     for attempt in range(1, SWAP_ATTEMPTS + 1):
         _end_sessions(admin, [target, scratch])
         try:
             with admin.transaction():
-                if exists:
-                    admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(*map(sql.Identifier, (target, old))))
-                admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(*map(sql.Identifier, (scratch, target))))
-                if exists:
+                if old:
+                    admin.execute(rename.format(sql.Identifier(target), sql.Identifier(old)))
+                admin.execute(rename.format(sql.Identifier(scratch), sql.Identifier(target)))
+                if old:
                     _copy_database_settings(admin, old, target)
-            return True
+            return
         except psycopg.errors.ObjectInUse:
             if attempt == SWAP_ATTEMPTS:
                 raise BackupError(
                     f"Other sessions keep connecting to {target}: stop the app, then retry; {target} was left as "
                     "it was."
                 ) from None
-    return False
 
 
 def _copy_database_settings(admin: psycopg.Connection, source: str, target: str) -> None:

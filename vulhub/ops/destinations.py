@@ -6,8 +6,9 @@ the same layout in a directory (LocalDirectory) as in a storage of STORAGES
 (StorageDestination: a folder through FileSystemStorage, a bucket through django-storages).
 Listings leave out hidden names (".name.partial": a file being written).
 
-Backups hold password hashes: in a directory, files are written 0600 in folders made
-0700, whatever the umask.
+Backups hold password hashes: a private directory (backups') writes its files 0600 in
+folders kept 0700, whatever the umask. The point-in-time archive is not private: the
+database server's own account writes WAL into it too.
 """
 
 import functools
@@ -81,9 +82,10 @@ class Destination:
 
 
 class LocalDirectory(Destination):
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, private: bool = False):
         self.path = Path(path)
         self.label = str(self.path)
+        self.private = private
 
     def _entries(self, folder: str, *, dirs: bool) -> list[str]:
         where = self.path / folder
@@ -119,18 +121,26 @@ class LocalDirectory(Destination):
     def local_path(self, name: str, scratch: Path) -> Path:
         return self.path / name
 
-    def _private_folder_for(self, target: Path) -> None:
-        """Make the folders down to `target`'s, and keep this destination's and `target`'s own at 0700."""
+    def _folder_for(self, target: Path) -> None:
+        """Make the folders down to `target`'s; private: keep this destination's and `target`'s own at 0700."""
+        if not self.private:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            return
         target.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_FOLDER)
         for folder in {self.path, target.parent}:
             folder.chmod(PRIVATE_FOLDER)
 
+    def _protect(self, path: Path) -> None:
+        if self.private:
+            path.chmod(PRIVATE_FILE)
+
     def write_path(self, name: str, scratch: Path) -> Path:
-        """Where a tool writes `name` in place: created empty and private first, the tool keeps the mode."""
+        """Where a tool writes `name` in place (private: created empty and 0600 first; the tool keeps the mode)."""
         target = self.path / name
-        self._private_folder_for(target)
-        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE))
-        target.chmod(PRIVATE_FILE)  # an existing file keeps its mode through O_CREAT
+        self._folder_for(target)
+        if self.private:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE))
+            self._protect(target)  # an existing file keeps its mode through O_CREAT
         return target
 
     def save(self, source: Path, name: str) -> None:
@@ -138,19 +148,19 @@ class LocalDirectory(Destination):
         if source == target:
             return  # written in place (write_path)
         # Copied aside and renamed: a file is there whole or not at all.
-        self._private_folder_for(target)
+        self._folder_for(target)
         partial = target.with_name(f".{target.name}.partial")
         shutil.copyfile(source, partial)
-        partial.chmod(PRIVATE_FILE)
+        self._protect(partial)
         os.replace(partial, target)
 
     def save_text(self, name: str, text: str) -> None:
         # Written aside and renamed: a file is there whole or not at all.
         target = self.path / name
-        self._private_folder_for(target)
+        self._folder_for(target)
         partial = target.with_name(f".{target.name}.partial")
         write_whole(partial, text)
-        partial.chmod(PRIVATE_FILE)
+        self._protect(partial)
         os.replace(partial, target)
 
     def delete(self, name: str) -> None:

@@ -739,6 +739,18 @@ def test_backups_are_private_files_in_a_private_folder(source, tmp_path):
     assert manifest_path.stat().st_mode & 0o777 == 0o600
 
 
+def test_a_shared_directory_such_as_the_wal_archive_keeps_its_modes(tmp_path):
+    """The database server's account writes WAL into the point-in-time archive: it must stay reachable."""
+    archive = tmp_path / "pitr"
+    archive.mkdir(mode=0o755)
+    archive.chmod(0o755)
+
+    LocalDirectory(archive).save_text("base/20261206/vulhub.json", "{}")
+
+    assert archive.stat().st_mode & 0o777 == 0o755
+    assert (archive / "base/20261206/vulhub.json").stat().st_mode & 0o077 != 0  # not made private
+
+
 @pytest.mark.parametrize("method", [backups.HASH_RECORD, backups.MD5_TEXT])
 def test_a_column_named_like_the_row_alias_does_not_change_what_is_checksummed(source, method):
     with backups.Server.of().connect() as conn:

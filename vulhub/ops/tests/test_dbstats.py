@@ -542,12 +542,3 @@ def test_a_failing_wal_archive_is_a_problem_until_archiving_works_again(archivin
         f"WAL archiving is failing: {failing['failed_count']} failure(s), the last for {failing['last_failed_wal']} "
     )
     assert dbstats.archive_problem(working) is None
-
-
-@pytest.mark.django_db
-def test_archiving_that_is_off_is_reported_and_never_a_problem():
-    with connection.cursor() as cursor:
-        section = dbstats.archiving(cursor)
-    assert section["enabled"] is (section["archive_mode"] in ("on", "always"))
-    if not section["enabled"]:
-        assert section["failing"] is False
