@@ -441,10 +441,10 @@ CONTENT_SECURITY_POLICY = {
 BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(BASE_DIR / "var" / "backups")))
 
 
-def _storage_options(name: str) -> tuple[dict, str]:
-    """A storage's options (a JSON object) and "", or {} and what is wrong with them.
+def _json_options(name: str, example: str = '{"bucket_name": "vulhub-backups"}') -> tuple[dict, str]:
+    """Options given as a JSON object and "", or {} and what is wrong with them.
 
-    A bad value stops only the commands that use that storage (they print the problem),
+    A bad value stops only the commands that use those options (they print the problem),
     never the site.
     """
     raw = env.str(name, default="")
@@ -455,22 +455,30 @@ def _storage_options(name: str) -> tuple[dict, str]:
     except ValueError as error:
         return {}, f"{name} is not valid JSON ({error})."
     if not isinstance(options, dict):
-        return {}, f'{name} must be a JSON object such as {{"bucket_name": "vulhub-backups"}}.'
+        return {}, f"{name} must be a JSON object such as {example}."
     return options, ""
 
 
 BACKUP_STORAGE = env.str("BACKUP_STORAGE", default="")
-_backup_options, BACKUP_STORAGE_PROBLEM = _storage_options("BACKUP_STORAGE_OPTIONS")
+_backup_options, BACKUP_STORAGE_PROBLEM = _json_options("BACKUP_STORAGE_OPTIONS")
 if BACKUP_STORAGE and not BACKUP_STORAGE_PROBLEM:
     STORAGES["backups"] = {"BACKEND": BACKUP_STORAGE, "OPTIONS": _backup_options}
-# Point-in-time recovery (manage.py pitr; docs/operations.md): the archive of
-# base backups and WAL that the server's archive_command writes into, and its off-site
-# copy, a django-storages backend like BACKUP_STORAGE.
+# Point-in-time recovery on pgBackRest (manage.py pitr; docs/operations.md). `pitr setup`
+# writes PITR_CONFIG (pgBackRest's own configuration, read by the server's archive_command
+# too) from the server's facts and these settings: repository 1 is the folder PITR_DIR;
+# retention keeps PITR_RETENTION_FULL full backups, or with PITR_RETENTION_FULL_DAYS those
+# of that many days (pgBackRest's time retention), and the WAL they need.
+# PITR_PGBACKREST_OPTIONS adds pgBackRest options as JSON, e.g. a second repository in an
+# S3 bucket: {"repo2-type": "s3", "repo2-s3-bucket": "vulhub-pitr", ...}.
 PITR_DIR = Path(env.str("PITR_DIR", default=str(BASE_DIR / "var" / "pitr")))
-PITR_OFFSITE_STORAGE = env.str("PITR_OFFSITE_STORAGE", default="")
-_pitr_options, PITR_OFFSITE_STORAGE_PROBLEM = _storage_options("PITR_OFFSITE_STORAGE_OPTIONS")
-if PITR_OFFSITE_STORAGE and not PITR_OFFSITE_STORAGE_PROBLEM:
-    STORAGES["pitr_offsite"] = {"BACKEND": PITR_OFFSITE_STORAGE, "OPTIONS": _pitr_options}
+PITR_CONFIG = Path(env.str("PITR_CONFIG", default=str(BASE_DIR / "var" / "pgbackrest" / "pgbackrest.conf")))
+PITR_STANZA = env.str("PITR_STANZA", default="vulhub")
+PITR_RETENTION_FULL = _int("PITR_RETENTION_FULL", default=2, minimum=1)
+PITR_RETENTION_FULL_DAYS = _int("PITR_RETENTION_FULL_DAYS", default=0)
+PITR_RETENTION_DIFF = _int("PITR_RETENTION_DIFF", default=6, minimum=1)
+PITR_PGBACKREST_OPTIONS, PITR_PGBACKREST_OPTIONS_PROBLEM = _json_options(
+    "PITR_PGBACKREST_OPTIONS", '{"repo2-path": "/mnt/offsite/pitr"}'
+)
 # Queries slower than this (milliseconds) are logged with request id and tenant; 0: off.
 SLOW_QUERY_MS = _int("SLOW_QUERY_MS", default=200)
 # `dbstats --check` exits non-zero and mails ADMINS when one of these is crossed.

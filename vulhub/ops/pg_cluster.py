@@ -234,6 +234,13 @@ class Cluster:
     def connect(self, dbname: str = "postgres", user: str = "postgres") -> psycopg.Connection:
         return psycopg.connect(self.conninfo(dbname, user), autocommit=True, connect_timeout=10)
 
+    def release(self, mode: str = "fast") -> None:
+        """Stop the server and delete its socket directory; the data directory stays."""
+        try:
+            self.stop(mode)
+        finally:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+
     def remove(self) -> None:
         """Stop the server (immediately) and delete the data directory and the socket directory."""
         try:

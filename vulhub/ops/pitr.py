@@ -1,29 +1,35 @@
-"""Point-in-time recovery: base backups plus archived WAL, restored to any moment in between.
+"""Point-in-time recovery on pgBackRest, with VulHub's configuration and checks around it.
 
-PostgreSQL's own continuous archiving, with nothing between it and the files:
+pgBackRest (https://pgbackrest.org, Debian's `pgbackrest`) does the work, and this module
+does not repeat any of it:
 
-- The server archives each finished WAL file into `<PITR_DIR>/wal/` through its
-  `archive_command` (`docker/postgres/archive_wal.sh`: copy, flush, then rename).
-  `archive_timeout` bounds how long a commit waits in an unfinished file: with 60 s, a
-  lost machine loses at most the last minute.
-- `manage.py pitr backup` takes a base backup with `pg_basebackup` (tar, gzip, the WAL it
-  needs included, a backup manifest) into `<PITR_DIR>/base/<UTC time>/`, with
-  `vulhub.json` beside it: the server's clock when the backup began and ended, its
-  timeline, WAL positions and version. The folder is written under a temporary name
-  and renamed when whole.
-- The recovery window runs from the end of the oldest base backup to the newest commit
-  in the archive, as long as the WAL from that backup on has no gap (`pg_waldump` reads
-  the commit times).
-- A restore unpacks the newest base backup taken before the target into a new data
-  directory, asks for recovery to the target time (`restore_command` reads the
-  archive), starts it on a spare port, waits for it to be promoted, verifies it as
-  `restore` does (row count and checksum of every table, recorded in `vulhub_restore.json`
-  in the data directory; every audit chain walked) and stops it. It never touches the
-  running server: the target directory must be new or empty.
-- `ship` copies base backups and WAL to a second destination (a directory or any Django
-  storage backend, `PITR_OFFSITE_STORAGE`); a restore can read from that copy alone.
+- the server archives every finished WAL file with `pgbackrest archive-push`
+  (compressed with zstd, asynchronous, into every repository);
+- `pgbackrest backup` takes full, differential and incremental backups, and after each
+  one expires what retention no longer keeps: old backups and the WAL only they need;
+- a second repository (`repo2-*` options: a folder, or an S3 bucket) holds a copy of
+  both, so a lost machine loses nothing that was archived.
+
+VulHub adds what a class's operator needs around it:
+
+- `setup`: writes pgbackrest.conf (PITR_CONFIG) from the server's own facts (data
+  directory, port, socket) and the PITR_* settings, points the server's archive_command
+  at it, creates the stanza and checks that a WAL file reaches the repository;
+- `window`: the backups, and the earliest and latest moments a restore can reach: from
+  the end of the oldest backup (`pgbackrest info`) to the newest commit in the newest
+  archived WAL file (read with pg_waldump);
+- `restore --to TIME --into DIR`: pgBackRest restores into a new directory (never the
+  running server's), the server recovers there on a spare port, and VulHub verifies the
+  result as `restore` does (the rows and checksum of every table, recorded in the
+  directory; every audit chain walked), then stops it;
+- `verify DIR`: the same checks again, against that record.
+
+pgBackRest runs as the account that owns the cluster (under root, the `postgres`
+account, as the tests' clusters do), on the database's machine: it reads the data
+directory itself.
 """
 
+import configparser
 import contextlib
 import json
 import os
@@ -33,199 +39,362 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psycopg
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage
 from django.db import connections
 
 from vulhub.ops import backups
-from vulhub.ops.destinations import Destination, LocalDirectory, NameTaken, StorageDestination, write_whole
+from vulhub.ops.destinations import write_whole
 from vulhub.ops.pg_cluster import Cluster, ClusterError, conf_value, find_bin_dir, hand_over, run_as
 
-META = "vulhub.json"
 RESTORE_RECORD = "vulhub_restore.json"
 SEGMENT = re.compile(r"^[0-9A-F]{24}$")
 # "desc: COMMIT 2026-12-03 12:07:38.071842 UTC; inval msgs: ..." (what follows the zone varies)
 COMMIT = re.compile(r"desc: (?:COMMIT|ABORT) (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?) ([\w/+-]+)")
-STAMP = "%Y%m%dT%H%M%SZ"
+# The newest PostgreSQL major each pgBackRest release supports (pgBackRest's release notes):
+# Debian 12's 2.45 stops at 15, so the embedded server (16) is out of its reach.
+SUPPORTED_MAJOR = ((2, 53, 17), (2, 47, 16), (2, 41, 15))
+NOT_INSTALLED = (
+    "pgBackRest is not installed: point-in-time recovery runs on it (Debian: apt install pgbackrest; "
+    "`make test-deps` installs it; the Compose images have it)."
+)
 
 
 class PitrError(Exception):
     """A step of point-in-time recovery failed or was refused; the message says why and what to do."""
 
 
-# --- WAL file names ------------------------------------------------------------------------------
+# --- pgBackRest itself ---------------------------------------------------------------------------
 
 
-def parse_lsn(text: str) -> int:
-    high, low = text.split("/")
-    return (int(high, 16) << 32) | int(low, 16)
+def executable() -> str:
+    found = shutil.which("pgbackrest")
+    if found is None:
+        raise PitrError(NOT_INSTALLED)
+    return found
 
 
-def segment_name(timeline: int, lsn: int, segment_size: int) -> str:
-    """The name of the WAL file that holds `lsn` (as pg_walfile_name gives it)."""
-    per_id = 0x1_0000_0000 // segment_size
-    number = lsn // segment_size
-    return f"{timeline:08X}{number // per_id:08X}{number % per_id:08X}"
+def version() -> tuple[int, int]:
+    done = subprocess.run([executable(), "version"], capture_output=True, text=True, check=False, timeout=30)  # noqa: S603
+    found = re.search(r"pgBackRest (\d+)\.(\d+)", done.stdout)
+    if not found:
+        raise PitrError(f"`pgbackrest version` printed no version: {done.stdout.strip() or done.stderr.strip()}")
+    return int(found.group(1)), int(found.group(2))
 
 
-def segment_number(name: str, segment_size: int) -> int:
-    return int(name[8:16], 16) * (0x1_0000_0000 // segment_size) + int(name[16:24], 16)
+def newest_supported(release: tuple[int, int]) -> int:
+    for major, minor, postgres in SUPPORTED_MAJOR:
+        if release >= (major, minor):
+            return postgres
+    return 14
 
 
-# --- The archive: base backups and WAL, in a directory or a storage ----------------------------
-# An archive is a Destination (a local directory or a Django storage) that holds base
-# backups, `base/<name>/...`, and WAL files, `wal/<file>`.
+def refuse_unsupported(server_major: int, release: tuple[int, int] | None = None) -> None:
+    """One line when this pgBackRest cannot work with a server of `server_major`."""
+    release = release or version()
+    newest = newest_supported(release)
+    if server_major > newest:
+        embedded = settings.DATABASES["default"]["ENGINE"].endswith("embedded_db")
+        embedded = " (the embedded default's)" if embedded else ""
+        raise PitrError(
+            f"Point-in-time recovery needs a PostgreSQL server pgBackRest {release[0]}.{release[1]} supports "
+            f"(up to {newest}); this one runs {server_major}{embedded}. Set DATABASE_URL and "
+            f"MIGRATIONS_DATABASE_URL to a PostgreSQL {newest} server, or use docker compose (docs/operations.md); "
+            "`manage.py backup` and `restore` work on any server."
+        )
+
+
+def error_of(done: subprocess.CompletedProcess) -> str:
+    """pgBackRest's ERROR line and its HINT, in one line (else the last line it printed)."""
+    lines = [line.strip() for line in (done.stderr + "\n" + done.stdout).splitlines() if line.strip()]
+    picked = [line[line.index(word) :] for line in lines for word in ("ERROR:", "HINT:") if word in line]
+    text = " ".join(picked or lines[-1:]) or f"exit {done.returncode}"
+    return re.sub(r"\s+", " ", text)
+
+
+def pgbackrest(config: Path, *args: str, stanza: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """`pgbackrest --config=config [--stanza=…] *args`, as the cluster's account; a failure is a PitrError."""
+    argv = [executable(), f"--config={config}", *([f"--stanza={stanza}"] if stanza else []), *args]
+    done = subprocess.run(argv, user=run_as(), capture_output=True, text=True, check=False, cwd="/")  # noqa: S603
+    if check and done.returncode != 0:
+        raise PitrError(f"pgbackrest {args[0]} failed: {error_of(done)}")
+    return done
+
+
+# --- Configuration -------------------------------------------------------------------------------
 
 
 @dataclass
-class BaseBackup:
-    name: str  # the folder, a UTC time
-    started_at: datetime
-    finished_at: datetime
-    timeline: int
-    start_lsn: str
-    end_lsn: str
-    start_wal: str
-    segment_size: int
-    server_major: int
-    system_identifier: str
-    superuser: str
-    database: str
-    size: int = 0
-    files: list[str] = field(default_factory=list)
+class Config:
+    """pgbackrest.conf as VulHub writes and reads it."""
+
+    path: Path
+    stanza: str
 
     @classmethod
-    def from_json(cls, text: str) -> "BaseBackup":
-        data = json.loads(text)
-        for moment in ("started_at", "finished_at"):
-            data[moment] = datetime.fromisoformat(data[moment])
-        return cls(**{key: value for key, value in data.items() if key in cls.__dataclass_fields__})
+    def of_settings(cls) -> "Config":
+        if settings.PITR_PGBACKREST_OPTIONS_PROBLEM:
+            raise PitrError(settings.PITR_PGBACKREST_OPTIONS_PROBLEM)
+        return cls(Path(settings.PITR_CONFIG).absolute(), settings.PITR_STANZA)
 
-    def to_json(self) -> str:
-        data = asdict(self)
-        data["started_at"], data["finished_at"] = self.started_at.isoformat(), self.finished_at.isoformat()
-        return json.dumps(data, indent=2) + "\n"
-
-
-def base_backups(archive: Destination) -> list[BaseBackup]:
-    """The complete base backups in `archive`, oldest first (a folder without its vulhub.json is not one)."""
-    found = []
-    for name in archive.folders("base"):
-        with contextlib.suppress(FileNotFoundError, ValueError, KeyError, TypeError):
-            found.append(BaseBackup.from_json(archive.read_text(f"base/{name}/{META}")))
-    return sorted(found, key=lambda backup: backup.finished_at)
-
-
-def local_archive(path: str | Path | None = None) -> LocalDirectory:
-    return LocalDirectory(Path(path or settings.PITR_DIR))
-
-
-def offsite_archive(path: str | Path | None = None) -> StorageDestination:
-    """--offsite DIR, else the "pitr_offsite" storage (PITR_OFFSITE_STORAGE)."""
-    if path:
-        return StorageDestination(FileSystemStorage(location=str(path)), str(path))
-    if not settings.PITR_OFFSITE_STORAGE:
-        raise PitrError("No off-site copy is configured: set PITR_OFFSITE_STORAGE, or give a directory.")
-    return StorageDestination(*backups.configured_storage("pitr_offsite", "PITR_OFFSITE_STORAGE"))
-
-
-# --- The server --------------------------------------------------------------------------------
-
-
-def _server_facts(conn: psycopg.Connection) -> dict:
-    row = conn.execute(
-        "SELECT current_setting('server_version_num')::int / 10000,"
-        " (SELECT system_identifier::text FROM pg_control_system()),"
-        " (SELECT rolname FROM pg_roles WHERE oid = 10),"
-        " (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'),"
-        " current_setting('archive_mode'), current_setting('wal_level'), current_database()"
-    ).fetchone()
-    keys = ("server_major", "system_identifier", "superuser", "segment_size", "archive_mode", "wal_level", "database")
-    return dict(zip(keys, row, strict=True))
-
-
-def _now(conn: psycopg.Connection) -> datetime:
-    return conn.execute("SELECT clock_timestamp()").fetchone()[0].astimezone(UTC)
-
-
-def take_base_backup(
-    server: backups.Server, archive: LocalDirectory, steps: backups.Steps = backups.SILENT
-) -> BaseBackup:
-    """A base backup of `server`'s cluster into `archive`, complete or not at all."""
-    with server.connect() as conn:
-        facts = _server_facts(conn)
-        if facts["wal_level"] == "minimal" or facts["archive_mode"] == "off":
+    def read(self) -> configparser.ConfigParser:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            with self.path.open(encoding="utf-8") as source:
+                parser.read_file(source)
+        except FileNotFoundError:
             raise PitrError(
-                f"The server does not archive its WAL (wal_level={facts['wal_level']}, archive_mode="
-                f"{facts['archive_mode']}): a base backup alone cannot be recovered to a point in time. "
-                "Set archive_mode and archive_command first (docs/operations.md, Point-in-time recovery)."
-            )
-        started_at = _now(conn)
-    bin_dir = find_bin_dir(facts["server_major"])
-    name = started_at.strftime(STAMP)
-    base = archive.path / "base"
-    base.mkdir(parents=True, exist_ok=True)
-    (archive.path / "wal").mkdir(exist_ok=True)
-    if (base / name).exists():
-        raise PitrError(f"A base backup named {name} already exists in {archive.label}.")
-    partial = base / f".{name}.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    argv = [
-        str(bin_dir / "pg_basebackup"), f"--dbname={server.conninfo()}", f"--pgdata={partial}",
-        "--format=tar", "--gzip", "--wal-method=fetch", "--checkpoint=fast", "--verbose",
-        "--manifest-checksums=SHA256", f"--label=vulhub {name}", "--no-password",
-    ]  # fmt: skip
-    steps.start("base backup")
-    done = subprocess.run(argv, env=server.env(), capture_output=True, text=True, check=False)  # noqa: S603
-    if done.returncode != 0:
-        shutil.rmtree(partial, ignore_errors=True)
-        error = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
-        raise PitrError(f"pg_basebackup failed: {error}")
-    with server.connect() as conn:
-        finished_at = _now(conn)
-    manifest = json.loads((partial / "backup_manifest").read_text(encoding="utf-8"))
-    wal_range = manifest["WAL-Ranges"][0]
-    backup = BaseBackup(
-        name=name,
-        started_at=started_at,
-        finished_at=finished_at,
-        timeline=int(wal_range["Timeline"]),
-        start_lsn=wal_range["Start-LSN"],
-        end_lsn=wal_range["End-LSN"],
-        start_wal=segment_name(int(wal_range["Timeline"]), parse_lsn(wal_range["Start-LSN"]), facts["segment_size"]),
-        segment_size=facts["segment_size"],
-        server_major=facts["server_major"],
-        system_identifier=facts["system_identifier"],
-        superuser=facts["superuser"],
-        database=server.database,
-        files=sorted(entry.name for entry in partial.iterdir()),
-        size=sum(entry.stat().st_size for entry in partial.iterdir()),
+                f"No pgBackRest configuration at {self.path}: run `manage.py pitr setup` first (PITR_CONFIG)."
+            ) from None
+        except (OSError, configparser.Error) as error:
+            raise PitrError(f"{self.path} cannot be read: {backups.one_line(error)}") from None
+        return parser
+
+    def option(self, name: str, default: str | None = None) -> str | None:
+        parser = self.read()
+        for section in (self.stanza, "global"):
+            if parser.has_option(section, name):
+                return parser.get(section, name)
+        return default
+
+    def repos(self) -> list[int]:
+        """The repositories configured: 1, and 2 (…) when their options are there."""
+        parser = self.read()
+        found = {1}
+        for section in parser.sections():
+            for name in parser.options(section):
+                if matched := re.match(r"^repo(\d+)-", name):
+                    found.add(int(matched.group(1)))
+        return sorted(found)
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        if not self.path.exists():
+            self.read()  # the one clear line
+        return pgbackrest(self.path, *args, stanza=self.stanza, check=check)
+
+
+@dataclass
+class ServerFacts:
+    major: int
+    data_directory: Path
+    port: int
+    socket_dir: str
+    user: str
+    superuser: bool
+    archive_mode: str
+    wal_level: str
+    archive_command: str
+
+
+def server_facts(server: backups.Server) -> ServerFacts:
+    try:
+        with server.connect() as conn:
+            row = conn.execute(
+                "SELECT current_setting('server_version_num')::int / 10000, current_setting('data_directory'),"
+                " current_setting('port')::int, current_setting('unix_socket_directories'), current_user,"
+                " (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), current_setting('archive_mode'),"
+                " current_setting('wal_level'), current_setting('archive_command')"
+            ).fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        raise PitrError(
+            "Point-in-time recovery needs the server's superuser (it reads the data directory's place and "
+            "starts backups): set MIGRATIONS_DATABASE_URL to a superuser's login for `manage.py pitr`."
+        ) from None
+    major, datadir, port, sockets, user, superuser, mode, level, command = row
+    return ServerFacts(major, Path(datadir), port, sockets.split(",")[0].strip(), user, superuser, mode, level, command)
+
+
+def archive_command(config: Config) -> str:
+    return f"{executable()} --config={config.path} --stanza={config.stanza} archive-push %p"
+
+
+def config_text(config: Config, facts: ServerFacts) -> str:
+    home = config.path.parent
+    days = settings.PITR_RETENTION_FULL_DAYS
+    repo_options = {
+        "retention-full-type": "time" if days else "count",
+        "retention-full": str(days or settings.PITR_RETENTION_FULL),
+        "retention-diff": str(settings.PITR_RETENTION_DIFF),
+    }
+    options = {"repo1-path": str(Path(settings.PITR_DIR).absolute())}
+    options.update({f"repo1-{name}": value for name, value in repo_options.items()})
+    extra = {str(name): str(value) for name, value in settings.PITR_PGBACKREST_OPTIONS.items()}
+    for repo in sorted({int(m.group(1)) for name in extra if (m := re.match(r"^repo(\d+)-", name))} - {1}):
+        options.update({f"repo{repo}-{name}": value for name, value in repo_options.items()})
+    options.update(
+        {
+            "compress-type": "zst",
+            "archive-async": "y",  # archive-push hands WAL to a background process: the server waits less
+            "spool-path": str(home / "spool"),
+            "process-max": "2",
+            "start-fast": "y",  # a backup starts with an immediate checkpoint
+            "log-path": str(home / "log"),
+            "lock-path": str(home / "lock"),
+        }
     )
-    write_whole(partial / META, backup.to_json())
-    os.replace(partial, base / name)
-    return backup
+    options.update(extra)  # the operator's options win
+    stanza = {
+        "pg1-path": str(facts.data_directory),
+        "pg1-port": str(facts.port),
+        "pg1-socket-path": facts.socket_dir,
+        "pg1-user": facts.user,
+    }
+    lines = ["# Written by `manage.py pitr setup` (PITR_* settings): run it again rather than editing.", "[global]"]
+    lines += [f"{name}={value}" for name, value in options.items()]
+    lines += ["", f"[{config.stanza}]"] + [f"{name}={value}" for name, value in stanza.items()]
+    return "\n".join(lines) + "\n"
 
 
-# --- The recovery window -----------------------------------------------------------------------
+def _own_folder(path: Path, mode: int = 0o750) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(mode)
+    hand_over(path)
+
+
+@dataclass
+class SetupResult:
+    config: Path
+    archive_command: str
+    changed_archive_command: bool
+
+
+def setup(server: backups.Server, steps: backups.Steps = backups.SILENT) -> SetupResult:
+    """pgbackrest.conf for `server`, its archive_command, the stanza, and a check that archiving works."""
+    config = Config.of_settings()
+    executable()
+    facts = server_facts(server)
+    refuse_unsupported(facts.major)
+    if not facts.superuser:
+        raise PitrError(f"{facts.user} is not a superuser: `manage.py pitr` needs the server's superuser.")
+    if not facts.data_directory.is_dir():
+        raise PitrError(
+            f"The server's data directory {facts.data_directory} is not on this machine: pgBackRest runs where the "
+            "database runs (docs/operations.md; in Compose, the database image has it)."
+        )
+    steps.start("configure")
+    _own_folder(config.path.parent)
+    for folder in ("spool", "log", "lock"):
+        _own_folder(config.path.parent / folder)
+    _own_folder(Path(settings.PITR_DIR).absolute())
+    write_whole(config.path, config_text(config, facts))
+    config.path.chmod(0o640)  # it may hold a repository's keys; the server's account reads it
+    hand_over(config.path)
+    steps.start("stanza")
+    config.run("stanza-create")  # before archiving into it: archive-push would hold the stanza's lock
+    wanted = archive_command(config)
+    changed = facts.archive_command != wanted
+    with server.connect() as conn:
+        if changed:
+            conn.execute(f"ALTER SYSTEM SET archive_command = {conf_value(wanted)}")
+        if facts.wal_level == "minimal":
+            conn.execute("ALTER SYSTEM SET wal_level = 'replica'")
+        if facts.archive_mode == "off":
+            conn.execute("ALTER SYSTEM SET archive_mode = 'on'")
+        conn.execute("SELECT pg_reload_conf()")
+    if facts.wal_level == "minimal" or facts.archive_mode == "off":
+        raise PitrError(
+            f"Archiving was off (wal_level={facts.wal_level}, archive_mode={facts.archive_mode}): it is now set "
+            "on (ALTER SYSTEM). Restart the server, then run `manage.py pitr setup` again."
+        )
+    steps.start("check")
+    config.run("check")
+    return SetupResult(config.path, wanted, changed)
+
+
+# --- Backups and the recovery window ------------------------------------------------------------
+
+
+@dataclass
+class Backup:
+    label: str
+    kind: str  # full, diff, incr
+    repo: int
+    started_at: datetime
+    finished_at: datetime
+    size: int  # the database's size
+    stored: int  # what it takes in the repository (compressed; only the changes for diff and incr)
+    wal_start: str
+    wal_stop: str
+
+
+@dataclass
+class Info:
+    backups: list[Backup]
+    wal: dict[int, tuple[str, str]]  # repository: the oldest and newest archived WAL file
+    major: int | None
+
+
+def info(config: Config, repo: int | None = None) -> Info:
+    """What pgBackRest knows of the stanza (`pgbackrest info --output=json`), oldest backup first."""
+    done = config.run("info", "--output=json", *([f"--repo={repo}"] if repo else []))
+    try:
+        (stanza,) = json.loads(done.stdout)
+    except ValueError:
+        raise PitrError(f"`pgbackrest info` printed no JSON: {done.stdout[:200]}") from None
+    if stanza.get("status", {}).get("code") not in (0, 2, 4):  # 2: no backup yet; 4: repositories differ
+        raise PitrError(f"pgBackRest: stanza {config.stanza}: {stanza.get('status', {}).get('message')}")
+    found = [
+        Backup(
+            label=entry["label"],
+            kind=entry["type"],
+            repo=entry["database"]["repo-key"],
+            started_at=datetime.fromtimestamp(entry["timestamp"]["start"], UTC),
+            finished_at=datetime.fromtimestamp(entry["timestamp"]["stop"], UTC),
+            size=entry["info"]["size"],
+            stored=entry["info"]["repository"]["delta"],
+            wal_start=entry["archive"]["start"],
+            wal_stop=entry["archive"]["stop"],
+        )
+        for entry in stanza.get("backup", [])
+        if not entry.get("error")
+    ]
+    wal = {}
+    for entry in stanza.get("archive", []):
+        key = entry["database"]["repo-key"]
+        if entry.get("min") and entry.get("max"):
+            low, high = wal.get(key, (entry["min"], entry["max"]))
+            wal[key] = (min(low, entry["min"]), max(high, entry["max"]))
+    versions = [int(db["version"]) for db in stanza.get("db", []) if str(db.get("version", "")).isdigit()]
+    return Info(sorted(found, key=lambda backup: backup.finished_at), wal, max(versions) if versions else None)
+
+
+def take_backup(
+    server: backups.Server, kind: str = "full", repos: list[int] | None = None, steps: backups.Steps = backups.SILENT
+) -> list[Backup]:
+    """A backup of `kind` into each of `repos` (default: every configured one), then pgBackRest's expiry."""
+    config = Config.of_settings()
+    facts = server_facts(server)
+    refuse_unsupported(facts.major)
+    if facts.archive_mode == "off" or facts.wal_level == "minimal":
+        raise PitrError(
+            f"The server does not archive its WAL (wal_level={facts.wal_level}, archive_mode={facts.archive_mode}): "
+            "run `manage.py pitr setup` first (docs/operations.md, Point-in-time recovery)."
+        )
+    taken = []
+    for repo in repos or config.repos():
+        steps.start(f"{kind} backup, repository {repo}")
+        before = {backup.label for backup in info(config, repo).backups}
+        config.run("backup", f"--type={kind}", f"--repo={repo}")
+        taken += [backup for backup in info(config, repo).backups if backup.label not in before]
+    return taken
 
 
 @dataclass
 class Window:
-    start: datetime | None
-    end: datetime | None
-    backups: list[BaseBackup]
-    usable: list[BaseBackup]  # the backups from which WAL runs without a gap to the end
-    wal_files: int
-    gaps: list[str] = field(default_factory=list)
+    start: datetime | None  # the earliest moment a restore reaches: just after the oldest backup ended
+    end: datetime | None  # the newest commit archived
+    backups: list[Backup]
+    wal: dict[int, tuple[str, str]]
+    major: int | None
 
     def describe(self) -> str:
         if self.start is None or self.end is None:
-            return "no recovery window (no base backup with its WAL archived)"
+            return "no recovery window (no backup with its WAL archived)"
         return f"{show_time(self.start)} to {show_time(self.end)}"
 
 
@@ -233,55 +402,64 @@ def show_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
 
 
-def last_commit(archive: Destination, names: list[str], bin_dir: Path) -> datetime | None:
-    """The time of the newest commit in WAL files `names` (newest last), read by pg_waldump."""
+def _segments_before(name: str, count: int, size: int) -> list[str]:
+    """`name` and up to `count - 1` WAL file names before it on its timeline, newest first."""
+    per_id = 0x1_0000_0000 // size
+    timeline, number = name[:8], int(name[8:16], 16) * per_id + int(name[16:24], 16)
+    return [f"{timeline}{n // per_id:08X}{n % per_id:08X}" for n in range(number, max(number - count, -1), -1)]
+
+
+def last_commit(config: Config, newest: str, oldest: str, major: int, repo: int | None = None) -> datetime | None:
+    """The newest commit time in the archived WAL files up to `newest` (read with pg_waldump)."""
+    waldump = find_bin_dir(major) / "pg_waldump"
     with tempfile.TemporaryDirectory(prefix="vulhub-waldump-") as scratch:
-        for name in reversed(names[-8:]):  # a switch or an idle file holds no commit: look back a little
-            path = archive.local_path(f"wal/{name}", Path(scratch))
+        hand_over(Path(scratch))
+        size = None
+        names = [newest]
+        index = 0
+        while index < len(names):  # a switch or an idle file holds no commit: look back a little
+            name = names[index]
+            index += 1
+            if name < oldest:
+                break
+            path = Path(scratch) / name
+            config.run("archive-get", "--no-archive-async", *([f"--repo={repo}"] if repo else []), name, str(path))
+            if size is None:
+                size = path.stat().st_size
+                names = _segments_before(newest, 8, size)
             done = subprocess.run(  # noqa: S603  (our PostgreSQL tool, fixed arguments)
-                [str(bin_dir / "pg_waldump"), "--rmgr=Transaction", str(path)],
+                [str(waldump), "--rmgr=Transaction", str(path)],
                 capture_output=True,
                 text=True,
                 check=False,
                 env={**os.environ, "TZ": "UTC"},
             )
+            path.unlink()
             times = [_commit_time(*found.groups()) for found in COMMIT.finditer(done.stdout)]
             if times:
                 return max(times)
+            if done.returncode != 0 and re.search(r"could not (open|read|find file)", done.stderr):
+                raise PitrError(f"pg_waldump could not read {name}: {done.stderr.strip()[-300:]}")
     return None
 
 
 def _commit_time(text: str, zone: str) -> datetime:
-    moment = datetime.fromisoformat(text)
     if zone != "UTC":
         raise PitrError(f"pg_waldump printed a time in {zone}, not UTC: {text}")
-    return moment.replace(tzinfo=UTC)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def recovery_window(archive: Destination) -> Window:
-    all_backups = base_backups(archive)
-    wal = [name for name in archive.files("wal") if SEGMENT.match(name)]
-    if not all_backups or not wal:
-        return Window(None, None, all_backups, [], len(wal))
-    newest = all_backups[-1]
-    size = newest.segment_size
-    timeline = [name for name in wal if int(name[:8], 16) == newest.timeline]
-    numbers = [segment_number(name, size) for name in timeline]
-    # the run of consecutive WAL files that ends with the newest one
-    run_start = len(numbers) - 1
-    while run_start > 0 and numbers[run_start - 1] == numbers[run_start] - 1:
-        run_start -= 1
-    gaps = [f"{timeline[i - 1]} .. {timeline[i]}" for i in range(1, len(numbers)) if numbers[i] != numbers[i - 1] + 1]
-    first = numbers[run_start] if numbers else None
-    usable = [
-        backup
-        for backup in all_backups
-        if backup.timeline == newest.timeline and first is not None and segment_number(backup.start_wal, size) >= first
-    ]
-    end = last_commit(archive, timeline[run_start:], find_bin_dir(newest.server_major)) if usable else None
-    usable = [backup for backup in usable if end is not None and backup.finished_at <= end]
-    start = usable[0].finished_at if usable else None
-    return Window(start, end if usable else None, all_backups, usable, len(wal), gaps)
+def recovery_window(config: Config, repo: int | None = None) -> Window:
+    found = info(config, repo)
+    complete = [backup for backup in found.backups if repo in (None, backup.repo)]
+    wanted = [found.wal[key] for key in sorted(found.wal) if repo in (None, key)]
+    if not complete or not wanted or found.major is None:
+        return Window(None, None, complete, found.wal, found.major)
+    oldest, newest = min(low for low, _ in wanted), max(high for _, high in wanted)
+    end = last_commit(config, newest, oldest, found.major, repo)
+    usable = [backup for backup in complete if end is not None and backup.finished_at < end]
+    start = usable[0].finished_at + timedelta(seconds=1) if usable else None  # its stop time is in whole seconds
+    return Window(start, end if usable else None, complete, found.wal, found.major)
 
 
 def parse_target(text: str) -> datetime | None:
@@ -296,29 +474,24 @@ def parse_target(text: str) -> datetime | None:
             "or 'latest'."
         ) from None
     if moment.tzinfo is None:
-        from zoneinfo import ZoneInfo
-
         moment = moment.replace(tzinfo=ZoneInfo(settings.TIME_ZONE))
     return moment.astimezone(UTC)
 
 
-def choose_backup(window: Window, target: datetime | None) -> BaseBackup:
-    if window.start is None:
-        gaps = f" The archive has gaps: {', '.join(window.gaps[-3:])}." if window.gaps else ""
+def check_target(window: Window, target: datetime | None) -> None:
+    if window.start is None or window.end is None:
         raise PitrError(
-            f"Nothing to recover from in the archive ({len(window.backups)} base backup(s), {window.wal_files} WAL "
-            f"file(s)): take a base backup with `manage.py pitr backup` once archiving runs.{gaps}"
+            f"Nothing to recover from ({len(window.backups)} backup(s); archived WAL: "
+            f"{', '.join(f'repository {k}: {low} to {high}' for k, (low, high) in window.wal.items()) or 'none'}): "
+            "take a backup with `manage.py pitr backup` once `pitr setup` has run."
         )
-    if target is None:
-        return window.usable[-1]
-    if not window.start <= target <= window.end:
+    if target is not None and not window.start <= target <= window.end:
         raise PitrError(
-            f"{show_time(target)} is outside the recovery window, {window.describe()}. The window starts when the "
-            "oldest usable base backup ended and ends at the newest commit archived so far (a commit still "
-            "in the server's current WAL file is archived within archive_timeout; `SELECT pg_switch_wal()` "
-            "on the server archives it now)."
+            f"{show_time(target)} is outside the recovery window, {window.describe()}. The window starts just after "
+            "the oldest backup ended and ends at the newest commit archived so far (a commit still in the server's "
+            "current WAL file is archived within archive_timeout; `SELECT pg_switch_wal()` on the server archives "
+            "it now)."
         )
-    return [backup for backup in window.usable if backup.finished_at <= target][-1]
 
 
 # --- Restore ------------------------------------------------------------------------------------
@@ -328,15 +501,15 @@ def choose_backup(window: Window, target: datetime | None) -> BaseBackup:
 class PitrRestore:
     datadir: Path
     target: datetime | None
-    backup: BaseBackup
+    backup: Backup
     verified: backups.RestoreResult
     seconds: float
-    wal_replayed: int
     reached: datetime | None  # the newest change the restored database holds
     port: int  # where it listened while restoring (and listens on, when kept running)
 
 
-def _ensure_new_datadir(path: Path, live: str | None) -> None:
+def _ensure_new_datadir(path: Path, live: str | None) -> bool:
+    """Refuse anything but a new or empty directory; whether it exists already."""
     path = path.resolve()
     if live and Path(live).resolve() == path:
         raise PitrError(f"{path} is the running server's data directory: restore into a new one.")
@@ -344,138 +517,99 @@ def _ensure_new_datadir(path: Path, live: str | None) -> None:
         raise PitrError(f"{path} holds a PostgreSQL data directory: restore into a new or empty directory.")
     if path.exists() and any(path.iterdir()):
         raise PitrError(f"{path} is not empty: restore into a new or empty directory.")
+    if not path.parent.is_dir():
+        raise PitrError(f"{path.parent} does not exist: restore into a directory whose parent exists.")
+    return path.exists()
 
 
-def _unpack(tarball: Path, into: Path) -> None:
-    into.mkdir(parents=True, exist_ok=True, mode=0o700)
-    hand_over(into)
-    with tarball.open("rb") as source:  # read here: the cluster's account may not read the archive's files
-        done = subprocess.run(  # noqa: S603
-            ["tar", "-xzf", "-", "-C", str(into)],  # noqa: S607
-            stdin=source,
-            user=run_as(),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if done.returncode != 0:
-        raise PitrError(f"Unpacking {tarball.name} failed: {done.stderr.strip()}")
-
-
-def wal_after(backup: BaseBackup, names: list[str]) -> list[str]:
-    """The WAL files of `names` that a restore from `backup` replays: its timeline, from its start on."""
-    first = segment_number(backup.start_wal, backup.segment_size)
-    return [
-        name
-        for name in names
-        if SEGMENT.match(name)
-        and int(name[:8], 16) == backup.timeline
-        and segment_number(name, backup.segment_size) >= first
-    ]
-
-
-def _stage_from(archive: Destination, backup: BaseBackup, scratch: Path, steps: backups.Steps) -> LocalDirectory:
-    """The base backup and the WAL after it, copied from a remote archive into `scratch`."""
-    staged = LocalDirectory(scratch)
-    (scratch / "base" / backup.name).mkdir(parents=True)
-    (scratch / "wal").mkdir()
-    names = archive.files("wal")
-    wal = [name for name in names if name.endswith(".history")] + wal_after(backup, names)
-    files = [f"base/{backup.name}/{name}" for name in [*backup.files, META]] + [f"wal/{name}" for name in wal]
-    steps.start("fetch", total=len(files), unit="file")
-    for name in files:
-        archive.fetch(name, scratch / name)
-        steps.advance()
-    for entry in (scratch, scratch / "base", scratch / "base" / backup.name, scratch / "wal"):
-        hand_over(entry)  # the cluster's account reads WAL from here
-    return staged
+def _empty(path: Path, existed: bool) -> None:
+    """Take back what a failed restore wrote into `path` (new or empty when it began)."""
+    if not existed:
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.is_dir():
+        for entry in path.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
 
 def restore_to(
-    archive: Destination,
     target: datetime | None,
     datadir: Path,
     *,
+    database: str,
+    repo: int | None = None,
     live_datadir: str | None = None,
     keep_running: bool = False,
     port: int | None = None,
     steps: backups.Steps = backups.SILENT,
 ) -> PitrRestore:
-    """Restore the archive's database to `target` (None: everything archived) into the new `datadir`."""
-    started = time.monotonic()
-    datadir = Path(datadir)
-    _ensure_new_datadir(datadir, live_datadir)
-    steps.start("recovery window")
-    window = recovery_window(archive)
-    backup = choose_backup(window, target)
-    bin_dir = find_bin_dir(backup.server_major)
-    with contextlib.ExitStack() as stack:
-        if isinstance(archive, LocalDirectory):
-            local = archive
-        else:
-            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vulhub-pitr-fetch-")))
-            local = _stage_from(archive, backup, scratch, steps)
-        folder = local.path / "base" / backup.name
-        steps.start("unpack")
-        _unpack(folder / "base.tar.gz", datadir)
-        if (folder / "pg_wal.tar.gz").exists():
-            _unpack(folder / "pg_wal.tar.gz", datadir / "pg_wal")
-        # PostgreSQL stops at a target time when it meets the first commit after it: past the
-        # newest archived commit there is none, so such a target replays all that is archived
-        # (the same rows: nothing archived was committed after it).
-        stop_at = target if target is not None and target < window.end else None
-        cluster = _recovering_cluster(datadir, bin_dir, local, stop_at, port)
-        steps.start("recovery")
-        try:
-            cluster.start(timeout=3600)
-            _wait_for_promotion(cluster, backup.superuser)
-            _finish_recovery_settings(cluster, backup.superuser)
-            steps.start("verify")
-            verified, reached = _verify(cluster, backup.superuser, backup.database, steps)
-            _record(cluster, backup.superuser, backup.database, verified)
-        except BaseException:
-            cluster.stop("fast")
-            raise
-        if not keep_running:
-            cluster.stop("fast")
-        replayed = len(wal_after(backup, local.files("wal")))  # before a staged archive is deleted
-    return PitrRestore(datadir, target, backup, verified, time.monotonic() - started, replayed, reached, cluster.port)
+    """Restore the stanza to `target` (None: all that is archived) into the new `datadir`, and verify it.
 
-
-def _recovering_cluster(
-    datadir: Path, bin_dir: Path, archive: LocalDirectory, target: datetime | None, port: int | None
-) -> Cluster:
-    """The unpacked base backup, set to recover from `archive` up to `target` and then be promoted.
-
-    The recovery settings go to postgresql.auto.conf, which wins over postgresql.conf, and
-    are reset once recovery is over. While the restore runs, the server takes only its
-    owner, on its own socket (an hba_file of the restore's own).
+    Any failure, an interrupt included, stops the server it started and takes back what
+    it wrote: the directory is as new or empty as it was.
     """
-    for leftover in ("postmaster.pid", "postmaster.opts"):
-        (datadir / leftover).unlink(missing_ok=True)
+    started = time.monotonic()
+    config = Config.of_settings()
+    datadir = Path(datadir).absolute()
+    existed = _ensure_new_datadir(datadir, live_datadir)
+    steps.start("recovery window")
+    window = recovery_window(config, repo)
+    check_target(window, target)
+    backup = [b for b in window.backups if target is None or b.finished_at < target][-1]
+    bin_dir = find_bin_dir(window.major)
+    superuser = config.option("pg1-user", "postgres")
+    # PostgreSQL stops at a target time when it meets the first commit after it: past the
+    # newest archived commit there is none, so such a target replays all that is archived
+    # (the same rows: nothing archived was committed after it).
+    stop_at = target if target is not None and target < window.end else None
+    cluster = None
+    try:
+        steps.start("restore")
+        _own_folder(datadir, 0o700)
+        kind = ["--type=default"]
+        if stop_at is not None:
+            moment = stop_at.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+            kind = ["--type=time", f"--target={moment}", "--target-action=promote"]
+        config.run(
+            "restore", f"--pg1-path={datadir}", "--archive-mode=off", *kind,
+            *([f"--repo={repo}"] if repo else []),
+        )  # fmt: skip
+        cluster = _recovering_cluster(datadir, bin_dir, port)
+        steps.start("recovery")
+        cluster.start(timeout=3600)
+        _wait_for_promotion(cluster, superuser)
+        _finish_recovery_settings(cluster, superuser)
+        steps.start("verify")
+        verified, reached = _verify(cluster, superuser, database, steps)
+        _record(cluster, superuser, database, verified)
+        if not keep_running:
+            cluster.release()
+    except BaseException:
+        if cluster is not None:
+            with contextlib.suppress(ClusterError, OSError, subprocess.SubprocessError):
+                cluster.release("immediate")
+        _empty(datadir, existed)
+        raise
+    return PitrRestore(datadir, target, backup, verified, time.monotonic() - started, reached, cluster.port)
+
+
+def _recovering_cluster(datadir: Path, bin_dir: Path, port: int | None) -> Cluster:
+    """The restored directory, set to take only its owner while it recovers and is verified.
+
+    pgBackRest wrote the recovery settings (restore_command, the target) into
+    postgresql.auto.conf; a server whose configuration lived outside its data directory
+    (Debian's) gets a minimal one.
+    """
     cluster = Cluster(datadir, bin_dir=bin_dir, **({"port": port} if port else {}))
     cluster.options = _owner_only(cluster)
-    written = []
-    if not (datadir / "postgresql.conf").exists():  # Debian keeps it outside the data directory
-        write_whole(
-            datadir / "postgresql.conf", "# Written by `manage.py pitr restore`: the server's own was elsewhere.\n"
-        )
-        written.append(datadir / "postgresql.conf")
+    if not (datadir / "postgresql.conf").exists():
+        write_whole(datadir / "postgresql.conf", "# Written by `manage.py pitr restore`: the server's was elsewhere.\n")
+        hand_over(datadir / "postgresql.conf")
     if not (datadir / "pg_hba.conf").exists():
         write_whole(datadir / "pg_hba.conf", "local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n")
-        written.append(datadir / "pg_hba.conf")
-    recovery = {
-        "restore_command": f"cp '{archive.path / 'wal'}/%f' '%p'",
-        "recovery_target_action": "promote",
-        "archive_mode": "off",  # the restored server must not write into the archive it came from
-    }
-    if target is not None:
-        recovery["recovery_target_time"] = target.isoformat()
-    with (datadir / "postgresql.auto.conf").open("a", encoding="utf-8") as auto:
-        auto.write("".join(f"{name} = {conf_value(value)}\n" for name, value in recovery.items()))
-    (datadir / "recovery.signal").touch()
-    for path in [*written, datadir / "postgresql.auto.conf", datadir / "recovery.signal"]:
-        hand_over(path)
+        hand_over(datadir / "pg_hba.conf")
     return cluster
 
 
@@ -572,8 +706,8 @@ def verify_restored(datadir: Path, *, steps: backups.Steps = backups.SILENT) -> 
     record = _read_record(datadir)
     if record is None:
         raise PitrError(f"{datadir} has no {RESTORE_RECORD}: it was not restored by `manage.py pitr restore`.")
-    with (datadir / "PG_VERSION").open() as version:
-        major = int(version.read().strip())
+    with (datadir / "PG_VERSION").open() as pg_version:
+        major = int(pg_version.read().strip())
     cluster = Cluster(datadir, bin_dir=find_bin_dir(major))
     if cluster.running():
         raise PitrError(f"A server is running on {datadir}: stop it first, or verify a copy.")
@@ -582,50 +716,8 @@ def verify_restored(datadir: Path, *, steps: backups.Steps = backups.SILENT) -> 
         cluster.start()
         verified, _reached = _verify(cluster, record["user"], record["database"], steps, against=record)
     finally:
-        cluster.stop("fast")
+        cluster.release()
     return verified
-
-
-# --- Off-site ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Shipped:
-    backups: int = 0
-    wal: int = 0
-    bytes: int = 0
-    already: int = 0
-
-
-def ship(local: LocalDirectory, offsite: Destination, steps: backups.Steps = backups.SILENT) -> Shipped:
-    """Copy to `offsite` every archived file it lacks (or holds at another size); a base backup's vulhub.json last."""
-    todo: list[str] = []
-    for name in local.files("wal"):
-        todo.append(f"wal/{name}")
-    for backup in base_backups(local):
-        todo += [f"base/{backup.name}/{file}" for file in backup.files] + [f"base/{backup.name}/{META}"]
-    result = Shipped()
-    steps.start("ship", total=len(todo), unit="file")
-    for name in todo:
-        source = local.path / name
-        size, held = source.stat().st_size, offsite.size(name)
-        if held == size:
-            result.already += 1
-        else:
-            if held is not None:  # another size: an upload cut short, replaced
-                offsite.delete(name)
-            try:
-                offsite.save(source, name)
-            except NameTaken as taken:
-                message = f"The off-site storage kept {name} as {taken.saved}; nothing was overwritten."
-                raise PitrError(message) from None
-            result.bytes += size
-            if name.startswith("wal/"):
-                result.wal += 1
-            elif name.endswith(META):
-                result.backups += 1
-        steps.advance()
-    return result
 
 
 def live_data_directory(server: backups.Server) -> str | None:
@@ -638,18 +730,18 @@ def live_data_directory(server: backups.Server) -> str | None:
 
 
 __all__ = [
-    "BaseBackup",
+    "Backup",
     "ClusterError",
+    "Config",
     "PitrError",
     "Window",
-    "base_backups",
-    "choose_backup",
-    "local_archive",
-    "offsite_archive",
+    "check_target",
+    "info",
     "parse_target",
     "recovery_window",
+    "refuse_unsupported",
     "restore_to",
-    "ship",
-    "take_base_backup",
+    "setup",
+    "take_backup",
     "verify_restored",
 ]

@@ -1,4 +1,4 @@
-"""Real servers a test starts for itself on spare loopback ports: PgBouncer, redis-server, gunicorn.
+"""Real servers a test starts for itself on spare loopback ports: PgBouncer, redis-server, gunicorn, S3.
 
 Each runs in the foreground as a child of the test, with its output in a log file that
 a failure to start quotes, and is stopped (SIGTERM, then SIGKILL) when the block ends.
@@ -9,10 +9,12 @@ import http.client
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
@@ -256,3 +258,45 @@ def manage_on(cluster, name: str, *args: str, check: bool = True) -> str:
     )
     assert not check or done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}"
     return done.stdout + done.stderr
+
+
+@contextmanager
+def moto_s3(*, tls: bool = False):
+    """moto's S3 API on a free port: an S3 API with no account and no network; its endpoint.
+
+    With `tls`, gunicorn serves it over HTTPS with a throwaway certificate made here,
+    which clients must be told not to verify (pgBackRest talks to S3 over TLS only).
+    """
+    port = free_port()
+    scratch = Path(tempfile.mkdtemp(prefix="vulhub-test-s3-"))
+    if tls:
+        certificate, key = scratch / "cert.pem", scratch / "key.pem"
+        subprocess.run(  # noqa: S603
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-days", "1",
+             "-keyout", str(key), "-out", str(certificate)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        argv = [str(Path(sys.executable).with_name("gunicorn")), "--bind", f"127.0.0.1:{port}", "--threads", "4",
+                "--certfile", str(certificate), "--keyfile", str(key), "--chdir", str(ROOT),
+                "vulhub.tests.moto_app:app"]  # fmt: skip
+    else:
+        argv = [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)]
+    log = (scratch / "server.log").open("w")
+    server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    endpoint = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    unverified = ssl._create_unverified_context() if tls else None  # noqa: S323  (the test's own certificate)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1, context=unverified)  # noqa: S310
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, (scratch / "server.log").read_text()
+                time.sleep(0.2)
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+        shutil.rmtree(scratch, ignore_errors=True)

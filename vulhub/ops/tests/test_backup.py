@@ -14,10 +14,8 @@ import hashlib
 import io
 import json
 import os
-import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 import warnings
 from contextlib import contextmanager
@@ -37,9 +35,9 @@ from vulhub.ops import backups
 from vulhub.ops.destinations import LocalDirectory, NameTaken, StorageDestination
 from vulhub.ops.management.commands.backup import Command as BackupCommand
 from vulhub.ops.management.commands.restore import Command as RestoreCommand
-from vulhub.ops.pg_cluster import free_port
 from vulhub.seeding.demo import load_demo_data
 from vulhub.tests.append_only import allow_test_flush
+from vulhub.tests.servers import moto_s3
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -773,27 +771,8 @@ def test_a_column_named_like_the_row_alias_does_not_change_what_is_checksummed(s
 
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    """moto's S3 server on a free port (an S3 API, with no account and no network)."""
-    port = free_port()
-    server = subprocess.Popen(  # noqa: S603
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1)  # noqa: S310
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "moto_server did not start"
-                time.sleep(0.2)
+    with moto_s3() as endpoint:
         yield endpoint
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture

@@ -1,7 +1,10 @@
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import psycopg
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import Error as DatabaseError
 
@@ -10,45 +13,70 @@ from vulhub.ops.db_roles import use_role
 
 FAILURES = (pitr.PitrError, pitr.ClusterError, backups.BackupError, psycopg.Error, DatabaseError, OSError,
             subprocess.SubprocessError)  # fmt: skip
-ARCHIVE_HELP = "the local archive of base backups and WAL (default: PITR_DIR)"
-OFFSITE_HELP = "read the off-site copy instead: DIR, or without DIR the 'pitr_offsite' storage (PITR_OFFSITE_STORAGE)"
+REPO_HELP = "only repository N (pgBackRest's repo1, repo2, …; default: all)"
+
+
+class Terminated(Exception):
+    """SIGTERM (a service manager, `kill`): the work in hand is undone as for an interrupt."""
+
+
+def _terminate(signum, frame):
+    raise Terminated("stopped by SIGTERM: what it had begun was undone")
 
 
 class Command(BaseCommand):
     help = (
-        "Point-in-time recovery from base backups and the WAL the server archives into PITR_DIR: take a "
-        "base backup, show the recovery window, restore to a moment into a new data directory (never "
-        "over the running server) and verify it, verify a restored directory again, ship the archive "
-        "off-site. `manage.py pitr ACTION --help` tells more. Exits 1 on any failure."
+        "Point-in-time recovery on pgBackRest: configure it for this server (setup), check archiving, take "
+        "full/differential/incremental backups, show the recovery window, restore to a moment into a new data "
+        "directory (never over the running server) and verify it. Needs a server pgBackRest supports, on this "
+        "machine. `manage.py pitr ACTION --help` tells more. Exits 1 on any failure."
     )
 
     def add_arguments(self, parser):
         actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+        actions.add_parser(
+            "setup",
+            help="write pgbackrest.conf, set the server's archive_command, create the stanza, check archiving",
+            description="Write PITR_CONFIG (pgBackRest's configuration) from the server's facts and the PITR_* "
+            "settings, set the server's archive_command to pgBackRest's archive-push (ALTER SYSTEM, reloaded), "
+            "create the stanza and check that a WAL file reaches every repository. Run it again after changing a "
+            "PITR_* setting. Needs the server's superuser (MIGRATIONS_DATABASE_URL).",
+        )
+        actions.add_parser(
+            "check",
+            help="check that archiving reaches every repository (pgbackrest check)",
+            description="Switch the server to a new WAL file and wait until pgBackRest has archived it: fails "
+            "when archiving is broken.",
+        )
         backup = actions.add_parser(
             "backup",
-            help="take a base backup (pg_basebackup) into the archive",
-            description="Take a base backup of the default database's server (as the schema owner, which "
-            "needs the REPLICATION attribute) into <archive>/base/<UTC time>/. The server must archive its "
-            "WAL (archive_mode on).",
+            help="take a backup (full, diff or incr) into each repository, then expire what retention drops",
+            description="Take a pgBackRest backup of the server into each configured repository (or --repo N). "
+            "Retention (PITR_RETENTION_*) then expires old backups and the WAL only they needed.",
         )
-        backup.add_argument("--archive", metavar="DIR", help=ARCHIVE_HELP)
+        backup.add_argument(
+            "--type", choices=("full", "diff", "incr"), default="full",
+            help="full (default), diff (changes since the last full) or incr (since the last backup)",
+        )  # fmt: skip
+        backup.add_argument("--repo", type=backups.positive_int, metavar="N", help=REPO_HELP)
+        backup.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
 
         window = actions.add_parser(
             "window",
-            help="list the base backups and the recovery window",
-            description="List the base backups and the recovery window: from the end of the oldest base "
-            "backup whose WAL is archived without a gap to the newest archived commit.",
+            help="list the backups and the recovery window",
+            description="List the backups of each repository and the recovery window: from just after the "
+            "oldest backup ended to the newest archived commit.",
         )
-        window.add_argument("--archive", metavar="DIR", help=ARCHIVE_HELP)
-        window.add_argument("--offsite", nargs="?", const="", metavar="DIR", help=OFFSITE_HELP)
+        window.add_argument("--repo", type=backups.positive_int, metavar="N", help=REPO_HELP)
 
         restore = actions.add_parser(
             "restore",
             help="restore to a moment into a new data directory, and verify it",
-            description="Unpack the newest base backup taken before TIME into the new or empty directory "
-            "DIR, recover it to TIME from the archived WAL on a spare port, verify it (row count and "
-            "checksum of every table, recorded in DIR/vulhub_restore.json; every audit chain walked) and "
-            "stop it, ready to start with pg_ctl. Archiving is off in the restored server.",
+            description="Restore the newest backup that ended before TIME into the new or empty directory DIR "
+            "(pgBackRest), recover it to TIME from the archived WAL on a spare port, verify it (row count and "
+            "checksum of every table, recorded in DIR/vulhub_restore.json; every audit chain walked) and stop "
+            "it, ready to start with pg_ctl. Archiving is off in the restored server. Any failure or interrupt "
+            "leaves DIR as it was.",
         )
         restore.add_argument(
             "--to",
@@ -57,8 +85,8 @@ class Command(BaseCommand):
             help="ISO 8601, e.g. 2026-12-03T14:02:00Z (no zone: TIME_ZONE's), or 'latest' for all that is archived",
         )
         restore.add_argument("--into", required=True, metavar="DIR", help="the new data directory (new or empty)")
-        restore.add_argument("--archive", metavar="DIR", help=ARCHIVE_HELP)
-        restore.add_argument("--offsite", nargs="?", const="", metavar="DIR", help=OFFSITE_HELP)
+        restore.add_argument("--repo", type=backups.positive_int, metavar="N", help="restore from repository N only")
+        restore.add_argument("--database", metavar="NAME", help="the database to verify (default: the site's)")
         restore.add_argument(
             "--port", type=backups.positive_int, metavar="N", help="port while restoring (default: a free one)"
         )
@@ -75,73 +103,78 @@ class Command(BaseCommand):
         verify.add_argument("datadir", metavar="DIR", help="the restored data directory (its server stopped)")
         verify.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
 
-        ship = actions.add_parser(
-            "ship",
-            help="copy new base backups and WAL to the off-site copy",
-            description="Copy every base backup and WAL file of the archive that the off-site copy lacks (or "
-            "holds at another size) to it; a base backup's vulhub.json goes last, so a copy cut short is not "
-            "listed. Run it from cron every few minutes.",
-        )
-        ship.add_argument("--archive", metavar="DIR", help=ARCHIVE_HELP)
-        ship.add_argument("--to", metavar="DIR", help="a directory instead of the 'pitr_offsite' storage")
-        ship.add_argument("--no-progress", action="store_true", help="do not draw a progress bar")
-
     def handle(self, *args, action, **options):
         steps = backups.Steps(disable=options.get("no_progress") or None, file=self.stderr._out)
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
+            if action != "verify":  # a restored directory is checked with its own binaries, whatever the server
+                with self._server().connect() as conn:
+                    pitr.refuse_unsupported(conn.info.server_version // 10000)
             getattr(self, f"_{action}")(options, steps)
         except FAILURES as exc:
             raise CommandError(backups.one_line(exc)) from exc
+        except Terminated as exc:
+            raise CommandError(str(exc)) from exc
         finally:
+            signal.signal(signal.SIGTERM, previous)
             steps.close()
 
-    def _archive(self, options):
-        if options.get("offsite") is not None:
-            return pitr.offsite_archive(options["offsite"] or None)
-        return pitr.local_archive(options.get("archive"))
+    def _server(self) -> backups.Server:
+        with use_role("owner"):
+            return backups.Server.of()
+
+    def _setup(self, options, steps):
+        done = pitr.setup(self._server(), steps)
+        steps.close()
+        changed = "set" if done.changed_archive_command else "already"
+        self.stdout.write(f"Wrote {done.config}; archive_command {changed}: {done.archive_command}")
+        self.stdout.write(self.style.SUCCESS("Archiving checked: a WAL file reached every repository."))
+
+    def _check(self, options, steps):
+        steps.start("check")
+        pitr.Config.of_settings().run("check")
+        steps.close()
+        self.stdout.write(self.style.SUCCESS("Archiving works: a WAL file reached every repository."))
 
     def _backup(self, options, steps):
-        with use_role("owner"):
-            server = backups.Server.of()
-            backup = pitr.take_base_backup(server, pitr.local_archive(options["archive"]), steps)
+        started = time.monotonic()
+        taken = pitr.take_backup(self._server(), options["type"], [options["repo"]] if options["repo"] else None, steps)
         steps.close()
-        seconds = (backup.finished_at - backup.started_at).total_seconds()
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Base backup {backup.name}: {backups.human_size(backup.size)} in {seconds:.1f} s, consistent from "
-                f"{pitr.show_time(backup.finished_at)} (timeline {backup.timeline}, WAL from {backup.start_wal})."
+        seconds = time.monotonic() - started
+        for backup in taken:
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Backup {backup.label} ({backup.kind}) in repository {backup.repo}: "
+                    f"{backups.human_size(backup.stored)} stored for a {backups.human_size(backup.size)} database, "
+                    f"consistent from {pitr.show_time(backup.finished_at)}."
+                )
             )
-        )
+        self.stdout.write(f"  {len(taken)} backup(s) in {seconds:.1f} s; retention expired what it no longer keeps.")
 
     def _window(self, options, steps):
-        archive = self._archive(options)
-        window = pitr.recovery_window(archive)
-        self.stdout.write(
-            f"Archive {archive.label}: {len(window.backups)} base backup(s), {window.wal_files} WAL file(s)"
-        )
+        config = pitr.Config.of_settings()
+        window = pitr.recovery_window(config, options["repo"])
+        self.stdout.write(f"Stanza {config.stanza} ({config.path}): {len(window.backups)} backup(s)")
         for backup in window.backups:
-            usable = "" if backup in window.usable else "  (not usable: WAL missing after it)"
             self.stdout.write(
-                f"  {backup.name}  ended {pitr.show_time(backup.finished_at)}  "
-                f"{backups.human_size(backup.size)}{usable}"
+                f"  {backup.label}  {backup.kind:<4}  repository {backup.repo}  ended "
+                f"{pitr.show_time(backup.finished_at)}  {backups.human_size(backup.stored)}"
             )
-        for gap in window.gaps:
-            self.stdout.write(self.style.WARNING(f"  gap in the WAL: {gap}"))
+        for repo, (low, high) in sorted(window.wal.items()):
+            self.stdout.write(f"  archived WAL in repository {repo}: {low} to {high}")
         if window.start is None:
-            raise CommandError(
-                f"No recovery window in {archive.label}: take a base backup with `manage.py pitr backup`."
-            )
+            raise CommandError(f"No recovery window for stanza {config.stanza}: take one with `manage.py pitr backup`.")
         self.stdout.write(self.style.SUCCESS(f"Recovery window: {window.describe()}"))
 
     def _restore(self, options, steps):
         target = pitr.parse_target(options["to"])
-        archive = self._archive(options)
-        with use_role("owner"):
-            live = pitr.live_data_directory(backups.Server.of()) if not options.get("offsite") else None
+        server = self._server()
+        live = pitr.live_data_directory(server)
         result = pitr.restore_to(
-            archive,
             target,
             Path(options["into"]),
+            database=options["database"] or settings.DATABASES["default"]["NAME"],
+            repo=options["repo"],
             live_datadir=live,
             keep_running=options["keep_running"],
             port=options["port"],
@@ -158,8 +191,9 @@ class Command(BaseCommand):
         audit = f"{verified.audit_chains} audit chain(s) intact ({verified.audit_rows} rows)"
         self.stdout.write(
             self.style.SUCCESS(
-                f"Restored {result.backup.database} to {moment} into {result.datadir} in {result.seconds:.1f} s, "
-                f"from base backup {result.backup.name} and the {result.wal_replayed} WAL file(s) archived since."
+                f"Restored to {moment} into {result.datadir} in {result.seconds:.1f} s, from backup "
+                f"{result.backup.label} ({result.backup.kind}, repository {result.backup.repo}) and the WAL "
+                "archived since."
             )
         )
         self.stdout.write(
@@ -181,15 +215,3 @@ class Command(BaseCommand):
         if not verified.ok:
             raise CommandError(f"{options['datadir']} differs from its restore record: {verified.failure()}.")
         self.stdout.write(self.style.SUCCESS(f"{options['datadir']}: {verified.summary('its restore record')}."))
-
-    def _ship(self, options, steps):
-        local = pitr.local_archive(options["archive"])
-        offsite = pitr.offsite_archive(options["to"])
-        shipped = pitr.ship(local, offsite, steps)
-        steps.close()
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Shipped {shipped.backups} base backup(s) and {shipped.wal} WAL file(s) "
-                f"({backups.human_size(shipped.bytes)}) to {offsite.label}; {shipped.already} file(s) were there."
-            )
-        )
