@@ -209,6 +209,21 @@ def server_facts(server: backups.Server) -> ServerFacts:
     return ServerFacts(major, Path(datadir), port, sockets.split(",")[0].strip(), user, superuser, mode, level, command)
 
 
+def local_server(server: backups.Server) -> ServerFacts:
+    """The facts of a server pgBackRest can back up from here, or one line saying why it cannot."""
+    executable()
+    facts = server_facts(server)
+    refuse_unsupported(facts.major)
+    if not facts.superuser:
+        raise PitrError(f"{facts.user} is not a superuser: `manage.py pitr` needs the server's superuser.")
+    if not facts.data_directory.is_dir():
+        raise PitrError(
+            f"The server's data directory {facts.data_directory} is not on this machine: pgBackRest backs up where "
+            "the database runs (docs/operations.md; in Compose, the pitr service does)."
+        )
+    return facts
+
+
 def archive_command(config: Config) -> str:
     return f"{executable()} --config={config.path} --stanza={config.stanza} archive-push %p"
 
@@ -266,16 +281,7 @@ class SetupResult:
 def setup(server: backups.Server, steps: backups.Steps = backups.SILENT) -> SetupResult:
     """pgbackrest.conf for `server`, its archive_command, the stanza, and a check that archiving works."""
     config = Config.of_settings()
-    executable()
-    facts = server_facts(server)
-    refuse_unsupported(facts.major)
-    if not facts.superuser:
-        raise PitrError(f"{facts.user} is not a superuser: `manage.py pitr` needs the server's superuser.")
-    if not facts.data_directory.is_dir():
-        raise PitrError(
-            f"The server's data directory {facts.data_directory} is not on this machine: pgBackRest runs where the "
-            "database runs (docs/operations.md; in Compose, the database image has it)."
-        )
+    facts = local_server(server)
     steps.start("configure")
     _own_folder(config.path.parent)
     for folder in ("spool", "log", "lock"):
@@ -368,8 +374,7 @@ def take_backup(
 ) -> list[Backup]:
     """A backup of `kind` into each of `repos` (default: every configured one), then pgBackRest's expiry."""
     config = Config.of_settings()
-    facts = server_facts(server)
-    refuse_unsupported(facts.major)
+    facts = local_server(server)
     if facts.archive_mode == "off" or facts.wal_level == "minimal":
         raise PitrError(
             f"The server does not archive its WAL (wal_level={facts.wal_level}, archive_mode={facts.archive_mode}): "

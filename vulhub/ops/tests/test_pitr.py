@@ -430,6 +430,11 @@ def test_a_missing_configuration_bad_options_and_a_bad_time_are_one_line(drill, 
     assert "No pgBackRest configuration at /nonexistent/pgbackrest.conf: run `manage.py pitr setup`" in output
     output = manage(drill.cluster, "pitr", "setup", env={**drill.env, "PITR_PGBACKREST_OPTIONS": "{repo2"}, check=False)
     assert "PITR_PGBACKREST_OPTIONS is not valid JSON" in output and "Traceback" not in output
+    with drill.cluster.connect() as admin:
+        admin.execute("CREATE ROLE plain LOGIN")
+    owner = drill.cluster.url(DATABASE, user="plain")
+    output = manage(drill.cluster, "pitr", "backup", env={**drill.env, "MIGRATIONS_DATABASE_URL": owner}, check=False)
+    assert "needs the server's superuser" in output and "Traceback" not in output
 
 
 def test_every_action_has_its_help():
