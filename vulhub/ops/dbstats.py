@@ -18,7 +18,7 @@ from decimal import Decimal
 import psycopg
 from django.db import DatabaseError
 
-from . import backups
+from . import backups, pitr
 
 # Judge dead tuples only on tables this big (live + dead rows): a 12-row table with 6
 # dead rows is not a vacuum problem.
@@ -368,6 +368,47 @@ def backup_freshness(database: str) -> dict:
     }
 
 
+def pitr_freshness() -> dict | None:
+    """pgBackRest's newest backup in each repository and its age in hours; None where `pitr setup` never ran."""
+    try:
+        config = pitr.Config.of_settings()
+        if not config.path.exists():
+            return None
+        found, repos = pitr.info(config), config.repos()
+    except Exception as exc:  # pgBackRest's own failures, an unreadable repository: reported, not raised
+        return {"config": "PITR_CONFIG", "error": _first_line(exc)}
+    now = datetime.datetime.now(datetime.UTC)
+    section = {"config": str(config.path), "stanza": config.stanza, "repos": {}}
+    for repo in repos:
+        mine = [backup for backup in found.backups if backup.repo == repo]
+        newest = mine[-1] if mine else None
+        section["repos"][str(repo)] = {
+            "count": len(mine),
+            "newest": newest.label if newest else None,
+            "newest_kind": newest.kind if newest else None,
+            "newest_age_hours": round((now - newest.finished_at).total_seconds() / 3600, 2) if newest else None,
+        }
+    return section
+
+
+def pitr_problems(section: dict | None, max_hours: int | None) -> list[str]:
+    """A line for each repository whose newest pgBackRest backup is missing or older than `max_hours`."""
+    if not section or not max_hours:
+        return []
+    if section.get("error"):
+        return [f"pgBackRest's backups could not be listed: {section['error']}"]
+    found = []
+    for repo, newest in section["repos"].items():
+        if newest["newest"] is None:
+            found.append(f"No pgBackRest backup in repository {repo} of stanza {section['stanza']}.")
+        elif newest["newest_age_hours"] > max_hours:
+            found.append(
+                f"The newest pgBackRest backup in repository {repo} ({newest['newest']}) is "
+                f"{newest['newest_age_hours']:.0f} hours old, over {max_hours} hours."
+            )
+    return found
+
+
 def archive_problem(archive: dict) -> str | None:
     """The line that says WAL archiving is failing (an `archiving()` section), or None."""
     if not archive["failing"]:
@@ -435,6 +476,8 @@ def problems(report: dict, thresholds: dict) -> list[str]:
                 f"The newest backup of {backup['database']} ({backup['newest']}) is {backup['newest_age_hours']:.0f} "
                 f"hours old, over {thresholds['backup_age_hours']} hours."
             )
+
+    found += pitr_problems(report.get("pitr_backups"), thresholds.get("backup_age_hours"))
 
     for row in report["slow_queries"]["by_mean"]:
         if row["mean_ms"] > thresholds["slow_query_mean_ms"]:

@@ -49,6 +49,7 @@ SECTIONS = {
     "dead_tuples",
     "archiving",
     "backups",
+    "pitr_backups",
 }
 HEADINGS = [
     "Connections",

@@ -454,3 +454,20 @@ def test_the_configuration_is_pgbackrests_own_and_the_server_archives_through_it
         command = conn.execute("SELECT current_setting('archive_command')").fetchone()[0]
     assert command == pitr.archive_command(config)
     assert "Archiving works" in drill.command("check")
+
+
+def test_dbstats_checks_the_age_of_pgbackrests_newest_backup_in_every_repository(drill):
+    env = {**drill.env, "DBSTATS_MAX_BACKUP_AGE_HOURS": "26"}
+    report = json.JSONDecoder().raw_decode  # what --check prints after its JSON is not read
+    before, _ = report(manage(drill.cluster, "dbstats", "--check", "--json", env=env, check=False))
+    assert "No pgBackRest backup in repository 1 of stanza vulhub." in before["check"]["problems"]
+    assert "No pgBackRest backup in repository 2 of stanza vulhub." in before["check"]["problems"]
+
+    drill.command("backup", "--repo", "1")
+    after, _ = report(manage(drill.cluster, "dbstats", "--check", "--json", env=env, check=False))
+    assert not any("repository 1" in line for line in after["check"]["problems"])
+    assert "No pgBackRest backup in repository 2 of stanza vulhub." in after["check"]["problems"]
+    newest = after["pitr_backups"]["repos"]["1"]
+    assert newest["newest_kind"] == "full" and newest["newest_age_hours"] < 0.1
+    text = manage(drill.cluster, "dbstats", env=env)
+    assert f"repository 1: 1; the newest, {newest['newest']} (full)" in text and "repository 2: none" in text

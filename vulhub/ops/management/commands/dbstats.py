@@ -68,6 +68,7 @@ class Command(BaseCommand):
             raise CommandError(f"Could not read the database statistics: {exc}".strip()) from exc
 
         report["backups"] = dbstats.backup_freshness(report["database"]["name"])
+        report["pitr_backups"] = dbstats.pitr_freshness()
         found = dbstats.problems(report, settings.DBSTATS_THRESHOLDS) if check else []
         if as_json:
             if check:
@@ -249,6 +250,21 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{backup['count']} in {backup['destination']}; the newest, {backup['newest']}, is "
                 f"{backup['newest_age_hours']:.1f} hours old"
+            )
+
+        section = report.get("pitr_backups")
+        if section is None:
+            return
+        self._heading("Backups (pgBackRest, point-in-time recovery)")
+        if section.get("error"):
+            self.stdout.write(self.style.ERROR(f"could not be listed: {section['error']}"))
+            return
+        for repo, newest in section["repos"].items():
+            self.stdout.write(
+                f"repository {repo}: none"
+                if newest["newest"] is None
+                else f"repository {repo}: {newest['count']}; the newest, {newest['newest']} ({newest['newest_kind']}), "
+                f"is {newest['newest_age_hours']:.1f} hours old"
             )
 
     def _heading(self, title):
