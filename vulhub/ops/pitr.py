@@ -301,6 +301,8 @@ def setup(server: backups.Server, steps: backups.Steps = backups.SILENT) -> Setu
             conn.execute("ALTER SYSTEM SET wal_level = 'replica'")
         if facts.archive_mode == "off":
             conn.execute("ALTER SYSTEM SET archive_mode = 'on'")
+        if conn.execute("SELECT current_setting('archive_timeout')").fetchone()[0] in ("0", "0s"):
+            conn.execute("ALTER SYSTEM SET archive_timeout = '60s'")  # a quiet server's commits wait a minute at most
         conn.execute("SELECT pg_reload_conf()")
     if facts.wal_level == "minimal" or facts.archive_mode == "off":
         raise PitrError(

@@ -38,7 +38,7 @@ from vulhub.tests.servers import ROOT, moto_s3
 
 DATABASE = "vulhub_drill"
 MAJOR = 15  # the newest PostgreSQL Debian's pgBackRest 2.45 supports
-ARCHIVING = {"wal_level": "replica", "archive_mode": "on", "archive_command": "", "archive_timeout": "60"}
+ARCHIVING = {"wal_level": "replica", "archive_mode": "on", "archive_command": ""}
 
 
 def new_folder(prefix: str) -> Path:
@@ -342,6 +342,7 @@ def test_a_killed_restore_stops_its_server_and_leaves_its_directory_as_it_was(dr
     assert str(into) not in ps
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")  # the test's own certificate
 def test_a_second_repository_in_an_s3_bucket_over_tls_restores_alone(template, folders):
     """pgBackRest talks to S3 over TLS only: moto serves it with a throwaway certificate."""
     with moto_s3(tls=True) as endpoint:
@@ -453,6 +454,8 @@ def test_the_configuration_is_pgbackrests_own_and_the_server_archives_through_it
     with drill.cluster.connect() as conn:
         command = conn.execute("SELECT current_setting('archive_command')").fetchone()[0]
     assert command == pitr.archive_command(config)
+    with drill.cluster.connect() as conn:
+        assert conn.execute("SELECT current_setting('archive_timeout')").fetchone()[0] == "1min"  # was 0
     assert "Archiving works" in drill.command("check")
 
 
