@@ -242,19 +242,6 @@ class LeaderboardAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
     resource_classes = [LeaderboardExportResource]
     export_formats = [CSV]
 
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        match = request.resolver_match
-        if match is not None and match.url_name == "scoring_leaderboard_changelist":
-            # ranks are not stored (see Leaderboard): counted for the rows of the page;
-            # the CSV export ranks its rows from one count per score (resources)
-            queryset = queryset.with_rank()
-        return queryset
-
-    @admin.display(description="rank", ordering="-points")
-    def rank(self, row):
-        return row.rank
-
     def has_add_permission(self, request):
         return False
 

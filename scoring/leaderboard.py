@@ -1,12 +1,11 @@
 """The materialised leaderboard: kept current by each grading, rebuilt on demand.
 
 Every write takes the tenant's leaderboard lock (held until commit), so concurrent
-gradings of one tenant apply one after the other. The table holds totals only: ranks
-are competition ranks (1, 2, 2, 4), one more than the number of students with more
-points, read when a page is made (scoring.selectors) from the band counts that
-triggers keep beside the table (LeaderboardBand), and equal points are listed by who
-reached them first. A student has a row while they have at least one approved
-submission.
+gradings of one tenant apply one after the other; the database's rank trigger takes the
+same lock for writes that come another way. Ranks are competition ranks (1, 2, 2, 4),
+one more than the number of students with more points, stored in the rows and kept by
+that trigger (migration scoring 0012); equal points are listed by who reached them
+first. A student has a row while they have at least one approved submission.
 """
 
 import logging
@@ -14,8 +13,6 @@ import logging
 from django.db import connection, transaction
 
 from vulhub.lib.tenant_cache import TenantCache
-
-from .models import BAND_POINTS
 
 logger = logging.getLogger(__name__)
 
@@ -113,42 +110,34 @@ FROM_ROWS = """
 """
 
 
-# Set the tenant's band counts (LeaderboardBand) to what its rows say. Triggers keep
-# them right; this repairs them if something went around the triggers (a bulk load
-# with triggers disabled, a hand edit). Answers how many bands were off.
-REPAIR_BANDS = """
-    WITH counted AS (
-        SELECT points / %(width)s AS band, count(*)::int AS students
-        FROM leaderboards WHERE tenant_id = %(tenant)s GROUP BY 1
+# Set the tenant's ranks to a fresh window-function rank. The trigger keeps them; this
+# repairs them if something went around it (a load with triggers disabled, a hand edit
+# as the owner with session_replication_role = replica). Answers how many rows were off.
+REPAIR_RANKS = """
+    WITH fresh AS (
+        SELECT id, rank() OVER (ORDER BY points DESC)::int AS rank FROM leaderboards WHERE tenant_id = %(tenant)s
     ),
     fixed AS (
-        INSERT INTO leaderboard_bands AS b (tenant_id, band, students)
-        SELECT %(tenant)s, band, students FROM counted
-        ON CONFLICT (tenant_id, band) DO UPDATE SET students = EXCLUDED.students
-        WHERE b.students <> EXCLUDED.students
-        RETURNING 1
-    ),
-    emptied AS (
-        UPDATE leaderboard_bands b SET students = 0
-        WHERE b.tenant_id = %(tenant)s AND b.students <> 0 AND b.band NOT IN (SELECT band FROM counted)
+        UPDATE leaderboards l SET rank = fresh.rank FROM fresh
+        WHERE l.id = fresh.id AND l.tenant_id = %(tenant)s AND l.rank <> fresh.rank
         RETURNING 1
     )
-    SELECT (SELECT count(*) FROM fixed) + (SELECT count(*) FROM emptied)
+    SELECT count(*) FROM fixed
 """
 
 
 def _sync(tenant_id: int, source: str, params: dict) -> tuple[int, int, int]:
-    """(rows, rows written, rows removed) after syncing the tenant's table to `source`, bands included."""
+    """(rows, rows written, rows removed) after syncing the tenant's table to `source`, ranks checked."""
     with transaction.atomic():
         lock_tenant(tenant_id)
         with connection.cursor() as cursor:
             cursor.execute(SYNC.format(source=source), {"tenant": tenant_id, **params})
             counts = cursor.fetchone()
-            cursor.execute(REPAIR_BANDS, {"tenant": tenant_id, "width": BAND_POINTS})
-            bands_off = cursor.fetchone()[0]
-        if bands_off:
-            logger.warning("leaderboard bands of tenant %s were off in %s band(s): repaired", tenant_id, bands_off)
-        if counts[1] or counts[2] or bands_off:
+            cursor.execute(REPAIR_RANKS, {"tenant": tenant_id})
+            ranks_off = cursor.fetchone()[0]
+        if ranks_off:
+            logger.warning("leaderboard ranks of tenant %s were off in %s row(s): repaired", tenant_id, ranks_off)
+        if counts[1] or counts[2] or ranks_off:
             CACHE.invalidate_on_commit(tenant_id)
     return counts
 

@@ -1,6 +1,5 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import F
 from django.utils import timezone
 
 from challenges.models import Project
@@ -181,34 +180,20 @@ class UserBadge(models.Model):
         return f"Badge {self.badge_id} of user {self.user_id}"
 
 
-class StudentsAbove(models.Func):
-    """The number of students of a tenant with more than `points` points (migration scoring 0011)."""
-
-    function = "leaderboard_students_above"
-    output_field = models.IntegerField()
-
-
 class LeaderboardQuerySet(TenantQuerySet):
     def ranked(self):
         # the order of rank (competition ranks follow points), served by idx_leaderboards_tenant_points
         return self.order_by("-points", "last_scored_at", "user_id")
 
-    def with_rank(self):
-        """Annotate each row's competition rank: one more than the students of its tenant with more points.
-
-        Counted per row by leaderboard_students_above() (LeaderboardBand), so it suits a
-        few rows (a student's own, an admin page); a whole board is ranked by position
-        instead (scoring.selectors).
-        """
-        return self.annotate(rank=StudentsAbove(F("tenant_id"), F("points")) + 1)
-
 
 class Leaderboard(models.Model):
-    """Materialised standings: one row per student of a tenant, with their totals.
+    """Materialised standings: one row per student of a tenant, with their totals and rank.
 
-    Ranks are not stored: a rank is one more than the number of students of the tenant
-    with more points, read along idx_leaderboards_tenant_points (with_rank(), or by
-    position on a page). So a grading writes one row, not every row it moves past.
+    `rank` is the competition rank (1, 2, 2, 4): one more than the number of the tenant's
+    students with more points. The database keeps it (migration scoring 0012): after
+    every statement that writes leaderboards, a trigger re-ranks only the rows whose
+    points lie between a changed row's old and new points, so no reader ever sees a
+    stale rank, whoever wrote the points (a grading, a rebuild, a deletion, SQL).
     """
 
     # tenant lookups use the composite indexes that start with tenant
@@ -217,6 +202,7 @@ class Leaderboard(models.Model):
     points = models.IntegerField(default=0)
     solves = models.IntegerField(default=0)
     last_scored_at = models.DateTimeField(null=True, blank=True, help_text="Tie-break: who got there first.")
+    rank = models.IntegerField(db_default=1, editable=False, help_text="Kept by the database: never set it.")
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = LeaderboardQuerySet.as_manager()
@@ -229,44 +215,12 @@ class Leaderboard(models.Model):
             models.CheckConstraint(
                 condition=models.Q(points__gte=0, solves__gte=0), name="chk_leaderboards_totals_positive"
             ),
+            models.CheckConstraint(condition=models.Q(rank__gt=0), name="chk_rank_positive"),
         ]
         indexes = [
-            # The board's order; ranks are counted along it.
+            # The board's order; a rank change walks it between a row's old and new points.
             models.Index(fields=["tenant", "-points", "last_scored_at", "user"], name="idx_leaderboards_tenant_points"),
         ]
 
     def __str__(self) -> str:
         return f"{self.user} ({self.points} points)"
-
-
-# Points per band of LeaderboardBand; the database functions and triggers of migration
-# scoring 0011 use the same width.
-BAND_POINTS = 100
-
-
-class LeaderboardBand(models.Model):
-    """How many of a tenant's students have a leaderboard row with points in one band.
-
-    Band b holds the rows with b * BAND_POINTS <= points < (b + 1) * BAND_POINTS. Triggers
-    on leaderboards keep the counts (migration scoring 0011), so a rank is the band
-    counts above the student's band plus a count inside it: a few hundred index entries
-    at most, where counting every student with more points walked thousands.
-    A band's row stays, at zero, when its last student leaves it.
-    """
-
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
-    band = models.IntegerField()
-    students = models.IntegerField(default=0)
-
-    class Meta:
-        db_table = "leaderboard_bands"
-        constraints = [
-            models.UniqueConstraint(fields=["tenant", "band"], name="uniq_leaderboard_bands_tenant_band"),
-            models.CheckConstraint(
-                condition=models.Q(band__gte=0, students__gte=0), name="chk_leaderboard_bands_positive"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        low = self.band * BAND_POINTS
-        return f"{self.students} student(s) with {low}-{low + BAND_POINTS - 1} points"

@@ -141,33 +141,16 @@ def _load_page(tenant_id: int, number: int, page_size: int) -> LeaderboardPage |
         return None
     start = (number - 1) * page_size
     rows = list(board.ranked().select_related("user")[start : start + page_size])
-    return LeaderboardPage.of(number=number, rows=_standings(tenant_id, rows, start), total=total, page_size=page_size)
+    return LeaderboardPage.of(number=number, rows=_standings(rows), total=total, page_size=page_size)
 
 
-def students_above(tenant_id: int, points: int) -> int:
-    """How many of the tenant's students have more than `points` (from LeaderboardBand: one band counted)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT leaderboard_students_above(%s, %s)", [tenant_id, points])
-        return cursor.fetchone()[0]
-
-
-def _standings(tenant_id: int, rows: list[Leaderboard], start: int) -> list[Standing]:
-    """Rows in board order, from position `start` (0-based) on, with their competition ranks.
-
-    A row whose points differ from the row before it is ranked by its position; a tie
-    shares the rank of the first of its group. Only the page's first tie group needs the
-    count of students with more points (students_above).
-    """
-    standings, rank, previous = [], 0, None
-    for offset, row in enumerate(rows):
-        if offset == 0:
-            rank = students_above(tenant_id, row.points) + 1 if start else 1
-        elif row.points != previous:
-            rank = start + offset + 1
-        previous = row.points
+def _standings(rows: list[Leaderboard]) -> list[Standing]:
+    """Rows in board order with their competition ranks (stored in the rows, kept by the database)."""
+    standings = []
+    for row in rows:
         standings.append(
             Standing(
-                rank=rank,
+                rank=row.rank,
                 user_id=row.user_id,
                 # the class sees this: a name, never an e-mail address
                 name=f"{row.user.first_name} {row.user.last_name}".strip() or f"Student {row.user_id}",
@@ -184,8 +167,8 @@ def _standings(tenant_id: int, rows: list[Leaderboard], start: int) -> list[Stan
 # ranks. The database function leaderboard_neighbours() (migrations scoring 0009-0011)
 # makes four short walks of idx_leaderboards_tenant_points from the student's exact
 # position, so a tie of thousands of students costs no more than a board without ties,
-# and counts the students above the first row once, by band (students_above); being a
-# function, its plan is made once per connection. Every row has a last_scored_at (set from an approved submission).
+# and reads each row's stored rank (scoring 0012); being a function, its plan is made
+# once per connection. Every row has a last_scored_at (set from an approved submission).
 NEIGHBOURS = "SELECT * FROM leaderboard_neighbours(%(tenant)s, %(user)s, %(around)s)"
 
 

@@ -26,7 +26,7 @@ from scoring.models import Leaderboard, Submission
 
 SCENARIO = "10 Indexes"
 NEIGHBOUR_WALKS = import_module("scoring.migrations.0010_ranks_read_not_stored").WINDOW_ROWS
-BANDS = import_module("scoring.migrations.0011_leaderboard_bands")
+RANKS = import_module("scoring.migrations.0012_stored_ranks")
 
 # Why an index with no scan in the suite is kept; anything not listed is a candidate to drop.
 KEEP = {
@@ -91,7 +91,7 @@ UNUSED = """
 # A table of a few pages is read faster whole than through an index, so the planner
 # rightly skips the index: such a query is planned with seq scans off, to prove the
 # index is there for the day the table grows, and the note says how big the table is.
-SMALL_TABLES = {"rank (bands above)": "leaderboard_bands"}
+SMALL_TABLES: dict[str, str] = {}
 
 
 def table_size(table: str) -> str:
@@ -153,12 +153,13 @@ def hot_queries(tenant_id: int) -> list[tuple[str, str, dict | list, list[str | 
     params = {"tenant": tenant_id, "user": busy, "around": 5, "points": points,
               "scored": mine.last_scored_at if mine else None}  # fmt: skip
     found.insert(3, ("neighbours (±5)", walks, params, ["idx_leaderboards_tenant_points"]))
-    # leaderboard_students_above() (0011): the bands above a score, then the rows above it in its own band
-    halves = [("rank (bands above)", BANDS.BANDS_ABOVE, "uniq_leaderboard_bands_tenant_band"),
-              ("rank (rows above in the band)", BANDS.ROWS_IN_BAND, "idx_leaderboards_tenant_points")]  # fmt: skip
-    for at, (name, half, index) in enumerate(halves, start=4):
-        sql = half.replace("p_tenant", "%(tenant)s").replace("p_points", "%(points)s")
-        found.insert(at, (name, sql, {"tenant": tenant_id, "points": points}, [index]))
+    # leaderboard_rerank() (0012), after a grading moves a student by 100 points: the first
+    # row above the span, then the span's rows
+    span = {"tenant": tenant_id, "low": points, "high": points + 100}
+    reads = [("rank (the row above)", RANKS.NEXT_ABOVE), ("rank (the span)", RANKS.SPAN_ROWS)]
+    for at, (name, read) in enumerate(reads, start=4):
+        sql = read.replace("p_tenant", "%(tenant)s").replace("p_low", "%(low)s").replace("p_high", "%(high)s")
+        found.insert(at, (name, sql, span, ["idx_leaderboards_tenant_points"]))
     return found
 
 

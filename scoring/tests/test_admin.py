@@ -125,7 +125,7 @@ def test_grading_through_the_change_form_goes_through_the_service(
     assert (submission.status, submission.score, submission.points_awarded) == ("APPROVED", score, awarded)
     assert submission.feedback == "Clear and reproducible."
     assert submission.graded_by == instructor and submission.graded_at is not None
-    row = Leaderboard.objects.with_rank().get(tenant=tenant, user=student)
+    row = Leaderboard.objects.get(tenant=tenant, user=student)
     assert (row.points, row.solves, row.rank) == (awarded, 1, 1)
     [event] = events("SubmissionGraded", aggregate_id=str(submission.pk))
     assert event.metadata["actor_id"] == instructor.pk
@@ -214,7 +214,7 @@ def test_approve_full_grades_every_selected_submission(client, queue, tenant, in
     graded = events("SubmissionGraded")
     assert sorted(int(e.aggregate_id) for e in graded) == sorted(s.pk for s in chosen)
     assert all(e.metadata["actor_id"] == instructor.pk for e in graded)
-    assert set(Leaderboard.objects.filter(tenant=tenant).with_rank().values_list("user_id", "points", "rank")) == {
+    assert set(Leaderboard.objects.filter(tenant=tenant).values_list("user_id", "points", "rank")) == {
         (s.user_id, project.points, 1) for s in chosen
     }
 

@@ -136,9 +136,9 @@ class StudentRowGate:
 
 def board(tenant):
     return sorted(
-        Leaderboard.objects.filter(tenant=tenant)
-        .with_rank()
-        .values_list("tenant_id", "user_id", "points", "solves", "rank", "last_scored_at")
+        Leaderboard.objects.filter(tenant=tenant).values_list(
+            "tenant_id", "user_id", "points", "solves", "rank", "last_scored_at"
+        )
     )
 
 

@@ -5,7 +5,7 @@ is rejected here is rejected by the database.
 """
 
 import pytest
-from django.db import IntegrityError, ProgrammingError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from scoring.factories import BadgeFactory, SubmissionFactory
 from scoring.models import Badge, Leaderboard, Submission, UserBadge
@@ -179,11 +179,13 @@ def test_leaderboard_row_with_zero_totals_is_accepted(student):
     assert (row.points, row.solves) == (0, 0)
 
 
-def test_ranks_are_not_stored(student):
-    """A grading writes one row: ranks are counted when read (with_rank), never kept in a column."""
-    assert "rank" not in {f.column for f in Leaderboard._meta.concrete_fields}
-    with pytest.raises(ProgrammingError, match="rank"), transaction.atomic():
-        execute("SELECT rank FROM leaderboards")
+def test_a_rank_below_one_is_rejected(student):
+    """The operators' plan's chk_rank_positive: a rank is 1 or more (the database keeps it, scoring 0012)."""
+    pk = insert_leaderboard_row(student)
+    assert Leaderboard.objects.get(pk=pk).rank == 1
+    for rank in (0, -3):
+        with pytest.raises(IntegrityError, match="chk_rank_positive"), transaction.atomic():
+            execute("UPDATE leaderboards SET rank = %s WHERE id = %s", [rank, pk])
 
 
 @pytest.mark.parametrize(("points", "solves"), [(-1, 0), (0, -1)])

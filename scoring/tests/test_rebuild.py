@@ -31,7 +31,7 @@ from challenges.factories import ProjectFactory
 from challenges.models import Project
 from scoring import services
 from scoring.factories import BadgeFactory
-from scoring.models import BAND_POINTS, Leaderboard, Submission, UserBadge
+from scoring.models import Leaderboard, Submission, UserBadge
 from tenants.factories import TenantFactory
 from tenants.models import User
 from tenants.services import user_register
@@ -427,9 +427,9 @@ def history(django_db_setup, django_db_blocker):
 
 def board_rows(tenant):
     return sorted(
-        Leaderboard.objects.filter(tenant=tenant)
-        .with_rank()
-        .values_list("tenant_id", "user_id", "points", "solves", "rank", "last_scored_at")
+        Leaderboard.objects.filter(tenant=tenant).values_list(
+            "tenant_id", "user_id", "points", "solves", "rank", "last_scored_at"
+        )
     )
 
 
@@ -523,7 +523,7 @@ def test_the_incremental_leaderboard_equals_a_rebuild_from_submissions_and_from_
 
     # From a damaged table: wrong totals and ranks, a missing row, a student who has no solve.
     tied = history.students[24]
-    top = Leaderboard.objects.filter(tenant=tenant).with_rank().filter(rank__lte=3).exclude(user=tied)
+    top = Leaderboard.objects.filter(tenant=tenant).filter(rank__lte=3).exclude(user=tied)
     damaged = Leaderboard.objects.filter(pk__in=list(top.values_list("pk", flat=True))).update(points=1)
     Leaderboard.objects.filter(tenant=tenant, user=tied).delete()
     Leaderboard.objects.create(tenant=tenant, user=history.students[29], points=5, solves=1)
@@ -533,19 +533,16 @@ def test_the_incremental_leaderboard_equals_a_rebuild_from_submissions_and_from_
     assert board_rows(tenant) == incremental
 
 
-def test_the_band_counts_followed_every_grading_and_regrade(history):
-    """The triggers of leaderboard_bands saw every write of the history (scoring 0011)."""
+def test_the_stored_ranks_followed_every_grading_and_regrade(history):
+    """The rank trigger (scoring 0012) saw every write of the history: each row's rank is a fresh window rank."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT l.tenant_id, l.points / %s, count(*) FROM leaderboards l GROUP BY 1, 2
-            EXCEPT SELECT tenant_id, band, students FROM leaderboard_bands
-            """,
-            [BAND_POINTS],
+            SELECT id, rank, rank() OVER (PARTITION BY tenant_id ORDER BY points DESC) FROM leaderboards
+            """
         )
-        assert cursor.fetchall() == []
-        cursor.execute("SELECT sum(students) FROM leaderboard_bands WHERE tenant_id = %s", [history.tenant.pk])
-        assert cursor.fetchone()[0] == Leaderboard.objects.filter(tenant=history.tenant).count() > 20
+        rows = cursor.fetchall()
+    assert len(rows) > 20 and [(i, stored) for i, stored, fresh in rows if stored != fresh] == []
 
 
 def test_ranks_are_competition_ranks_by_points_computed_in_python(history):

@@ -30,9 +30,7 @@ def writeup_project(tenant):
 
 
 def board(tenant):
-    return list(
-        Leaderboard.objects.for_tenant(tenant).with_rank().ranked().values_list("user_id", "points", "solves", "rank")
-    )
+    return list(Leaderboard.objects.for_tenant(tenant).ranked().values_list("user_id", "points", "solves", "rank"))
 
 
 # --- submitting ---------------------------------------------------------------------

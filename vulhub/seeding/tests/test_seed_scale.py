@@ -79,10 +79,7 @@ def fingerprint(tenants) -> list:
         )
         rows += [
             ("rank", row.user.email, row.points, row.solves, row.rank)
-            for row in Leaderboard.objects.for_tenant(tenant)
-            .with_rank()
-            .select_related("user")
-            .order_by("rank", "user__email")
+            for row in Leaderboard.objects.for_tenant(tenant).select_related("user").order_by("rank", "user__email")
         ]
     return rows
 
@@ -116,7 +113,7 @@ def test_data_is_realistic(seeded):
     )
     # badges earned, ranks with ties
     assert UserBadge.objects.for_tenant(tenant).exists()
-    ranks = Counter(Leaderboard.objects.for_tenant(tenant).with_rank().values_list("rank", flat=True))
+    ranks = Counter(Leaderboard.objects.for_tenant(tenant).values_list("rank", flat=True))
     assert any(n > 1 for n in ranks.values()), "expected tied ranks"
 
 
