@@ -6,6 +6,7 @@ class ScoringConfig(AppConfig):
     name = "scoring"
 
     def ready(self):
-        from . import records
+        from . import changes, records
 
         records.register()  # what it records in the audit log and the event store
+        changes.connect()  # challenges deleted or re-valued, students deleted: points follow

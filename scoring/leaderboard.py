@@ -126,7 +126,7 @@ REPAIR_RANKS = """
 """
 
 
-def _sync(tenant_id: int, source: str, params: dict) -> tuple[int, int, int]:
+def sync(tenant_id: int, source: str, params: dict) -> tuple[int, int, int]:
     """(rows, rows written, rows removed) after syncing the tenant's table to `source`, ranks checked."""
     with transaction.atomic():
         lock_tenant(tenant_id)
@@ -144,7 +144,7 @@ def _sync(tenant_id: int, source: str, params: dict) -> tuple[int, int, int]:
 
 def rebuild(tenant_id: int) -> tuple[int, int, int]:
     """Recompute a tenant's table from its submissions: (rows, rows written, rows removed)."""
-    return _sync(tenant_id, STANDINGS, {})
+    return sync(tenant_id, STANDINGS, {})
 
 
 def replace(tenant_id: int, rows: list[tuple]) -> tuple[int, int, int]:
@@ -155,4 +155,4 @@ def replace(tenant_id: int, rows: list[tuple]) -> tuple[int, int, int]:
         "solves": [r[2] for r in rows],
         "scored": [r[3] for r in rows],
     }
-    return _sync(tenant_id, FROM_ROWS, params)
+    return sync(tenant_id, FROM_ROWS, params)

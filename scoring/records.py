@@ -68,6 +68,30 @@ def _student(user_badge: UserBadge):
     return user_badge.user_id
 
 
+def project_deleted_payload(project, solvers=(), **signal) -> dict:
+    return {
+        "project_id": project.pk,
+        "tenant_id": project.tenant_id,
+        "name": project.name,
+        "points": project.points,
+        "solvers": list(solvers),
+    }
+
+
+def project_rescored_payload(project, previous_points: int, rescored: int, **signal) -> dict:
+    return {
+        "project_id": project.pk,
+        "tenant_id": project.tenant_id,
+        "previous_points": previous_points,
+        "points": project.points,
+        "rescored": rescored,
+    }
+
+
+def student_deleted_payload(user, **signal) -> dict:
+    return {"user_id": user.pk, "tenant_id": user.tenant_id}
+
+
 EVENTS = (
     audit.DomainEvent(
         signals.submission_created, "SubmissionCreated", "Submission", subject="submission", payload=submission_payload
@@ -83,6 +107,20 @@ EVENTS = (
         subject="user_badge",
         payload=awarded_payload,
         aggregate_id=_student,
+    ),
+    # changes made outside the services that move points (scoring.changes)
+    audit.DomainEvent(
+        signals.project_deleted, "ProjectDeleted", "Project", subject="project", payload=project_deleted_payload
+    ),
+    audit.DomainEvent(
+        signals.project_rescored,
+        "ProjectPointsChanged",
+        "Project",
+        subject="project",
+        payload=project_rescored_payload,
+    ),
+    audit.DomainEvent(
+        signals.student_deleted, "StudentDeleted", "User", subject="user", payload=student_deleted_payload
     ),
     audit.DomainEvent(
         signals.badge_revoked,

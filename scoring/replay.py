@@ -1,30 +1,59 @@
-"""Standings rebuilt from the event store alone, without reading submissions or users."""
+"""Standings replayed from the event store alone, without reading submissions or users.
 
-from collections.abc import Iterable
+One statement per tenant, set-based: each submission's latest event (SubmissionCreated,
+then any SubmissionGraded) gives its state; the approved ones count, except those of a
+challenge deleted since (ProjectDeleted) or of a student deleted since (StudentDeleted);
+a challenge re-valued after a submission's latest event (ProjectPointsChanged) scores it
+again at the new value, as scoring.changes does to the table. Then totals per student,
+as the leaderboard keeps them.
+"""
 
-from django.utils.dateparse import parse_datetime
+from django.db import connection
 
-from audit import api as audit
+from . import leaderboard
+
+STANDINGS_FROM_EVENTS = """
+    WITH latest AS (
+        SELECT DISTINCT ON ((e.payload->>'submission_id')::bigint) e.position, e.payload
+        FROM event_store e
+        WHERE e.tenant_id = %(tenant)s AND e.event_type IN ('SubmissionCreated', 'SubmissionGraded')
+        ORDER BY (e.payload->>'submission_id')::bigint, e.position DESC
+    ),
+    approved AS (
+        SELECT l.position, (l.payload->>'user_id')::bigint AS user_id,
+               (l.payload->>'project_id')::bigint AS project_id, (l.payload->>'score')::int AS score,
+               (l.payload->>'points_awarded')::int AS points,
+               coalesce(l.payload->>'graded_at', l.payload->>'submitted_at')::timestamptz AS scored_at
+        FROM latest l
+        WHERE l.payload->>'status' = 'APPROVED'
+    ),
+    changes AS MATERIALIZED (
+        SELECT e.position, e.event_type, (e.payload->>'project_id')::bigint AS project_id,
+               (e.payload->>'user_id')::bigint AS user_id, (e.payload->>'points')::int AS points
+        FROM event_store e
+        WHERE e.tenant_id = %(tenant)s AND e.event_type IN ('ProjectDeleted', 'ProjectPointsChanged', 'StudentDeleted')
+    )
+    SELECT a.user_id, sum(coalesce((revalued.points * a.score + 50) / 100, a.points))::int AS points,
+           count(*)::int AS solves, max(a.scored_at) AS last_scored_at
+    FROM approved a
+    LEFT JOIN LATERAL (
+        SELECT c.points FROM changes c
+        WHERE c.event_type = 'ProjectPointsChanged' AND c.project_id = a.project_id AND c.position > a.position
+        ORDER BY c.position DESC LIMIT 1
+    ) AS revalued ON true
+    WHERE a.project_id NOT IN (SELECT c.project_id FROM changes c WHERE c.event_type = 'ProjectDeleted')
+      AND a.user_id NOT IN (SELECT c.user_id FROM changes c WHERE c.event_type = 'StudentDeleted')
+    GROUP BY a.user_id
+"""
 
 
-def standings_from_events(tenant_id: int, events: Iterable[audit.EventStore] | None = None) -> list[tuple]:
-    """(user_id, points, solves, last_scored_at) per student with an approved submission.
+def standings_from_events(tenant_id: int) -> list[tuple]:
+    """(user_id, points, solves, last_scored_at) per student with an approved submission, from the events."""
+    with connection.cursor() as cursor:
+        cursor.execute(STANDINGS_FROM_EVENTS, {"tenant": tenant_id})
+        return cursor.fetchall()
 
-    Folds SubmissionCreated and SubmissionGraded into each submission's latest state,
-    then totals the approved ones per student, as the leaderboard does.
-    """
-    if events is None:
-        events = audit.events(tenant_id, ["SubmissionCreated", "SubmissionGraded"])
-    latest: dict[int, dict] = {}
-    for event in events:
-        latest[event.payload["submission_id"]] = event.payload
-    totals: dict[int, list] = {}
-    for state in latest.values():
-        if state["status"] != "APPROVED":
-            continue
-        scored_at = parse_datetime(state.get("graded_at") or state["submitted_at"])
-        row = totals.setdefault(state["user_id"], [0, 0, scored_at])
-        row[0] += state["points_awarded"]
-        row[1] += 1
-        row[2] = max(row[2], scored_at)
-    return [(user_id, points, solves, scored_at) for user_id, (points, solves, scored_at) in totals.items()]
+
+def replay(tenant_id: int) -> tuple[int, int, int]:
+    """Set the tenant's leaderboard to what its events say: (rows, rows written, rows removed)."""
+    return leaderboard.sync(tenant_id, STANDINGS_FROM_EVENTS, {})

@@ -14,3 +14,9 @@ submission_graded = Signal()
 badge_awarded = Signal()
 # user_badge (already deleted, its fields still set), actor, reason
 badge_revoked = Signal()
+# project (deleted, its fields still set), solvers (ids of the students who had solved it), actor
+project_deleted = Signal()
+# project, previous_points, rescored (approved submissions scored again), actor
+project_rescored = Signal()
+# user (a deleted student, their fields still set), actor
+student_deleted = Signal()

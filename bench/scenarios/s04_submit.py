@@ -17,6 +17,7 @@ new challenge is opened for the run and unpublished after the scenario.
 
 import random
 
+import psycopg
 from django.db import connection, transaction
 
 from bench.framework import Context, Figure, Series, timed_ms
@@ -36,9 +37,11 @@ from bench.http_load import (
     wrong_flag,
 )
 from challenges.models import Project
-from scoring import services
+from scoring import leaderboard, services
 from scoring.models import Submission
 from tenants.models import User
+from vulhub.ops import backups
+from vulhub.ops.db_roles import use_role
 
 SCENARIO = "4 Submit and grade"
 CONNECTIONS = 8
@@ -60,7 +63,7 @@ PENDING_WRITEUPS = """
 
 
 def run(ctx: Context) -> list[Figure]:
-    return [*submit_over_http(ctx), grade_in_process(ctx)]
+    return [*submit_over_http(ctx), grade_in_process(ctx), rank_maintenance(ctx)]
 
 
 def submit_over_http(ctx: Context) -> list[Figure]:
@@ -231,4 +234,55 @@ def grade_in_process(ctx: Context) -> Figure:
             "and event, the student's leaderboard row and the class's ranks, the badge rules; "
             f"{len(grading) + 1} pending write-ups approved (they stay graded)"
         ),
+    )
+
+
+RANK_TRIGGERS = ("leaderboards_rank_insert", "leaderboards_rank_update", "leaderboards_rank_delete")
+
+
+def rank_maintenance(ctx: Context) -> Figure:
+    """The same grading with the stored ranks kept (scoring 0012) and with their triggers off, alternately.
+
+    The triggers are switched by the schema's owner between gradings (never inside one);
+    afterwards a rebuild puts right the ranks the gradings without them left stale.
+    """
+    tenant = ctx.largest
+    grader = User.objects.filter(tenant_id=tenant["id"], is_active=True).staff().order_by("pk").first()
+    ids = pending_writeups(ctx, tenant["id"], 2 * ctx.runs + 1)
+    pending = list(Submission.objects.filter(pk__in=ids).order_by("-submitted_at"))
+    with use_role("owner"):
+        owner = psycopg.connect(backups.Server.of().conninfo(), autocommit=True)
+
+    def triggers(on: bool) -> None:
+        for name in RANK_TRIGGERS:
+            owner.execute(f"ALTER TABLE leaderboards {'ENABLE' if on else 'DISABLE'} TRIGGER {name}")
+
+    def grade(submission: Submission) -> None:
+        services.submission_grade(
+            submission=submission, status=Submission.Status.APPROVED, score=80, grader=grader, feedback="benchmark"
+        )
+
+    kept, unkept = [], []
+    try:
+        grade(pending[0])  # warm-up
+        for with_ranks, without in zip(pending[1::2], pending[2::2], strict=False):
+            kept.append(timed_ms(lambda s=with_ranks: grade(s)))
+            triggers(False)
+            try:
+                unkept.append(timed_ms(lambda s=without: grade(s)))
+            finally:
+                triggers(True)
+    finally:
+        triggers(True)
+        owner.close()
+        leaderboard.rebuild(tenant["id"])  # the ranks the gradings without triggers left behind
+    return Figure(
+        SCENARIO,
+        "grading a write-up: stored ranks kept vs not",
+        ours=Series("submission_grade, ranks kept", kept, "ms"),
+        baseline=Series("rank triggers off", unkept, "ms"),
+        compare="cost",
+        goal_op="<=",
+        goal=1.2,
+        note=f"{tenant['slug']}: the same grading, alternately with the rank triggers on and off (issue 24)",
     )

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from scoring import leaderboard
-from scoring.replay import standings_from_events
+from scoring.replay import replay
 from tenants.models import Tenant
 
 
@@ -29,7 +29,7 @@ class Command(BaseCommand):
         source = "events" if from_events else "submissions"
         for item in tqdm(list(tenants), unit="tenant", disable=no_progress or None, file=self.stderr._out):
             if from_events:
-                count, written, removed = leaderboard.replace(item.pk, standings_from_events(item.pk))
+                count, written, removed = replay(item.pk)
             else:
                 count, written, removed = leaderboard.rebuild(item.pk)
             total += count

@@ -1,0 +1,103 @@
+"""Changes made outside scoring's services that move points, each kept in step and recorded as an event.
+
+Whatever makes them (the admin, a command, the ORM), these follow Django's model
+signals, inside the change's own transaction:
+
+- **A challenge deleted.** Its submissions go with it (the cascade), so its solvers lose
+  its points: their leaderboard rows and automatic badges are brought up to date, and a
+  ProjectDeleted event tells a replay to drop the challenge's submissions.
+- **A challenge's points changed.** A grade is a share of what the challenge is worth,
+  so every approved submission of it is scored again at the new value (a right flag
+  earns the new points, a write-up graded 60 earns 60% of them); the solvers' rows and
+  badges follow, and a ProjectPointsChanged event tells a replay to do the same.
+- **A student deleted.** Their submissions and row go with them (the cascade; the rank
+  trigger moves the students below up), and a StudentDeleted event tells a replay to
+  drop their submissions.
+
+What moves no points records nothing here: unpublishing or publishing a challenge
+(its solves keep counting: a student keeps what they earned while it is hidden),
+deactivating a student (their points and place stay; deleting them takes both away),
+revoking a badge (badges carry no points). A tenant's deletion takes all its rows.
+"""
+
+from contextvars import ContextVar
+
+from django.db.models import F, Value
+from django.db.models.signals import post_delete, post_init, post_save, pre_delete
+
+from challenges.models import Project
+from tenants.models import Tenant, User
+
+from . import services
+from .models import Submission
+from .signals import project_deleted, project_rescored, student_deleted
+
+APPROVED = Submission.Status.APPROVED
+# tenants being deleted in this context: their rows all go, nothing is scored again
+DELETING: ContextVar[frozenset] = ContextVar("scoring_deleting_tenants", default=frozenset())
+
+
+def _solvers(project: Project) -> list[int]:
+    approved = Submission.objects.filter(project_id=project.pk, status=APPROVED)
+    return sorted(set(approved.values_list("user_id", flat=True)))
+
+
+def _rescore_students(tenant_id: int, user_ids: list[int]) -> None:
+    """Their leaderboard rows and automatic badges, from their submissions as they are now."""
+    for user in User.objects.filter(tenant_id=tenant_id, pk__in=user_ids).order_by("pk"):
+        services._after_scoring(user=user, actor=None)
+
+
+def _before_tenant_delete(sender, instance: Tenant, **kwargs) -> None:
+    instance._vulhub_deleting = DELETING.set(DELETING.get() | {instance.pk})
+
+
+def _after_tenant_delete(sender, instance: Tenant, **kwargs) -> None:
+    DELETING.reset(instance._vulhub_deleting)
+
+
+def _before_project_delete(sender, instance: Project, **kwargs) -> None:
+    instance._vulhub_solvers = _solvers(instance)
+
+
+def _after_project_delete(sender, instance: Project, **kwargs) -> None:
+    if instance.tenant_id in DELETING.get():
+        return
+    solvers = getattr(instance, "_vulhub_solvers", [])
+    _rescore_students(instance.tenant_id, solvers)
+    project_deleted.send(sender=Project, project=instance, solvers=solvers, actor=None)
+
+
+def _remember_points(sender, instance: Project, **kwargs) -> None:
+    """The points as loaded (or last saved): a save compares with them, with no query of its own."""
+    instance._vulhub_points_before = instance.points if instance.pk is not None else None
+
+
+def _after_project_save(sender, instance: Project, created=False, raw=False, update_fields=None, **kwargs) -> None:
+    before = getattr(instance, "_vulhub_points_before", None)
+    instance._vulhub_points_before = instance.points
+    if raw or created or before is None or before == instance.points:
+        return
+    if update_fields is not None and "points" not in update_fields:
+        return
+    approved = Submission.objects.filter(project_id=instance.pk, status=APPROVED)
+    solvers = sorted(set(approved.values_list("user_id", flat=True)))
+    # round(points * score / 100), halves up (services.points_for), in integer SQL
+    rescored = approved.update(points_awarded=(Value(instance.points) * F("score") + 50) / 100)
+    _rescore_students(instance.tenant_id, solvers)
+    project_rescored.send(sender=Project, project=instance, previous_points=before, rescored=rescored, actor=None)
+
+
+def _after_user_delete(sender, instance: User, **kwargs) -> None:
+    if instance.tenant_id not in (None, *DELETING.get()) and instance.role == User.Role.STUDENT:
+        student_deleted.send(sender=User, user=instance, actor=None)
+
+
+def connect() -> None:
+    pre_delete.connect(_before_tenant_delete, sender=Tenant, dispatch_uid="scoring.changes.tenant_pre_delete")
+    post_delete.connect(_after_tenant_delete, sender=Tenant, dispatch_uid="scoring.changes.tenant_post_delete")
+    pre_delete.connect(_before_project_delete, sender=Project, dispatch_uid="scoring.changes.project_pre_delete")
+    post_delete.connect(_after_project_delete, sender=Project, dispatch_uid="scoring.changes.project_post_delete")
+    post_init.connect(_remember_points, sender=Project, dispatch_uid="scoring.changes.project_post_init")
+    post_save.connect(_after_project_save, sender=Project, dispatch_uid="scoring.changes.project_post_save")
+    post_delete.connect(_after_user_delete, sender=User, dispatch_uid="scoring.changes.user_post_delete")

@@ -1,0 +1,207 @@
+"""Replay = incremental = rebuild, after every step of any sequence of the changes that move points.
+
+A hypothesis state machine drives a class on the real database through the ways points
+move: flags right and wrong, write-ups graded and regraded, badges revoked, challenges
+unpublished and published again, deleted, re-valued, students deactivated and deleted,
+and a neighbouring class deleted. After every step the three ways to know the standings
+must agree, for every live class of the run:
+
+- incremental: the leaderboards table as the services and scoring.changes keep it;
+- rebuild: the standings computed from the submissions (scoring.leaderboard.STANDINGS);
+- replay: the standings computed from the event store alone (scoring.replay);
+
+and every stored rank is a fresh window rank.
+"""
+
+import pytest
+from django.db import connection
+from factory import Transformer
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from challenges.factories import ProjectFactory
+from challenges.models import Project
+from scoring import leaderboard, services
+from scoring.factories import BadgeFactory
+from scoring.models import Badge, Leaderboard, Submission, UserBadge
+from scoring.replay import standings_from_events
+from tenants.factories import InstructorFactory, StudentFactory, TenantFactory
+from tenants.models import Tenant, User
+
+FLAG = "FLAG{replay}"
+STUDENTS, CHALLENGES = 4, 4
+index = st.integers(min_value=0, max_value=15)
+
+
+def fetch(sql, params=None):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def standings(rows) -> set[tuple]:
+    return {(user_id, points, solves, scored_at) for user_id, points, solves, scored_at in rows}
+
+
+class Class:
+    """A tenant of the run: its instructor, students and challenges (half with a flag)."""
+
+    def __init__(self):
+        self.tenant = TenantFactory()
+        self.instructor = InstructorFactory(tenant=self.tenant, password=Transformer.Force("!"))
+        self.students = [StudentFactory(tenant=self.tenant, password=Transformer.Force("!")) for _ in range(STUDENTS)]
+        self.projects = [
+            ProjectFactory(tenant=self.tenant, points=50 * (n + 1), flag=FLAG if n % 2 == 0 else None)
+            for n in range(CHALLENGES)
+        ]
+        BadgeFactory(tenant=self.tenant, rule_kind=Badge.RuleKind.FIRST_SOLVE)
+        BadgeFactory(tenant=self.tenant, rule_kind=Badge.RuleKind.POINTS_AT_LEAST, rule_params={"n": 150})
+
+    def student(self, i: int) -> User | None:
+        alive = list(User.objects.filter(pk__in=[s.pk for s in self.students]).order_by("pk"))
+        return alive[i % len(alive)] if alive else None
+
+    def project(self, i: int) -> Project | None:
+        alive = list(Project.objects.filter(pk__in=[p.pk for p in self.projects]).order_by("pk"))
+        return alive[i % len(alive)] if alive else None
+
+
+class PointsMachine(RuleBasedStateMachine):
+    @initialize()
+    def classes(self):
+        self.main = Class()
+        self.neighbour = Class()  # active too, then perhaps deleted: never touches the main class
+        self.live = [self.main, self.neighbour]
+
+    def _try(self, call, **kwargs):
+        try:
+            return call(**kwargs)
+        except services.ScoringError:
+            return None  # a refusal changes nothing: the invariants say so
+
+    def _flag(self, i, j, flag, neighbour):
+        klass = self.neighbour if neighbour and self.neighbour in self.live else self.main
+        student, project = klass.student(i), klass.project(j)
+        if student and project and project.has_flag:
+            self._try(services.submission_create, user=student, project=project, flag=flag)
+
+    @rule(i=index, j=index, neighbour=st.booleans())
+    def solve_with_a_flag(self, i, j, neighbour):
+        self._flag(i, j, FLAG, neighbour)
+
+    @rule(i=index, j=index)
+    def try_a_wrong_flag(self, i, j):
+        self._flag(i, j, "FLAG{no}", neighbour=False)
+
+    @rule(i=index, j=index)
+    def submit_writeup(self, i, j):
+        student, project = self.main.student(i), self.main.project(j)
+        if student and project and not project.has_flag:
+            self._try(services.submission_create, user=student, project=project, writeup="How I did it.")
+
+    @rule(k=index, approve=st.sampled_from([True, True, True, False]), score=st.integers(min_value=0, max_value=100))
+    def grade_or_regrade(self, k, approve, score):
+        writeups = list(Submission.objects.filter(tenant=self.main.tenant, kind=Submission.Kind.WRITEUP).order_by("pk"))
+        if writeups:
+            status = Submission.Status.APPROVED if approve else Submission.Status.REJECTED
+            self._try(
+                services.submission_grade,
+                submission=writeups[k % len(writeups)],
+                status=status,
+                score=score if approve else 0,
+                grader=self.main.instructor,
+            )
+
+    @rule(k=index)
+    def revoke_a_badge(self, k):
+        awards = list(UserBadge.objects.filter(tenant=self.main.tenant).select_related("badge", "user").order_by("pk"))
+        if awards:
+            award = awards[k % len(awards)]
+            services.badge_revoke(badge=award.badge, user=award.user, actor=self.main.instructor)
+
+    @rule(j=index)
+    def unpublish_or_publish(self, j):
+        project = self.main.project(j)
+        if project:
+            project.is_published = not project.is_published
+            project.save()
+
+    @rule(j=index)
+    def delete_a_challenge(self, j):
+        project = self.main.project(j)
+        if project:
+            project.delete()
+
+    @rule(j=index, points=st.sampled_from([0, 25, 75, 100, 333]))
+    def revalue_a_challenge(self, j, points):
+        project = self.main.project(j)
+        if project:
+            project.points = points
+            project.save()
+
+    @rule(i=index)
+    def deactivate_a_student(self, i):
+        student = self.main.student(i)
+        if student:
+            student.is_active = not student.is_active
+            student.save()
+
+    @rule(i=index)
+    def delete_a_student(self, i):
+        student = self.main.student(i)
+        if student:
+            student.delete()
+
+    @precondition(lambda self: self.neighbour in self.live)
+    @rule()
+    def delete_the_neighbouring_class(self):
+        Tenant.objects.get(pk=self.neighbour.tenant.pk).delete()
+        self.live.remove(self.neighbour)
+
+    @invariant()
+    def incremental_rebuild_and_replay_agree(self):
+        for klass in self.live:
+            tenant_id = klass.tenant.pk
+            incremental = standings(
+                Leaderboard.objects.filter(tenant_id=tenant_id).values_list(
+                    "user_id", "points", "solves", "last_scored_at"
+                )
+            )
+            rebuilt = standings(fetch(leaderboard.STANDINGS, {"tenant": tenant_id}))
+            replayed = standings(standings_from_events(tenant_id))
+            assert incremental == rebuilt, "the table differs from the submissions"
+            assert replayed == rebuilt, "the events differ from the submissions"
+        stale = fetch(
+            """
+            SELECT id FROM (SELECT id, rank, rank() OVER (PARTITION BY tenant_id ORDER BY points DESC) AS fresh
+                            FROM leaderboards WHERE tenant_id = ANY(%s)) r
+            WHERE rank <> fresh
+            """,
+            [[klass.tenant.pk for klass in self.live]],
+        )
+        assert stale == []
+        if self.neighbour not in self.live:
+            gone = self.neighbour.tenant.pk
+            assert not Leaderboard.objects.filter(tenant_id=gone).exists()
+
+
+@pytest.mark.django_db
+def test_every_change_that_moves_points_keeps_replay_incremental_and_rebuild_equal():
+    run_state_machine_as_test(
+        PointsMachine,
+        settings=settings(
+            max_examples=40,
+            stateful_step_count=40,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+            database=None,  # the examples need no memory across runs: CI explores afresh
+        ),
+    )
