@@ -11,9 +11,11 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
 from challenges.factories import ProjectFactory
+from challenges.models import Project
 from scoring import services
 from scoring.factories import BadgeFactory
-from tenants.factories import StudentFactory, TenantFactory
+from scoring.models import Submission
+from tenants.factories import InstructorFactory, StudentFactory, TenantFactory
 
 from .conftest import SCREENSHOTS, SIZES
 
@@ -152,6 +154,44 @@ def test_a_student_solves_a_challenge_and_sees_it_count(school, page_at):
     # log out
     page.get_by_role("button", name=re.compile("log out", re.I)).click()
     expect(page).to_have_url(re.compile(r"/accounts/login/"))
+
+
+def test_a_partly_solved_write_up_is_improved_and_the_best_grade_counts(school, page_at):
+    student = school["student"]
+    teacher = InstructorFactory(tenant=student.tenant)
+    essay = Project.objects.get(tenant=student.tenant, slug="memory-lane")
+    first = services.submission_create(user=student, project=essay, writeup="I ran strings on the dump.")
+    services.submission_grade(
+        submission=first, status="APPROVED", score=60, grader=teacher, feedback="Show how you found the thread."
+    )
+    page = page_at("phone")
+    base = school["alpha"]
+    log_in(page, base, "sam@alpha.test")
+
+    page.goto(f"{base}/challenges/")
+    expect(page.get_by_text("Partly solved (60/100)")).to_be_visible()
+    check_page(page, "catalogue-partly-solved")
+
+    page.goto(f"{base}/challenges/memory-lane/")
+    expect(page.get_by_text("Your best grade is 60/100: 180 of 300 points count.")).to_be_visible()
+    expect(page.get_by_text("Show how you found the thread.")).to_be_visible()
+    check_page(page, "challenge-partly-solved")
+    page.get_by_label("Your write-up").fill("malfind on the dump, then pslist to name the injected thread.")
+    page.get_by_role("button", name="Submit improved write-up").click()
+    expect(page.get_by_text("Write-up submitted. It is waiting for an instructor")).to_be_visible()
+    expect(page.get_by_role("heading", name="Waiting for grading")).to_be_visible()
+    expect(page.get_by_label("Your write-up")).to_have_count(0)
+    check_page(page, "challenge-waiting")
+
+    better = Submission.objects.get(user=student, project=essay, status="PENDING")
+    services.submission_grade(submission=better, status="APPROVED", score=90, grader=teacher)
+    page.goto(f"{base}/challenges/memory-lane/")
+    expect(page.locator("main")).to_contain_text("Partly solved (90/100)")
+    expect(page.locator("main")).to_contain_text("Superseded by a better grade")
+    page.goto(f"{base}/")
+    expect(page.locator("main")).to_contain_text("270")  # 90% of 300: the earlier 180 no longer counts
+    expect(page.locator(".progress-summary")).to_contain_text("1 partly solved")
+    check_page(page, "dashboard-progress")
 
 
 def test_a_student_of_another_tenant_gets_404s(school, page_at):

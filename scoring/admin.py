@@ -20,6 +20,9 @@ from .badges import rule_params_problem
 from .models import Badge, Leaderboard, Submission, UserBadge
 from .resources import LeaderboardExportResource, SubmissionExportResource
 
+# the student's other attempts at the challenge listed on a submission's page, newest first
+OTHER_ATTEMPTS = 50
+
 
 class TenantChallengeFilter(admin.RelatedFieldListFilter):
     """The tenant's challenges as filter choices, read from the small projects table.
@@ -34,31 +37,51 @@ class TenantChallengeFilter(admin.RelatedFieldListFilter):
         return [(p.pk, str(p)) for p in projects.only("pk", "name")]
 
 
+GRADES = [(Submission.Status.APPROVED, "Approved"), (Submission.Status.REJECTED, "Rejected")]
+
+
 class GradeForm(forms.ModelForm):
-    status = forms.ChoiceField(choices=[("APPROVED", "Approved"), ("REJECTED", "Rejected")])
+    status = forms.ChoiceField(choices=GRADES)
     score = forms.IntegerField(
-        min_value=0, max_value=100, help_text="0 to 100; points = challenge points × score / 100."
+        min_value=0,
+        max_value=100,
+        help_text="0 to 100; points = challenge points × score / 100. The student's best grade counts: "
+        "approving a better grade than an earlier approved one supersedes it.",
     )
 
     class Meta:
         model = Submission
         fields = ["status", "score", "feedback"]
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.status == Submission.Status.SUPERSEDED:
+            # shown as it is; saving it needs a grade (services.submission_grade)
+            self.fields["status"].choices = [(self.instance.status, self.instance.get_status_display()), *GRADES]
+
     def clean(self):
         cleaned = super().clean()
-        if (
-            cleaned.get("status") == Submission.Status.APPROVED
-            and Submission.objects.other_approvals_of(self.instance).exists()
-        ):
-            self.add_error("status", "This student already has an approved submission for this challenge.")
+        status, score = cleaned.get("status"), cleaned.get("score")
+        if status == Submission.Status.SUPERSEDED:
+            self.add_error("status", "A superseded submission changes only by a new grade: approve or reject it.")
+        elif status == Submission.Status.APPROVED and score is not None:
+            refusal = services.approval_refusal(submission=self.instance, score=score)
+            if refusal:
+                self.add_error("status", refusal)
         return cleaned
 
 
 @admin.register(Submission)
 class SubmissionAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
-    """The grading queue: opens on pending submissions, oldest first."""
+    """The grading queue: opens on pending submissions, oldest first.
+
+    A submission's page shows the student's other attempts at the same challenge
+    (templates/admin/scoring/submission/change_form.html), so a grader sees earlier
+    grades and feedback before grading a resubmission.
+    """
 
     form = GradeForm
+    change_form_template = "admin/scoring/submission/change_form.html"
     list_display = ["submitted_at", "student", "project", "age", "kind", "status", "score", "excerpt"]
     list_filter = ["status", "kind", ("project", TenantChallengeFilter)]
     list_select_related = ["user", "project"]
@@ -125,6 +148,18 @@ class SubmissionAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
     @admin.display(description="answer")
     def answer_shown(self, obj):
         return "(a flag: not shown)" if obj.kind == Submission.Kind.FLAG else obj.answer
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["other_attempts"] = list(
+                Submission.objects.for_tenant(obj.tenant_id)
+                .filter(user_id=obj.user_id, project_id=obj.project_id)
+                .exclude(pk=obj.pk)
+                .select_related("graded_by")
+                .order_by("-submitted_at")[:OTHER_ATTEMPTS]
+            )
+            context["other_attempts_limit"] = OTHER_ATTEMPTS
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def save_model(self, request, obj, form, change):
         try:

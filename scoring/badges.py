@@ -67,6 +67,24 @@ STUDENT_NUMBERS = """
 """
 
 
+# First blood: the student's approval of some challenge came before every other student's
+# (by approval time, then id). Approvals of one challenge are taken one at a time
+# (services.lock_solves), so the times follow the order in which they committed and
+# exactly one student is first on each challenge, whatever the races.
+FIRST_BLOOD = """
+    SELECT EXISTS (
+        SELECT 1 FROM submissions s
+        WHERE s.tenant_id = %(tenant)s AND s.user_id = %(user)s AND s.status = %(approved)s
+          AND NOT EXISTS (
+              SELECT 1 FROM submissions o
+              WHERE o.tenant_id = s.tenant_id AND o.project_id = s.project_id AND o.status = %(approved)s
+                AND o.user_id <> s.user_id
+                AND (coalesce(o.graded_at, o.submitted_at), o.id) < (coalesce(s.graded_at, s.submitted_at), s.id)
+          )
+    )
+"""
+
+
 def rule_badges(user) -> list[Badge]:
     """The automatic badges of the user's tenant, each with `held_award`: the pk of the
     user's automatic award of it, or None."""
@@ -78,7 +96,7 @@ def earned_badge_ids(user, rules: list[Badge] | None = None) -> set[int]:
     """The automatic badges of the user's tenant (or of `rules`) whose rule the user now meets.
 
     Two queries whatever the number of badges: the tenant's rule badges (unless given)
-    and the student's numbers (STUDENT_NUMBERS).
+    and the student's numbers (STUDENT_NUMBERS); a third for a first-blood rule.
     """
     if rules is None:
         rules = rule_badges(user)
@@ -109,12 +127,20 @@ def earned_badge_ids(user, rules: list[Badge] | None = None) -> set[int]:
             points += solved_points
             if is_published:
                 solved_published[category] = solved_published.get(category, 0) + projects
+    first_blood = False
+    if any(b.rule_kind == R.FIRST_BLOOD for b in rules) and solves:
+        with connection.cursor() as cursor:
+            params = {"tenant": user.tenant_id, "user": user.pk, "approved": Submission.Status.APPROVED}
+            cursor.execute(FIRST_BLOOD, params)
+            first_blood = cursor.fetchone()[0]
     earned = set()
     for badge in rules:
         params = _params(badge)
         kind = badge.rule_kind
         if kind == R.FIRST_SOLVE:
             ok = solves >= 1
+        elif kind == R.FIRST_BLOOD:
+            ok = first_blood
         elif kind == R.POINTS_AT_LEAST:
             ok = points >= _n(badge)
         elif kind == R.SOLVES_AT_LEAST:

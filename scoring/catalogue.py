@@ -1,15 +1,21 @@
-"""The challenge catalogue as a student sees it: published challenges, their solve counts, their own solves.
+"""The challenge catalogue as a student sees it: published challenges, their solve counts, their own progress.
 
 The tenant-wide part (published challenges and their solve counts) is cached in
 challenges.selectors.CATALOGUE, per tenant and version; every change that moves it
 (a solve, a regrade, publishing, an edit) bumps the version on commit. The student's
-own solved markers are one query. It lives in scoring because the counts and
-markers are submissions: challenges never reads scoring.
+own progress (ChallengeState, per challenge) is one query. It lives in scoring because
+the counts and the progress are submissions: challenges never reads scoring.
+
+ChallengeState is the one definition of where a student stands on a challenge: the
+catalogue, a challenge's page, the dashboard, the profile and the rule that takes or
+refuses a new answer (scoring.services) all read it from the same aggregates.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db import models
+from django.db.models import Count, IntegerField, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 
 from challenges.models import Project
@@ -18,12 +24,178 @@ from challenges.selectors import CATALOGUE, DIFFICULTY_ORDER
 from .models import Submission
 
 
+class Progress(models.TextChoices):
+    NEW = "new", "Not tried yet"
+    SOLVED = "solved", "Solved"
+    PARTIAL = "partial", "Partly solved"
+    PENDING = "pending", "Waiting for grading"
+    TRIED = "tried", "Tried"
+
+
+@dataclass(frozen=True)
+class ChallengeState:
+    """Where a student stands on one challenge, from their submissions of it.
+
+    Solved: the approved submission has score 100 (a right flag always has). Partly
+    solved: it has less (a write-up graded 60/100); a better write-up may follow.
+    Waiting for grading: a write-up is pending (it can come on top of a partial grade).
+    Tried: only rejected submissions. New: none at all.
+    """
+
+    score: int | None = None  # the approved submission's score: the grade that counts
+    points: int = 0  # its points
+    pending: bool = False  # a submission waits for grading
+    attempts: int = 0  # every submission, rejected and superseded ones included
+
+    @classmethod
+    def of(cls, row: dict) -> "ChallengeState":
+        """From a row of `state_aggregates()`."""
+        return cls(
+            score=row["approved_score"],
+            points=row["approved_points"] or 0,
+            pending=bool(row["pending_count"]),
+            attempts=row["attempt_count"] or 0,
+        )
+
+    @property
+    def progress(self) -> Progress:
+        if self.score is not None:
+            return Progress.SOLVED if self.score >= 100 else Progress.PARTIAL
+        if self.pending:
+            return Progress.PENDING
+        return Progress.TRIED if self.attempts else Progress.NEW
+
+    @property
+    def solved(self) -> bool:
+        return self.progress == Progress.SOLVED
+
+    @property
+    def partial(self) -> bool:
+        return self.progress == Progress.PARTIAL
+
+    @property
+    def tried(self) -> bool:
+        return self.progress == Progress.TRIED
+
+    @property
+    def label(self) -> str:
+        """What the pages show: Partly solved (60/100), Solved, Waiting for grading, Tried or Not tried yet."""
+        if self.partial:
+            return f"{Progress.PARTIAL.label} ({self.score}/100)"
+        return self.progress.label
+
+    @property
+    def can_submit(self) -> bool:
+        """Whether a new answer is taken: not after a full score, not while one waits for grading."""
+        return not self.solved and not self.pending
+
+    def matches(self, wanted: str) -> bool:
+        """Whether the catalogue's "My progress" filter value `wanted` keeps this challenge."""
+        if not wanted:
+            return True
+        if wanted == "no":  # not solved: anything short of a full score
+            return not self.solved
+        if wanted == "yes":
+            return self.solved
+        if wanted == Progress.PENDING:
+            return self.pending
+        return self.progress == wanted
+
+
+UNTRIED = ChallengeState()
+
+# The catalogue's "My progress" filter: (value, label). "yes" and "no" keep the old links working.
+PROGRESS_FILTERS = [
+    ("yes", "Solved"),
+    (Progress.PARTIAL.value, "Partly solved"),
+    (Progress.PENDING.value, "Waiting for grading"),
+    (Progress.TRIED.value, "Tried"),
+    (Progress.NEW.value, "Not tried yet"),
+    ("no", "Not solved"),
+]
+
+
+def state_aggregates(**whose) -> dict:
+    """The aggregates ChallengeState.of reads, over submissions of one challenge.
+
+    `whose` narrows them to one student's rows (`user_id=7`) inside a wider aggregate,
+    such as a challenge's page counting every student's solves in the same query.
+    There is at most one approved submission per student and challenge, so Max reads it.
+    """
+    mine = Q(**whose)
+    approved = mine & Q(status=Submission.Status.APPROVED)
+    return {
+        "approved_score": Max("score", filter=approved),
+        "approved_points": Max("points_awarded", filter=approved),
+        "pending_count": Count("pk", filter=mine & Q(status=Submission.Status.PENDING)),
+        "attempt_count": Count("pk", filter=mine) if whose else Count("pk"),
+    }
+
+
+def challenge_state(tenant_id: int, user, project) -> ChallengeState:
+    """The student's state on one challenge (one query)."""
+    row = Submission.objects.for_tenant(tenant_id).filter(user=user, project=project).aggregate(**state_aggregates())
+    return ChallengeState.of(row)
+
+
+@dataclass(frozen=True)
+class StudentChallenges:
+    """A student's state on each challenge they have submitted to, and their number of submissions."""
+
+    states: dict[int, ChallengeState]  # by challenge pk, published challenges only
+    submissions: int  # all of them, on unpublished challenges too
+
+    def state(self, project_id: int) -> ChallengeState:
+        return self.states.get(project_id, UNTRIED)
+
+
+def student_challenges(tenant_id: int, user) -> StudentChallenges:
+    """The student's progress on every challenge they have tried: one query, grouped by challenge."""
+    rows = (
+        Submission.objects.for_tenant(tenant_id)
+        .filter(user=user)
+        .values("project_id", "project__is_published")
+        .annotate(**state_aggregates())
+        .order_by()
+    )
+    states, total = {}, 0
+    for row in rows:
+        total += row["attempt_count"]
+        if row["project__is_published"]:
+            states[row["project_id"]] = ChallengeState.of(row)
+    return StudentChallenges(states=states, submissions=total)
+
+
+@dataclass(frozen=True)
+class ProgressCounts:
+    """How many challenges a student has in each state (a partial grade with a pending
+    write-up counts as partly solved and as waiting, as the catalogue's filters do)."""
+
+    solved: int = 0
+    partial: int = 0
+    pending: int = 0
+    tried: int = 0
+
+    @classmethod
+    def of(cls, states: Iterable[ChallengeState]) -> "ProgressCounts":
+        states = list(states)
+        return cls(
+            solved=sum(s.solved for s in states),
+            partial=sum(s.partial for s in states),
+            pending=sum(s.pending for s in states),
+            tried=sum(s.tried for s in states),
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.solved or self.partial or self.pending or self.tried)
+
+
 @dataclass(frozen=True)
 class CatalogueFilters:
     q: str = ""
     category: str = ""
     difficulty: str = ""
-    solved: str = ""  # "", "yes", "no"
+    solved: str = ""  # "My progress": "" or a value of PROGRESS_FILTERS
 
 
 @dataclass(frozen=True)
@@ -38,6 +210,7 @@ class Entry:
     solves: int
     search_text: str
     solved: bool = False
+    state: ChallengeState = UNTRIED  # the student's progress; the cached entries hold UNTRIED
 
     def get_difficulty_display(self) -> str:
         return self.difficulty_label
@@ -87,23 +260,21 @@ def cached_entries(tenant_id: int) -> list[Entry]:
 
 
 def catalogue(tenant_id: int, user, filters: CatalogueFilters) -> list[Entry]:
-    """The published challenges a student sees, filtered, with their own solved markers."""
-    solved_ids = set(
-        Submission.objects.for_tenant(tenant_id).filter(user=user).approved().values_list("project_id", flat=True)
-    )
+    """The published challenges a student sees, filtered, each with the student's state on it."""
+    mine = student_challenges(tenant_id, user)
     needle = filters.q.lower()
     result = []
     for entry in cached_entries(tenant_id):
-        solved = entry.pk in solved_ids
+        state = mine.state(entry.pk)
         if needle and needle not in entry.search_text:
             continue
         if filters.category and entry.category != filters.category:
             continue
         if filters.difficulty and entry.difficulty != filters.difficulty:
             continue
-        if (filters.solved == "yes" and not solved) or (filters.solved == "no" and solved):
+        if not state.matches(filters.solved):
             continue
-        result.append(Entry(**{**entry.__dict__, "solved": solved}))
+        result.append(Entry(**{**entry.__dict__, "solved": state.solved, "state": state}))
     return result
 
 

@@ -24,6 +24,7 @@ PAGE_SIZE = 12
 REFUSAL_STATUS = {
     services.TooManyAttempts: 429,
     services.AlreadySolved: 409,
+    services.AwaitingGrading: 409,
     services.NotAllowed: 403,
     services.InvalidAnswer: 400,
 }
@@ -54,6 +55,7 @@ def catalogue(request):
             "filters": filters,
             "categories": selectors.categories(request.tenant.pk),
             "difficulties": Project.Difficulty.choices,
+            "progress_filters": selectors.PROGRESS_FILTERS,
             "query": query.urlencode(),
         },
     )
@@ -89,11 +91,16 @@ def detail(request, slug):
                 messages.info(request, "Write-up submitted. It is waiting for an instructor to grade it.")
             return redirect("challenges:detail", slug=project.slug)
     mine = Submission.objects.for_tenant(request.tenant).filter(user=request.user, project=project)
+    # the class's solves and the student's own state on the challenge, in one pass over its submissions
     stats = (
         Submission.objects.for_tenant(request.tenant)
         .filter(project=project)
-        .aggregate(solves=Count("id", filter=Q(status=Submission.Status.APPROVED)))
+        .aggregate(
+            solves=Count("id", filter=Q(status=Submission.Status.APPROVED)),
+            **selectors.state_aggregates(user_id=request.user.pk),
+        )
     )
+    state = selectors.ChallengeState.of(stats)
     attempts = list(mine.order_by("-submitted_at")[:20])
     return render(
         request,
@@ -103,7 +110,8 @@ def detail(request, slug):
             "description": render_markdown(project.description),
             "form": form,
             "attempts": attempts,
-            "solved": any(a.status == Submission.Status.APPROVED for a in attempts),
+            "state": state,
+            "solved": state.solved,
             "solves": stats["solves"],
         },
         status=status,

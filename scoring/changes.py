@@ -70,7 +70,8 @@ def _after_project_delete(sender, instance: Project, **kwargs) -> None:
 
 def _remember_points(sender, instance: Project, **kwargs) -> None:
     """The points as loaded (or last saved): a save compares with them, with no query of its own."""
-    instance._vulhub_points_before = instance.points if instance.pk is not None else None
+    loaded = instance.pk is not None and "points" not in instance.get_deferred_fields()  # never a query
+    instance._vulhub_points_before = instance.points if loaded else None
 
 
 def _after_project_save(sender, instance: Project, created=False, raw=False, update_fields=None, **kwargs) -> None:

@@ -126,11 +126,13 @@ REPAIR_RANKS = """
 """
 
 
-def sync(tenant_id: int, source: str, params: dict) -> tuple[int, int, int]:
+def sync(tenant_id: int, source: str, params: dict, work_mem: str | None = None) -> tuple[int, int, int]:
     """(rows, rows written, rows removed) after syncing the tenant's table to `source`, ranks checked."""
     with transaction.atomic():
         lock_tenant(tenant_id)
         with connection.cursor() as cursor:
+            if work_mem:
+                cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
             cursor.execute(SYNC.format(source=source), {"tenant": tenant_id, **params})
             counts = cursor.fetchone()
             cursor.execute(REPAIR_RANKS, {"tenant": tenant_id})

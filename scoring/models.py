@@ -28,6 +28,8 @@ class SubmissionStatus(models.TextChoices):
     PENDING = "PENDING", "Pending"
     APPROVED = "APPROVED", "Approved"
     REJECTED = "REJECTED", "Rejected"
+    # an approved write-up whose grade a better one replaced: its grade stays, its points go
+    SUPERSEDED = "SUPERSEDED", "Superseded by a better grade"
 
 
 class SubmissionKind(models.TextChoices):
@@ -48,7 +50,7 @@ class Submission(models.Model):
     )
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="submissions", db_index=False)
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.WRITEUP)
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     score = models.SmallIntegerField(null=True, blank=True, help_text="0 to 100; required once graded.")
     points_awarded = models.IntegerField(default=0)
     answer = models.TextField(blank=True, help_text="The write-up, or the flag as given.")
@@ -99,6 +101,7 @@ class Submission(models.Model):
 
 class BadgeRuleKind(models.TextChoices):
     FIRST_SOLVE = "FIRST_SOLVE", "First solve"
+    FIRST_BLOOD = "FIRST_BLOOD", "First in the class to solve a challenge"
     POINTS_AT_LEAST = "POINTS_AT_LEAST", "Points at least N"
     SOLVES_AT_LEAST = "SOLVES_AT_LEAST", "Solves at least N"
     CATEGORY_SOLVES = "CATEGORY_SOLVES", "N solves in a category"

@@ -8,24 +8,23 @@ again at the new value, as scoring.changes does to the table. Then totals per st
 as the leaderboard keeps them.
 """
 
-from django.db import connection
+from django.db import connection, transaction
 
 from . import leaderboard
 
 STANDINGS_FROM_EVENTS = """
     WITH latest AS (
-        SELECT DISTINCT ON ((e.payload->>'submission_id')::bigint) e.position, e.payload
+        SELECT DISTINCT ON ((e.payload->>'submission_id')::bigint)
+               e.position, e.payload->>'status' AS status, (e.payload->>'user_id')::bigint AS user_id,
+               (e.payload->>'project_id')::bigint AS project_id, (e.payload->>'score')::int AS score,
+               (e.payload->>'points_awarded')::int AS points,
+               coalesce(e.payload->>'graded_at', e.payload->>'submitted_at') AS scored_at
         FROM event_store e
         WHERE e.tenant_id = %(tenant)s AND e.event_type IN ('SubmissionCreated', 'SubmissionGraded')
         ORDER BY (e.payload->>'submission_id')::bigint, e.position DESC
     ),
     approved AS (
-        SELECT l.position, (l.payload->>'user_id')::bigint AS user_id,
-               (l.payload->>'project_id')::bigint AS project_id, (l.payload->>'score')::int AS score,
-               (l.payload->>'points_awarded')::int AS points,
-               coalesce(l.payload->>'graded_at', l.payload->>'submitted_at')::timestamptz AS scored_at
-        FROM latest l
-        WHERE l.payload->>'status' = 'APPROVED'
+        SELECT * FROM latest WHERE status = 'APPROVED'
     ),
     changes AS MATERIALIZED (
         SELECT e.position, e.event_type, (e.payload->>'project_id')::bigint AS project_id,
@@ -34,7 +33,7 @@ STANDINGS_FROM_EVENTS = """
         WHERE e.tenant_id = %(tenant)s AND e.event_type IN ('ProjectDeleted', 'ProjectPointsChanged', 'StudentDeleted')
     )
     SELECT a.user_id, sum(coalesce((revalued.points * a.score + 50) / 100, a.points))::int AS points,
-           count(*)::int AS solves, max(a.scored_at) AS last_scored_at
+           count(*)::int AS solves, max(a.scored_at::timestamptz) AS last_scored_at
     FROM approved a
     LEFT JOIN LATERAL (
         SELECT c.points FROM changes c
@@ -47,13 +46,19 @@ STANDINGS_FROM_EVENTS = """
 """
 
 
+# memory for the sort of a tenant's submission events (narrow rows: a few hundred MB at
+# most for millions of events), so it stays off the disk
+WORK_MEM = "128MB"
+
+
 def standings_from_events(tenant_id: int) -> list[tuple]:
     """(user_id, points, solves, last_scored_at) per student with an approved submission, from the events."""
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [WORK_MEM])
         cursor.execute(STANDINGS_FROM_EVENTS, {"tenant": tenant_id})
         return cursor.fetchall()
 
 
 def replay(tenant_id: int) -> tuple[int, int, int]:
     """Set the tenant's leaderboard to what its events say: (rows, rows written, rows removed)."""
-    return leaderboard.sync(tenant_id, STANDINGS_FROM_EVENTS, {})
+    return leaderboard.sync(tenant_id, STANDINGS_FROM_EVENTS, {}, work_mem=WORK_MEM)

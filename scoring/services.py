@@ -2,7 +2,8 @@
 
 Pages, the admin and commands all call these. Each runs in one transaction with its
 audit rows and events (`@audit.recorded`). Lock order, to keep concurrent calls from
-deadlocking: the student's row, then the submission, then the tenant's leaderboard.
+deadlocking: the student's row, then the submission, then the challenge's approvals
+(lock_solves), then the tenant's leaderboard.
 Rows are locked FOR NO KEY UPDATE and only the rows named (`of=("self",)`): the
 foreign-key checks other transactions make at commit (FOR KEY SHARE) never wait on them.
 """
@@ -12,6 +13,7 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from audit import api as audit
@@ -20,6 +22,7 @@ from challenges.selectors import CATALOGUE
 from tenants.models import User
 
 from . import badges, leaderboard
+from .catalogue import challenge_state
 from .models import Badge, Submission, UserBadge
 from .signals import badge_awarded, badge_revoked, submission_created, submission_graded
 
@@ -44,6 +47,10 @@ class TooManyAttempts(ScoringError):
     pass
 
 
+class AwaitingGrading(ScoringError):
+    pass
+
+
 @dataclass(frozen=True)
 class AttemptLimit:
     attempts: int
@@ -63,6 +70,17 @@ def points_for(project: Project, score: int) -> int:
     return int((Decimal(project.points) * score / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+# advisory lock class of a challenge's approvals ("VHSV"): taken before an approval is
+# timed, so approvals of one challenge get their times in the order they commit and
+# "first to solve it" (the first-blood badge) has exactly one answer under races
+SOLVES_LOCK = 0x56485356
+
+
+def lock_solves(project_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SOLVES_LOCK, project_id])
+
+
 def _lock_student(user: User) -> None:
     User.objects.select_for_update(no_key=True).filter(pk=user.pk).values_list("pk").get()
 
@@ -73,9 +91,13 @@ def submission_create(
     """A student's answer to a published challenge of their tenant: a flag, or a write-up.
 
     A right flag is approved with score 100 at once, a wrong one rejected with 0; a
-    write-up waits for grading. Raises a ScoringError with a message for the student
-    when the answer is refused; a refusal for too many wrong flags is recorded (in a
-    transaction of its own, after the attempt's has rolled back).
+    write-up waits for grading. A new answer is taken after a rejection or a grade
+    below 100 (the best grade counts: see submission_grade), and refused after a full
+    score (AlreadySolved) or while an earlier one waits for grading (AwaitingGrading).
+    A right flag after a partial grade supersedes it at once. Raises a ScoringError
+    with a message for the student when the answer is refused; a refusal for too many
+    wrong flags is recorded (in a transaction of its own, after the attempt's has
+    rolled back).
     """
     try:
         return _submit(user=user, project=project, flag=flag, writeup=writeup, link=link)
@@ -98,10 +120,15 @@ def _submit(*, user, project, flag, writeup, link):
         raise NotAllowed("This challenge is not open for submissions.")
     if user.role != User.Role.STUDENT:
         raise NotAllowed("Only students submit answers.")
-    _lock_student(user)  # one submission of a student at a time: the limit holds under races
-    solved = Submission.objects.for_tenant(user.tenant_id).filter(user=user, project=project).approved()
-    if solved.exists():
+    _lock_student(user)  # one submission of a student at a time: the limit and the rules below hold under races
+    state = challenge_state(user.tenant_id, user, project)
+    if state.solved:
         raise AlreadySolved("You have already solved this challenge; it counts once.")
+    if state.pending:
+        raise AwaitingGrading(
+            "Your write-up is waiting for an instructor to grade it. "
+            "You can send a new one once it is graded; your best grade counts."
+        )
     now = timezone.now()
     submission = Submission(tenant_id=user.tenant_id, user=user, project=project, submitted_at=now)
     if project.has_flag:
@@ -126,6 +153,9 @@ def _submit(*, user, project, flag, writeup, link):
         submission.status = Submission.Status.APPROVED if right else Submission.Status.REJECTED
         submission.score = 100 if right else 0
         submission.points_awarded = project.points if right else 0
+        if right:  # timed once the challenge's earlier approvals have committed
+            lock_solves(project.pk)
+            submission.submitted_at = now = timezone.now()
         submission.graded_at = now
     else:
         if not writeup or not writeup.strip():
@@ -133,6 +163,10 @@ def _submit(*, user, project, flag, writeup, link):
         submission.kind = Submission.Kind.WRITEUP
         submission.answer = writeup.strip()
         submission.link = link.strip()
+    if submission.status == Submission.Status.APPROVED and state.partial:
+        # a right flag after a partial grade: the full score replaces it (before the save,
+        # so that one approval stands at any moment)
+        _supersede(counting=_counting_approval(user=user, project=project), actor=user)
     submission.save()
     submission_created.send(sender=Submission, submission=submission, actor=user)
     if submission.status == Submission.Status.APPROVED:
@@ -144,7 +178,24 @@ def _submit(*, user, project, flag, writeup, link):
 def submission_grade(
     *, submission: Submission, status: str, score: int, grader: User, feedback: str = ""
 ) -> Submission:
-    """Grade a submission, or regrade it: status, score 0..100 and feedback, by staff of its tenant."""
+    """Grade a submission, or regrade it: status, score 0..100 and feedback, by staff of its tenant.
+
+    The best grade counts, and the history stays. Approving a submission while another
+    of the same student and challenge is approved:
+
+    - with a higher score: the other one stops counting. It becomes SUPERSEDED with no
+      points (its score and feedback stay), in this transaction, and its change is
+      sent as a SubmissionGraded event of its own (the replay keeps each submission's
+      latest state and counts only the approved ones);
+    - with the same or a lower score: refused (InvalidAnswer, a message for the grader):
+      it would not count, and a refusal says so rather than recording a grade that
+      silently does nothing; rejecting it, or grading it higher, is the way on;
+    - a SUPERSEDED submission is not approved again while another one is (reject that
+      one first).
+
+    Regrading the approved submission itself (even below a superseded one's score)
+    changes its points; the superseded ones stay as they are.
+    """
     if not (grader.is_superuser or (grader.is_staff and grader.tenant_id == submission.tenant_id)):
         raise NotAllowed("Only the instructors of this class grade its submissions.")
     if status not in (Submission.Status.APPROVED, Submission.Status.REJECTED):
@@ -155,19 +206,76 @@ def submission_grade(
     current = (
         Submission.objects.select_for_update(no_key=True, of=("self",)).select_related("project").get(pk=submission.pk)
     )
-    if status == Submission.Status.APPROVED and Submission.objects.other_approvals_of(current).exists():
-        raise InvalidAnswer("This student already has an approved submission for this challenge.")
+    counting = None
+    if status == Submission.Status.APPROVED:
+        counting = Submission.objects.other_approvals_of(current).select_for_update(no_key=True, of=("self",)).first()
+        refusal = _approval_refusal(current, score, counting)
+        if refusal:
+            raise InvalidAnswer(refusal)
+    if counting is not None:  # the better grade replaces it; superseded first: one approval at any moment
+        counting.project = current.project
+        _supersede(counting=counting, actor=grader)
     previous = {"status": current.status, "score": current.score, "points_awarded": current.points_awarded}
     current.status = status
     current.score = score
     current.points_awarded = points_for(current.project, score) if status == Submission.Status.APPROVED else 0
     current.feedback = feedback
     current.graded_by = grader
+    if status == Submission.Status.APPROVED:
+        lock_solves(current.project_id)
     current.graded_at = timezone.now()
     current.save()
     submission_graded.send(sender=Submission, submission=current, previous=previous, actor=grader)
     _after_scoring(user=student, actor=grader)
     return current
+
+
+def approval_refusal(*, submission: Submission, score: int) -> str | None:
+    """Why approving `submission` with `score` would be refused (for the grading form), or None.
+
+    The same rule submission_grade applies, read without locks: the service checks
+    again under them.
+    """
+    counting = Submission.objects.other_approvals_of(submission).only("pk", "score").first()
+    return _approval_refusal(submission, score, counting)
+
+
+def _approval_refusal(submission: Submission, score: int, counting: Submission | None) -> str | None:
+    if counting is None:
+        return None
+    if submission.status == Submission.Status.SUPERSEDED:
+        return (
+            f"This student already has an approved submission for this challenge ({counting.score}/100). "
+            "This one was superseded by a better grade: reject that one first to approve this one again."
+        )
+    if score <= counting.score:
+        return (
+            f"This student already has an approved submission for this challenge with {counting.score}/100; "
+            f"a grade of {score}/100 would not count. Approve with a higher score, or reject."
+        )
+    return None
+
+
+def _counting_approval(*, user: User, project: Project) -> Submission:
+    """The student's approved submission of the challenge, locked, with its project set."""
+    counting = (
+        Submission.objects.for_tenant(user.tenant_id)
+        .filter(user=user, project=project)
+        .approved()
+        .select_for_update(no_key=True, of=("self",))
+        .get()
+    )
+    counting.project = project
+    return counting
+
+
+def _supersede(*, counting: Submission, actor: User | None) -> None:
+    """A better grade replaces `counting` (locked): it stops counting and keeps its grade and feedback."""
+    previous = {"status": counting.status, "score": counting.score, "points_awarded": counting.points_awarded}
+    counting.status = Submission.Status.SUPERSEDED
+    counting.points_awarded = 0
+    counting.save()
+    submission_graded.send(sender=Submission, submission=counting, previous=previous, actor=actor)
 
 
 def _after_scoring(*, user: User, actor: User | None) -> None:

@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from scoring import selectors as scoring
-from scoring.catalogue import CatalogueFilters, catalogue
+from scoring.catalogue import CatalogueFilters, ProgressCounts, catalogue, student_challenges
 from scoring.models import Leaderboard, Submission, UserBadge
 from tenants.forms import ProfileForm
 
@@ -15,7 +15,9 @@ from tenants.forms import ProfileForm
 def dashboard(request):
     tenant = request.tenant
     standing = scoring.standing(tenant.pk, request.user.pk)
-    to_try = catalogue(tenant.pk, request.user, CatalogueFilters(solved="no"))[:4]  # easiest first
+    challenges = catalogue(tenant.pk, request.user, CatalogueFilters())  # easiest first
+    # what takes an answer now: not solved, nothing waiting for grading (partial grades included)
+    to_try = [entry for entry in challenges if entry.state.can_submit][:4]
     return render(
         request,
         "tenants/dashboard.html",
@@ -27,6 +29,7 @@ def dashboard(request):
             .pending()
             .select_related("project")[:5],
             "to_try": to_try,
+            "progress": ProgressCounts.of(entry.state for entry in challenges),
             "students": Leaderboard.objects.for_tenant(tenant).count(),
         },
     )
@@ -40,14 +43,15 @@ def profile(request):
         form.save()
         messages.success(request, "Your name is saved.")
         return redirect("profile")
-    submissions = Submission.objects.for_tenant(request.tenant).filter(user=request.user)
+    mine = student_challenges(request.tenant.pk, request.user)
     return render(
         request,
         "tenants/profile.html",
         {
             "form": form,
             "standing": scoring.standing(request.tenant.pk, request.user.pk),
-            "submitted": submissions.count(),
+            "submitted": mine.submissions,
+            "progress": ProgressCounts.of(mine.states.values()),
             "badge_count": UserBadge.objects.for_tenant(request.tenant).filter(user=request.user).count(),
         },
         status=400 if form.errors else 200,

@@ -277,9 +277,15 @@ def test_concurrent_submissions_and_gradings_lose_nothing_and_keep_the_leaderboa
     assert set(stored) == {c.pk for c in created}
     assert len(stored) == len(created)
 
-    # Refusals are the expected ones: a right flag refused only because it was already solved.
+    # Refusals are the expected ones: a right flag refused only because it was already solved,
+    # a write-up also while an earlier one waited for grading.
     refused = Counter((what, type(r).__name__) for *_, what, _, r in results if r not in (None, DEADLOCK))
-    assert set(refused) <= {("right", "AlreadySolved"), ("wrong", "AlreadySolved"), ("writeup", "AlreadySolved")}
+    assert set(refused) <= {
+        ("right", "AlreadySolved"),
+        ("wrong", "AlreadySolved"),
+        ("writeup", "AlreadySolved"),
+        ("writeup", "AwaitingGrading"),
+    }
     assert refused[("right", "AlreadySolved")] > 0  # some right flags did race each other
     assert {type(r) for r in grading_refusals} <= {services.InvalidAnswer}
 
@@ -296,7 +302,9 @@ def test_concurrent_submissions_and_gradings_lose_nothing_and_keep_the_leaderboa
     assert not Submission.objects.filter(tenant=tenant, status="PENDING").exists()
     assert len(gradings) > 20
     graded_events = EventStore.objects.filter(tenant=tenant, event_type="SubmissionGraded")
-    assert graded_events.count() == len(gradings)
+    # and each approval a better grade superseded, once (instructors grade only pending ones here)
+    superseded = Submission.objects.filter(tenant=tenant, status="SUPERSEDED").count()
+    assert graded_events.count() == len(gradings) + superseded
     last = {}
     for aggregate_id, payload in graded_events.order_by("position").values_list("aggregate_id", "payload"):
         last[int(aggregate_id)] = (payload["status"], payload["score"])
@@ -533,3 +541,36 @@ def test_awarding_a_badge_by_hand_while_the_student_scores():
         lambda: services.submission_create(user=student, project=project, flag="FLAG{p}"),
         lambda: services.badge_award(badge=helpful, user=student, actor=instructor),
     )
+
+
+# --- (d) first blood under a race ----------------------------------------------------------------
+
+
+def test_students_solving_one_challenge_at_once_make_exactly_one_first_blood():
+    """Approvals of a challenge are timed one at a time (services.lock_solves): one student is first."""
+    tenant = TenantFactory(slug="blood", domain="blood.localhost")
+    students = [StudentFactory(tenant=tenant, email=f"s{i}@blood.test") for i in range(12)]
+    project = ProjectFactory(tenant=tenant, slug="blood-flag", flag="FLAG{blood}")
+    first_blood = BadgeFactory(tenant=tenant, slug="first-blood", rule_kind="FIRST_BLOOD")
+    first_solve = BadgeFactory(tenant=tenant, slug="first-solve", rule_kind="FIRST_SOLVE")
+    barrier = threading.Barrier(len(students))
+    outcomes = []
+    workers = ServiceWorkers()
+
+    def solve(student):
+        barrier.wait(TIMEOUT)
+        outcomes.append(workers.call(services.submission_create, user=student, project=project, flag="FLAG{blood}"))
+
+    for student in students:
+        workers.start(solve, student)
+    workers.join()
+
+    assert [refusal for _, refusal in outcomes if refusal is not None] == []
+    assert workers.max_in_flight >= 4  # the solves did overlap
+    holders = list(UserBadge.objects.filter(badge=first_blood).values_list("user_id", flat=True))
+    assert len(holders) == 1  # exactly one, whatever the interleaving
+    earliest = (
+        Submission.objects.filter(project=project, status="APPROVED").order_by("graded_at", "pk").values_list("user_id")
+    )[0][0]
+    assert holders == [earliest]  # and it is the student whose approval came first
+    assert UserBadge.objects.filter(badge=first_solve).count() == len(students)

@@ -1,9 +1,10 @@
 """A generated scoring history: the incremental tables must equal every way of rebuilding them.
 
 One deterministic history (random.Random(SEED)) goes through the services only:
-students register, submit right and wrong flags and write-ups, instructors grade the
-pending write-ups and regrade graded work (approved -> rejected too), badges are
-awarded and revoked by hand. The test keeps its own model of what each call must do
+students register, submit right and wrong flags and write-ups (again after a partial
+grade), instructors grade the pending write-ups and regrade graded work (approved ->
+rejected too; a better grade supersedes the earlier approval), badges are awarded and
+revoked by hand. The test keeps its own model of what each call must do
 (which refusal, which status, how many points) and checks every answer of the
 services against it while the history runs.
 
@@ -149,8 +150,23 @@ class History:
     def approved(self, student_pk):
         return [s for s in self.subs_of[student_pk] if s.status == "APPROVED"]
 
+    def counting(self, student_pk, project, besides=None):
+        """The student's approved submission of the challenge (other than `besides`), or None."""
+        return next((s for s in self.approved(student_pk) if s.project.pk == project.pk and s is not besides), None)
+
     def solved(self, student_pk, project):
-        return any(s.project.pk == project.pk for s in self.approved(student_pk))
+        """A full score: no more answers. Below 100, the student may try again."""
+        counting = self.counting(student_pk, project)
+        return counting is not None and counting.score == 100
+
+    def waiting(self, student_pk, project):
+        return any(s.project.pk == project.pk and s.status == "PENDING" for s in self.subs_of[student_pk])
+
+    def supersede(self, sub):
+        """A better grade replaced this approval: no points, its score stays."""
+        sub.grades.append((sub.status, sub.score, "SUPERSEDED", sub.score))
+        sub.status, sub.points = "SUPERSEDED", 0
+        self.outcomes["superseded"] += 1
 
     def published_by_category(self):
         found = defaultdict(set)
@@ -198,8 +214,10 @@ class Runner:
             (not project.is_published, services.NotAllowed),
             (student.role != User.Role.STUDENT, services.NotAllowed),
             (h.solved(student.pk, project), services.AlreadySolved),
+            (h.waiting(student.pk, project), services.AwaitingGrading),
             (not (flag if project.has_flag else writeup or "").strip(), services.InvalidAnswer),
         )
+        counting = h.counting(student.pk, project)
         created = self.expect(
             refusal,
             lambda: services.submission_create(user=student, project=project, flag=flag, writeup=writeup),
@@ -211,6 +229,8 @@ class Runner:
             status, score = ("APPROVED", 100) if right else ("REJECTED", 0)
             assert (created.kind, created.status, created.score) == ("FLAG", status, score)
             assert created.points_awarded == (project.points if right else 0)
+            if right and counting is not None:  # a right flag after a partial grade
+                h.supersede(counting)
             h.gradings += 1
             h.outcomes[f"flag {status.lower()}"] += 1
         else:
@@ -238,12 +258,18 @@ class Runner:
     def grade(self, sub: Sub, status, score, grader=None, feedback=""):
         h = self.h
         grader = grader or self.rng.choice(h.instructors)
-        another_approved = any(s.project.pk == sub.project.pk and s is not sub for s in h.approved(sub.student))
+        counting = h.counting(sub.student, sub.project, besides=sub)
         refusal = first_refusal(
             (not grader.is_staff, services.NotAllowed),
             (status not in ("APPROVED", "REJECTED"), services.InvalidAnswer),
             (not (isinstance(score, int) and 0 <= score <= 100), services.InvalidAnswer),
-            (status == "APPROVED" and another_approved, services.InvalidAnswer),
+            # the best grade counts: approving supersedes a lower approval, and only a lower one
+            (
+                status == "APPROVED"
+                and counting is not None
+                and (sub.status == "SUPERSEDED" or score <= counting.score),
+                services.InvalidAnswer,
+            ),
         )
         graded = self.expect(
             refusal,
@@ -255,6 +281,8 @@ class Runner:
             return None
         points = points_for(sub.project.points, score) if status == "APPROVED" else 0
         assert (graded.status, graded.score, graded.points_awarded) == (status, score, points)
+        if status == "APPROVED" and counting is not None:
+            h.supersede(counting)
         sub.grades.append((sub.status, sub.score, status, score))
         kind = "regrade" if sub.status != "PENDING" else "grade"
         h.outcomes[f"{kind} {sub.status.lower()}->{status.lower()}"] += 1
@@ -462,6 +490,8 @@ def test_the_history_covers_what_it_should(history):
     assert o["regrade rejected->approved"] > 10 and o["regrade rejected->rejected"] > 5
     for refusal in ("AlreadySolved", "InvalidAnswer", "NotAllowed"):
         assert o[refusal] > 5, refusal
+    # a write-up while another waits for grading; better grades replacing earlier approvals
+    assert o["AwaitingGrading"] > 2 and o["superseded"] > 5
     assert o["hand award"] > 5 and o["hand revoke"] > 5
     # Automatic badges were both given and taken back by grades.
     events = EventStore.objects.filter(tenant=h.tenant)
@@ -699,7 +729,8 @@ def test_each_grading_left_its_event_and_audit_update_in_order(history):
         for (before, score_before, after, score_after), changes in zip(sub.grades, updates.get(pk, []), strict=True):
             assert changes.get("status") == ([before, after] if before != after else None)
             assert changes.get("score") == ([score_before, score_after] if score_before != score_after else None)
-            assert "graded_at" in changes
+            # superseding keeps the earlier grade's time and grader
+            assert ("graded_at" in changes) == (after != "SUPERSEDED")
         regrades += sum(1 for grade in sub.grades if grade[0] != "PENDING")
     assert regrades > 100
     assert EventStore.objects.filter(tenant=h.tenant, event_type="SubmissionGraded", payload__regrade=True).count() == (

@@ -108,7 +108,8 @@ CHALLENGES = [
 B = Badge.RuleKind
 # slug, name, icon, rule kind ("" = by hand), rule parameters, description
 BADGES = [
-    ("first-blood", "First Blood", "droplet", B.FIRST_SOLVE, {}, "Solve your first challenge."),
+    ("first-solve", "First Solve", "target", B.FIRST_SOLVE, {}, "Solve your first challenge."),
+    ("first-blood", "First Blood", "droplet", B.FIRST_BLOOD, {}, "First in the class on a challenge."),
     ("centurion", "Centurion", "shield", B.POINTS_AT_LEAST, {"n": 100}, "Earn 100 points."),
     ("hat-trick", "Hat Trick", "award", B.SOLVES_AT_LEAST, {"n": 3}, "Solve three challenges."),
     (

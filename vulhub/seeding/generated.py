@@ -438,7 +438,15 @@ def _badges(tenant, projects: list, ids: Ids) -> list:
     # the smallest published category can be completed; the largest one rewards breadth
     by_size = sorted(categories, key=lambda c: (sum(p.category == c and p.is_published for p in projects), c))
     specs = [
-        ("first-blood", "First Blood", "droplet", R.FIRST_SOLVE, {}, "Solve your first challenge."),
+        ("first-solve", "First Solve", "target", R.FIRST_SOLVE, {}, "Solve your first challenge."),
+        (
+            "first-blood",
+            "First Blood",
+            "droplet",
+            R.FIRST_BLOOD,
+            {},
+            "Be the first in your class to solve a challenge.",
+        ),
         ("hat-trick", "Hat Trick", "award", R.SOLVES_AT_LEAST, {"n": 3}, "Solve three challenges."),
         ("marathon", "Marathon", "flag", R.SOLVES_AT_LEAST, {"n": 15}, "Solve fifteen challenges."),
         ("high-scorer", "High Scorer", "star", R.POINTS_AT_LEAST, {"n": 2500}, "Earn 2,500 points."),
@@ -497,9 +505,14 @@ def _award_badges(out: GeneratedTenant, people: list, staff: list, rng: random.R
             published[p.category] = published.get(p.category, 0) + 1
     rules = [b for b in out.badges if b.rule_kind]
     by_student: dict[int, list] = {}
+    first: dict[int, tuple] = {}  # challenge: (approved at, submission id, student) of its first solve
     for row in out.submissions:
         if row[5] == "APPROVED":
             by_student.setdefault(row[2], []).append((row[13] or row[12], row[3], row[7]))
+            first[row[3]] = min(
+                first.get(row[3], (row[13] or row[12], row[0], row[2])), (row[13] or row[12], row[0], row[2])
+            )
+    first_solver = {project_id: student for project_id, (_at, _id, student) in first.items()}
     awards = []
     for student in people:
         points = 0
@@ -516,6 +529,8 @@ def _award_badges(out: GeneratedTenant, people: list, staff: list, rng: random.R
                 n = max(int(params.get("n", 1)), 1)
                 if kind == R.FIRST_SOLVE:
                     ok = solves >= 1
+                elif kind == R.FIRST_BLOOD:
+                    ok = first_solver.get(project_id) == student.pk
                 elif kind == R.POINTS_AT_LEAST:
                     ok = points >= n
                 elif kind == R.SOLVES_AT_LEAST:

@@ -82,6 +82,11 @@ def test_deleting_a_project_deletes_its_submissions_only(two_populated_tenants, 
     project_id = project.pk
     project_submissions = set(project.submissions.values_list("pk", flat=True))
     assert project_submissions
+    solvers = set(project.submissions.filter(status="APPROVED").values_list("user_id", flat=True))
+    owners = {
+        model: dict(model.objects.filter(tenant_id=tenant.pk).values_list("pk", "user_id"))
+        for model in (Leaderboard, UserBadge)
+    }
     before = rows_of(tenant.pk)
     other_before = rows_of(other_tenant.pk)
 
@@ -92,8 +97,12 @@ def test_deleting_a_project_deletes_its_submissions_only(two_populated_tenants, 
     assert after["Project"] == before["Project"] - {project_id}
     assert after["Submission"] == before["Submission"] - project_submissions
     assert after["Submission"], "submissions to the other challenge stay"
-    for name in ("User", "Badge", "UserBadge", "Leaderboard"):
+    for name in ("User", "Badge"):
         assert after[name] == before[name]
+    # its solvers lose its points (scoring.changes): only their rows and badges may go
+    for model, name in ((Leaderboard, "Leaderboard"), (UserBadge, "UserBadge")):
+        assert after[name] <= before[name]
+        assert {owners[model][pk] for pk in before[name] - after[name]} <= solvers
     assert rows_of(other_tenant.pk) == other_before
 
 
