@@ -74,7 +74,10 @@ def update_student(*, tenant_id: int, user_id: int) -> None:
 # Bring a tenant's table to `source` (user_id, points, solves, last_scored_at),
 # writing only the rows that differ: a rebuild of a correct table changes nothing.
 SYNC = """
-    WITH source AS MATERIALIZED ({source}),
+    WITH source AS MATERIALIZED (
+        -- the whole standings: each row's final rank, written with it (the rank trigger then finds it right)
+        SELECT s.*, rank() OVER (ORDER BY s.points DESC)::int AS rank FROM ({source}) AS s
+    ),
     current AS MATERIALIZED (
         SELECT user_id, points, solves, last_scored_at FROM leaderboards WHERE tenant_id = %(tenant)s
     ),
@@ -84,11 +87,11 @@ SYNC = """
            OR (c.points, c.solves, c.last_scored_at) IS DISTINCT FROM (s.points, s.solves, s.last_scored_at)
     ),
     upserted AS (
-        INSERT INTO leaderboards AS l (tenant_id, user_id, points, solves, last_scored_at, updated_at)
-        SELECT %(tenant)s, user_id, points, solves, last_scored_at, now() FROM changed
+        INSERT INTO leaderboards AS l (tenant_id, user_id, points, solves, last_scored_at, rank, updated_at)
+        SELECT %(tenant)s, user_id, points, solves, last_scored_at, rank, now() FROM changed
         ON CONFLICT (tenant_id, user_id) DO UPDATE
         SET points = EXCLUDED.points, solves = EXCLUDED.solves, last_scored_at = EXCLUDED.last_scored_at,
-            updated_at = now()
+            rank = EXCLUDED.rank, updated_at = now()
         WHERE (l.points, l.solves, l.last_scored_at)
               IS DISTINCT FROM (EXCLUDED.points, EXCLUDED.solves, EXCLUDED.last_scored_at)
         RETURNING 1
