@@ -45,7 +45,8 @@ def test_select_all_on_the_export_page_toggles_every_field(admin_site, page_at):
         expect(fields.nth(i)).to_be_checked()
 
 
-def test_the_stand_alone_pages_get_their_stylesheet(admin_site, page_at):
+def test_the_stand_alone_pages_get_their_stylesheet(admin_site, page_at, settings):
+    settings.HEALTH_DETAIL_TOKEN = token = "a-monitors-token-of-at-least-32-characters"  # /health/detail/'s
     page = page_at("desktop")
     port = admin_site.rsplit(":", 1)[1]
 
@@ -53,6 +54,7 @@ def test_the_stand_alone_pages_get_their_stylesheet(admin_site, page_at):
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(244, 246, 248)"
 
+    page.set_extra_http_headers({"Authorization": f"Bearer {token}"})
     page.goto(f"{admin_site}/health/detail/")
     expect(page.get_by_role("heading", name=re.compile("System status"))).to_be_visible()
     assert page.evaluate("getComputedStyle(document.querySelector('table')).borderCollapse") == "collapse"

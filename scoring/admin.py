@@ -1,7 +1,5 @@
 """The instructor's side of scoring: the grading queue, badges, awards and the leaderboard."""
 
-import json
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -14,6 +12,7 @@ from import_export.formats.base_formats import CSV
 
 from challenges.models import Project
 from vulhub.lib.admin import CappedCountPaginator, TenantScopedAdminMixin
+from vulhub.lib.json_limits import BoundedJSONField, JSONLimits
 
 from . import services
 from .badges import rule_params_problem
@@ -195,22 +194,23 @@ class SubmissionAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
         self._grade_selection(request, queryset, Submission.Status.REJECTED, 0)
 
 
+class RuleParamsField(BoundedJSONField):
+    """A rule's parameters are a few short keys ({"n": 5, "category": "Web Security"}): small limits."""
+
+    limits = JSONLimits(max_bytes=2_000, max_depth=3, max_items=50, max_int_digits=9, max_string_length=200)
+
+
 class BadgeForm(forms.ModelForm):
     """A badge whose rule can run: every solve of the class evaluates it."""
 
     class Meta:
         model = Badge
         fields = ["tenant", "name", "slug", "description", "icon", "rule_kind", "rule_params"]  # tenant: superusers
+        field_classes = {"rule_params": RuleParamsField}  # NaN, 1e999, deep nesting, huge numbers: form errors
 
     def clean_rule_params(self):
         params = self.cleaned_data["rule_params"]
-        if params is None:  # an empty box: no parameters
-            return {}
-        try:
-            json.dumps(params, allow_nan=False)
-        except ValueError:  # Python reads NaN and 1e999; the database's JSON cannot hold them
-            raise forms.ValidationError("Numbers must be finite: no NaN or Infinity.") from None
-        return params
+        return {} if params is None else params  # an empty box: no parameters
 
     def clean(self):
         cleaned = super().clean()

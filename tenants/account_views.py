@@ -20,7 +20,7 @@ class PasswordResetView(auth.PasswordResetView):
             password_reset_attempt(self.request, form.cleaned_data["email"])
         except RateLimited as refusal:
             return too_many_attempts(self.request, refusal)
-        self.extra_email_context = {"site_name": self.request.tenant.name}
+        # the e-mail's link and site name are the tenant's, never the request's Host (the form's save)
         return super().form_valid(form)
 
 

@@ -1,15 +1,22 @@
 """The admin of tenants and their users: instructors and tenant admins see their own tenant only."""
 
+import os
+
 from django import forms
-from django.contrib import admin
-from django.http import Http404
+from django.contrib import admin, messages
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth.models import Group
+from django.http import Http404, HttpResponseRedirect
+from django.urls import reverse
 from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV
+from import_export.forms import ImportForm
 
 from vulhub.lib.admin import CappedCountPaginator, StrictInputAdminMixin, TenantScopedAdminMixin
+from vulhub.lib.admin_secrets import SecretFieldsAdminMixin
 
 from .models import Tenant, User
-from .resources import RosterResource, UserExportResource
+from .resources import RosterResource, UserExportResource, roster_upload_problem
 from .services import user_register
 from .welcome import send_welcome_on_commit
 
@@ -129,6 +136,20 @@ class UserForm(forms.ModelForm):
         return email
 
 
+PENDING_ROSTER = "roster_import_pending"  # session key: the file name of the admin's last roster preview
+
+
+class RosterImportForm(ImportForm):
+    """The roster upload: a file that cannot be a roster is a form error (one sentence), before any row is read."""
+
+    def clean_import_file(self):
+        upload = self.cleaned_data["import_file"]
+        problem = roster_upload_problem(upload)
+        if problem:
+            raise forms.ValidationError(problem)
+        return upload
+
+
 @admin.register(User)
 class UserAdmin(TenantScopedAdminMixin, ImportExportMixin, admin.ModelAdmin):
     """A tenant admin's class list: create, deactivate, change roles (never superuser)."""
@@ -143,9 +164,42 @@ class UserAdmin(TenantScopedAdminMixin, ImportExportMixin, admin.ModelAdmin):
     export_resource_classes = [UserExportResource]
     import_formats = [CSV]
     export_formats = [CSV]
+    import_form_class = RosterImportForm
+    import_template_name = "admin/tenants/user/import.html"  # errors as sentences, never a traceback
 
     def get_import_resource_kwargs(self, request, **kwargs):
         return {"tenant": request.user.tenant, "actor": request.user, "request": request}
+
+    def add_data_read_fail_error_to_form(self, form, e):
+        # RosterImportForm has read the file already; this is the package's fallback, in plain words
+        form.add_error("import_file", 'The file cannot be read as CSV: save it as "CSV UTF-8" and upload it again.')
+
+    def get_confirm_form_initial(self, request, import_form):
+        initial = super().get_confirm_form_initial(request, import_form)
+        if import_form is not None:  # the one file this admin's confirmation may name
+            request.session[PENDING_ROSTER] = os.path.basename(initial["import_file_name"])
+        return initial
+
+    def process_import(self, request, **kwargs):
+        # The confirmation names its file in a hidden field; the package reads, imports and deletes
+        # whatever file of the temporary folder that names. Only this admin's previewed file is read.
+        pending = request.session.pop(PENDING_ROSTER, None)
+        if not pending or os.path.basename(request.POST.get("import_file_name", "")) != pending:
+            return self.import_refused(request, "This import is no longer pending: upload the file again.")
+        try:
+            return super().process_import(request, **kwargs)
+        except (OSError, ValueError, IndexError):  # its file is gone, or the format is no choice
+            return self.import_refused(request, "This import is no longer pending: upload the file again.")
+
+    def process_result(self, result, request):
+        if result.has_errors() or result.has_validation_errors():  # nothing was written (RosterResource.import_data)
+            errors = [str(error.error) for error in result.base_errors] or ["Some rows are not valid."]
+            return self.import_refused(request, f"Nothing was imported. {' '.join(errors)}")
+        return super().process_result(result, request)
+
+    def import_refused(self, request, message: str):
+        self.message_user(request, message, messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:tenants_user_import"))
 
     def get_export_resource_classes(self, request):
         return self.export_resource_classes
@@ -181,3 +235,11 @@ class UserAdmin(TenantScopedAdminMixin, ImportExportMixin, admin.ModelAdmin):
         )
         send_welcome_on_commit(request, user)
         obj.pk = user.pk
+
+
+admin.site.unregister(Group)  # Django's own, registered by django.contrib.auth
+
+
+@admin.register(Group)
+class GroupAdmin(SecretFieldsAdminMixin, auth_admin.GroupAdmin):
+    """The role groups (platform superusers only); a group reaches its users, so their passwords too."""

@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 
@@ -66,8 +67,29 @@ class ProfileForm(forms.ModelForm):
         fields = ["first_name", "last_name"]
 
 
+# The port a scheme is served on unless a URL says otherwise.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def public_host(tenant) -> str:
+    """The host (and port) links e-mailed to `tenant`'s users name: its own domain.
+
+    Never the request's Host header, which the client writes: a forged `Host:
+    class.example.edu:31337` must not send a reset token to port 31337. The port is
+    settings.PUBLIC_PORT, when the sites are not served on the scheme's own.
+    """
+    port = settings.PUBLIC_PORT
+    if not port or port == DEFAULT_PORTS[settings.PUBLIC_SCHEME]:
+        return tenant.domain
+    return f"{tenant.domain}:{port}"
+
+
 class TenantPasswordResetForm(PasswordResetForm):
-    """Reset e-mails go only to accounts of the tenant whose site was used."""
+    """Reset e-mails go only to accounts of the tenant whose site was used.
+
+    The link in them names the tenant's own site (public_host, settings.PUBLIC_SCHEME)
+    whatever the view passes: Django's view would take the request's Host and scheme.
+    """
 
     def __init__(self, *args, tenant=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -76,3 +98,9 @@ class TenantPasswordResetForm(PasswordResetForm):
     def get_users(self, email):
         users = User.objects.for_tenant(self.tenant).with_email(email).filter(is_active=True)
         return (u for u in users if u.has_usable_password())
+
+    def save(self, **kwargs):
+        kwargs["domain_override"] = public_host(self.tenant)
+        kwargs["use_https"] = settings.PUBLIC_SCHEME == "https"
+        kwargs["extra_email_context"] = {"site_name": self.tenant.name, **(kwargs.get("extra_email_context") or {})}
+        return super().save(**kwargs)

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpResponse
 from django.template.loader import render_to_string
+from django.utils.cache import patch_cache_control, patch_vary_headers
 
 from audit.api import new_request_id
 
@@ -64,6 +65,30 @@ class HealthCheckMiddleware:
         if request.path_info == "/health/" and request.method in ("GET", "HEAD"):
             return health(request)
         return self.get_response(request)
+
+
+class PrivateCacheMiddleware:
+    """Keep a signed-in user's responses out of shared caches and the browser's disk.
+
+    A page rendered for a signed-in user shows their work, or the admin: `private,
+    no-store` keeps a proxy from serving it to the next visitor and the browser from
+    keeping it after logout, and `Vary: Cookie` says the answer depends on the session.
+    Directives a response already has (never_cache's no-cache, max-age=0) are kept;
+    `public` gives way to `private`. Anonymous pages stay cacheable. Only tenant sites
+    have signed-in users: /health/ and /static/ (no tenant) are left alone, and static
+    files never get here (WhiteNoise answers them first).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if getattr(request, "tenant", None) is not None and user is not None and user.is_authenticated:
+            patch_cache_control(response, private=True, no_store=True)
+            patch_vary_headers(response, ("Cookie",))
+        return response
 
 
 class RequestTooLargeMiddleware:

@@ -1,20 +1,36 @@
 """Request security the settings wire in: login throttling and the Content-Security-Policy.
 
-- `login_username` and `lockout_response`: what django-axes counts failed logins against
-  (the e-mail on this tenant's host) and what a locked-out visitor sees. The client's
-  address it counts them from is vulhub.lib.client_ip (AXES_CLIENT_IP_CALLABLE).
+- Login throttling on django-axes' table of failed logins: `login_username` and
+  `login_address` say what a failure is counted under (the e-mail on this tenant's host;
+  the client's address, or its /64 for IPv6), `LoginThrottleHandler` holds three limits on
+  those counts (`login_lockout`), and `lockout_response` is what a locked-out visitor sees.
 - `TenantCSPMiddleware`: django-csp's middleware, plus the origin of the tenant's logo in
   img-src, so a tenant may show a logo hosted elsewhere and nothing else from there.
 """
 
+import hashlib
+import ipaddress
 import math
 import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from axes.helpers import get_cool_off
+from axes.attempts import get_cool_off_threshold
+from axes.handlers.database import AxesDatabaseHandler
+from axes.handlers.proxy import AxesProxyHandler
+from axes.helpers import get_client_username, get_cool_off, get_failure_limit
+from axes.models import AccessAttempt
+from axes.signals import user_locked_out
 from csp.middleware import CSPMiddleware, PolicyParts
 from django.conf import settings
+from django.db import connections, router
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.shortcuts import render
+from django.utils import timezone
+
+from tenants.rate_limits import address_key
+from vulhub.lib.client_ip import client_ip
 
 # A host name or IPv4 address with an optional port: all an img-src origin may contain.
 _HOST_AND_PORT = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
@@ -35,18 +51,175 @@ def login_username(request, credentials: dict | None) -> str:
     return name[:255]  # axes' username column
 
 
-def lockout_response(request, original_response=None, credentials=None):
-    """The page a locked-out visitor gets: 429 Too Many Requests, saying how long to wait."""
+def login_address(request) -> str | None:
+    """What axes counts a client's failures under (AXES_CLIENT_IP_CALLABLE).
+
+    The address of vulhub.lib.client_ip, or for IPv6 the first address of its /64
+    (`2001:db8:1:2::`): one subscriber holds a whole /64 and may send from any address in
+    it, so counting exact addresses let a client rotate through it for a fresh count each
+    time. The network is tenants.rate_limits.address_key's, as for registration and
+    password reset; axes' column holds an address, not a network, hence its first address.
+    """
+    address = client_ip(request)
+    if address is None:
+        return None
+    return str(ipaddress.ip_network(address_key(address)).network_address)
+
+
+# Lock class of the login counters' advisory locks ("VHLT"), apart from the rate limits' ("VHRL").
+LOCK_CLASS = int.from_bytes(b"VHLT", "big")
+
+ACCOUNT_FROM_NETWORK = (
+    "Logging in to this account from your network is paused after too many wrong passwords, "
+    "to protect it from guessing."
+)
+ACCOUNT = (
+    "Logging in to this account is paused after too many wrong passwords from several places, "
+    "to protect it from guessing."
+)
+NETWORK = (
+    "Logging in from your network is paused after too many failed log-ins to several accounts, "
+    "to protect them from guessing."
+)
+
+
+@dataclass(frozen=True)
+class Lockout:
+    """Why a login is refused, and when the count that refuses it falls under its limit."""
+
+    message: str
+    until: datetime
+
+    def retry_after(self) -> int:
+        """Whole seconds until then, at least 1 (the Retry-After header)."""
+        return max(1, math.ceil((self.until - timezone.now()).total_seconds()))
+
+
+def login_lockout(request, credentials: dict | None = None) -> Lockout | None:
+    """The lockout a login attempt falls under, or None when it may try its password.
+
+    Failures within the cool-off (LOGIN_COOLOFF_MINUTES), from axes' table, are counted
+    three ways, each with its limit:
+    - this account from this network (LOGIN_FAILURE_LIMIT): someone guessing from one place,
+      while the owner elsewhere and the rest of a school behind one address still log in;
+    - this account from anywhere (LOGIN_ACCOUNT_FAILURE_LIMIT): many networks guessing one
+      password, a few tries each;
+    - this network on any account (LOGIN_ADDRESS_FAILURE_LIMIT): one network trying a few
+      common passwords on many accounts.
+    When several are over their limit, the one that lasts longest is the answer.
+    """
+    AxesProxyHandler.update_request(request)  # the client's address and the attempt's time, once
+    username = get_client_username(request, credentials)
+    same_account = Q(username=username)
+    same_network = Q(ip_address=request.axes_ip_address)
+    rows = list(
+        AccessAttempt.objects.filter(same_account | same_network, attempt_time__gte=get_cool_off_threshold(request))
+        .annotate(
+            account=ExpressionWrapper(same_account, output_field=BooleanField()),
+            network=ExpressionWrapper(same_network, output_field=BooleanField()),
+        )
+        .order_by("-attempt_time")
+        .values_list("attempt_time", "failures_since_start", "account", "network")
+    )
+    from_here = [(at, count) for at, count, account, network in rows if account and network]
+    on_account = [(at, count) for at, count, account, _ in rows if account]
+    on_network = [(at, count) for at, count, _, network in rows if network]
     cool_off = get_cool_off(request)
-    seconds = int(cool_off.total_seconds()) if cool_off else 0
+    lockouts = [
+        Lockout(message=message, until=until)
+        for message, failures, limit in (
+            (ACCOUNT_FROM_NETWORK, from_here, get_failure_limit(request, credentials)),
+            (ACCOUNT, on_account, settings.LOGIN_ACCOUNT_FAILURE_LIMIT),
+            (NETWORK, on_network, settings.LOGIN_ADDRESS_FAILURE_LIMIT),
+        )
+        if (until := _under_limit_at(failures, limit, cool_off)) is not None
+    ]
+    return max(lockouts, key=lambda lockout: lockout.until, default=None)
+
+
+def _under_limit_at(failures: list, limit: int, cool_off: timedelta) -> datetime | None:
+    """When the newest-first `(attempt_time, failures)` rows fall under `limit`, or None if they are now.
+
+    Rows leave the count oldest first, cool_off after their last failure: the count is
+    under the limit once the row that brings the newest ones up to it has left.
+    """
+    total = 0
+    for attempt_time, count in failures:
+        total += count
+        if total >= limit:
+            return attempt_time + cool_off
+    return None
+
+
+def lock_id(kind: str, key: str | None) -> int:
+    """The advisory lock of one counter (pg_advisory_xact_lock(LOCK_CLASS, lock_id))."""
+    digest = hashlib.sha256(f"{kind}:{key}".encode()).digest()
+    return int.from_bytes(digest[:4], "big", signed=True)
+
+
+class LoginThrottleHandler(AxesDatabaseHandler):
+    """axes' database handler with login_lockout's three limits instead of its one.
+
+    axes itself counts the failures of this account from this network
+    (AXES_LOCKOUT_PARAMETERS) and resets them when that login succeeds; a success never
+    clears the account's count from elsewhere or the network's count on other accounts,
+    which is why those two are extra limits here and not lockout parameter groups (axes
+    deletes the rows of every group on success: one's own account would clear a spraying
+    network's count).
+    """
+
+    def is_allowed(self, request, credentials: dict | None = None) -> bool:
+        """Whether the login may check its password, its counters locked until the request ends.
+
+        The account's and the network's advisory locks are held until the request's
+        transaction (tenants.middleware) commits its failure, if any, so attempts at once
+        are checked one after another and none slips in on a count that misses another's
+        failure. Locked in a fixed order, so two attempts cannot wait on each other.
+        """
+        keys = sorted(
+            {lock_id("account", get_client_username(request, credentials)), lock_id("network", request.axes_ip_address)}
+        )
+        with connections[router.db_for_write(AccessAttempt)].cursor() as cursor:
+            for key in keys:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_CLASS, key])
+        return super().is_allowed(request, credentials)
+
+    def is_locked(self, request, credentials: dict | None = None) -> bool:
+        return settings.AXES_LOCK_OUT_AT_FAILURE and login_lockout(request, credentials) is not None
+
+    def user_login_failed(self, sender, credentials: dict, request=None, **kwargs):
+        """Count the failure (axes), and lock out when it brings any of the three counts to its limit.
+
+        axes locks out only on its own count; the account's and the network's are checked here.
+        """
+        super().user_login_failed(sender, credentials, request, **kwargs)
+        if request is None or request.axes_locked_out or self.is_whitelisted(request, credentials):
+            return
+        if not self.is_locked(request, credentials):
+            return
+        request.axes_locked_out = True
+        request.axes_credentials = credentials
+        user_locked_out.send(
+            "axes",
+            request=request,
+            username=get_client_username(request, credentials),
+            ip_address=request.axes_ip_address,
+        )
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    """The page a locked-out visitor gets: 429 Too Many Requests, saying why and how long to wait."""
+    lockout = login_lockout(request, credentials) or Lockout(
+        message=ACCOUNT_FROM_NETWORK, until=timezone.now() + get_cool_off(request)
+    )
+    seconds = lockout.retry_after()
     response = render(
         request,
         "registration/locked_out.html",
-        {"cool_off_minutes": math.ceil(seconds / 60)},
+        {"reason": lockout.message, "cool_off_minutes": math.ceil(seconds / 60)},
         status=settings.AXES_HTTP_RESPONSE_CODE,
     )
-    if seconds:
-        response["Retry-After"] = str(seconds)
+    response["Retry-After"] = str(seconds)
     return response
 
 

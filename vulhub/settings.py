@@ -120,6 +120,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "tenants.middleware.TenantMiddleware",
+    # Inside the tenant's transaction: a signed-in user's responses are `private, no-store`.
+    "vulhub.middleware.PrivateCacheMiddleware",
     "audit.middleware.AuditContextMiddleware",
     "tenants.middleware.PlatformBypassMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -319,19 +321,25 @@ SILENCED_SYSTEM_CHECKS = [
 
 # --- Login throttling (django-axes) ------------------------------------------------------
 # https://django-axes.readthedocs.io/en/latest/4_configuration.html
-# Failed logins are counted in the database (AxesDatabaseHandler), so throttling holds
-# when Redis is down. They are counted per e-mail on the tenant's host *and* client
-# address: a class behind one school NAT is not locked out by one student's typos, and
-# nobody can lock a student out from elsewhere. Per-address limits on many e-mails are
-# the rate limits' job.
-AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# Failed logins are counted in the database (axes' table), so throttling holds when Redis
+# is down, under three limits within the cool-off (vulhub.security.login_lockout): per
+# e-mail on the tenant's host *and* client network (a class behind one school NAT is not
+# locked out by one student's typos, nor a student by someone elsewhere), per e-mail from
+# anywhere (many networks guessing one password), and per network on any e-mail (password
+# spraying). A network is the client's address, or its /64 for IPv6.
+AXES_HANDLER = "vulhub.security.LoginThrottleHandler"
 AXES_FAILURE_LIMIT = _int("LOGIN_FAILURE_LIMIT", default=5, minimum=1)
+LOGIN_ACCOUNT_FAILURE_LIMIT = _int("LOGIN_ACCOUNT_FAILURE_LIMIT", default=20, minimum=1)
+LOGIN_ADDRESS_FAILURE_LIMIT = _int("LOGIN_ADDRESS_FAILURE_LIMIT", default=30, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=_int("LOGIN_COOLOFF_MINUTES", default=15, minimum=1))
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # axes' own count; the other two are the handler's
 AXES_USERNAME_FORM_FIELD = "username"  # the login forms' field (and Django's failed-login signal)
 AXES_USERNAME_CALLABLE = "vulhub.security.login_username"
-AXES_CLIENT_IP_CALLABLE = "vulhub.lib.client_ip.client_ip"  # BEHIND_PROXY and PROXY_COUNT below
-AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "vulhub.security.login_address"  # BEHIND_PROXY and PROXY_COUNT below
+AXES_RESET_ON_SUCCESS = True  # clears this account's count from this network only
+# A refused attempt checks no password, so it counts nothing: a network locked out of an
+# account does not go on to lock its owner out everywhere (LOGIN_ACCOUNT_FAILURE_LIMIT).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_CALLABLE = "vulhub.security.lockout_response"  # 429 with templates/registration/locked_out.html
 AXES_HTTP_RESPONSE_CODE = 429
 # Logins and failed logins are already in the audit log; axes keeps only its counters.
@@ -412,6 +420,23 @@ SECURE_HSTS_PRELOAD = _bool("SECURE_HSTS_PRELOAD", default=True)
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Links e-mailed to users (password reset) name the tenant's own domain with this scheme,
+# never the request's Host header, which the client writes (tenants.forms.public_host).
+# PUBLIC_PORT: the port the sites are served on when it is not the scheme's own (none by
+# default; 8000 for `make run` or docker compose's trial, to get links that open).
+PUBLIC_SCHEME = "https" if _https else "http"
+PUBLIC_PORT = _int("PUBLIC_PORT", default=0)
+if PUBLIC_PORT > 65535:
+    raise ImproperlyConfigured(f"PUBLIC_PORT={PUBLIC_PORT} is not a port: use 1 to 65535, or leave it empty.")
+# /health/detail/ (vulhub.health.HealthDetailView) answers a signed-in staff user of the
+# host's tenant, or a request with `Authorization: Bearer <HEALTH_DETAIL_TOKEN>` (a
+# monitor); anyone else gets a 404. Empty: no token is accepted.
+HEALTH_DETAIL_TOKEN = env.str("HEALTH_DETAIL_TOKEN", default="")
+if HEALTH_DETAIL_TOKEN and len(HEALTH_DETAIL_TOKEN) < 32:
+    raise ImproperlyConfigured(
+        "HEALTH_DETAIL_TOKEN is shorter than 32 characters. Use a long random string, e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`, or leave it empty."
+    )
 
 # Content-Security-Policy (django-csp 4): https://django-csp.readthedocs.io/en/latest/configuration.html
 # Scripts and styles come from our own static files only: no inline script, no event
@@ -513,6 +538,11 @@ LOGGING = {
 # Importing needs the "add" permission of the model (tenant admins for users).
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_USE_TRANSACTIONS = True
+# A roster file is refused whole above these (tenants.resources): the preview and the import of
+# a file at the caps each finish in a few seconds, far within the worker's 30 s timeout
+# (measured in docs/security.md, "Bounded input").
+ROSTER_IMPORT_MAX_ROWS = _int("ROSTER_IMPORT_MAX_ROWS", default=2000, minimum=1)
+ROSTER_IMPORT_MAX_BYTES = _int("ROSTER_IMPORT_MAX_BYTES", default=1024 * 1024, minimum=1024)
 
 # --- Scoring ------------------------------------------------------------------------
 # Wrong flags a student may try per challenge within the window; a tenant can set its

@@ -67,8 +67,10 @@ def test_a_platform_superuser_is_signed_in_on_any_tenant_host(other_tenant, clie
 
 
 @pytest.mark.parametrize("path", ["/health/", "/health/detail/"])
-def test_health_needs_no_tenant(path, db):
-    response = Client(HTTP_HOST="127.0.0.1").get(path)
+def test_health_needs_no_tenant(path, db, settings):
+    settings.HEALTH_DETAIL_TOKEN = token = "a-monitors-token-of-at-least-32-characters"  # /health/detail/'s
+
+    response = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {token}").get(path)
 
     assert response.status_code == 200
 

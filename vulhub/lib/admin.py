@@ -13,6 +13,8 @@ from django.http import Http404
 from django.utils.functional import cached_property
 from django.utils.text import smart_split
 
+from .admin_secrets import SecretFieldsAdminMixin
+
 # An admin search is cut to this many characters and words. Django turns each word into
 # an OR of ILIKEs over the search fields, all ANDed: a search of fifty thousand words is
 # one statement that exhausts the database server's memory.
@@ -30,8 +32,11 @@ def holds_nul(query) -> bool:
     return any("\x00" in name or any("\x00" in value for value in values) for name, values in query.lists())
 
 
-class StrictInputAdminMixin:
-    """Hostile query strings and selections are refused like any invalid input, never a 500."""
+class StrictInputAdminMixin(SecretFieldsAdminMixin):
+    """Hostile query strings and selections are refused like any invalid input, never a 500.
+
+    Secrets are never a filter, a sort key or a search term (SecretFieldsAdminMixin).
+    """
 
     def get_search_results(self, request, queryset, search_term):
         return super().get_search_results(request, queryset, bounded_search_term(search_term))

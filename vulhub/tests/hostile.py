@@ -7,6 +7,8 @@ ids and slugs of another tenant's rows. Requests are encoded here, byte by byte,
 lone surrogate or a NUL reaches Django exactly as a hostile client would send it.
 """
 
+import csv
+import io
 import json
 from collections.abc import Iterable, Mapping
 from urllib.parse import quote_from_bytes, urlsplit
@@ -149,6 +151,102 @@ def hostile_text(known: Iterable[str] = ()) -> st.SearchStrategy[str]:
     return st.one_of(atom, atom, atom, atom, wrapped, wrapped, st.sampled_from(HUGE))
 
 
+def _nested(depth: int, kind: str) -> str:
+    if kind == "array":
+        return "[" * depth + "]" * depth
+    if kind == "object":
+        return '{"n":' * depth + "1" + "}" * depth
+    return "[" * depth  # never closed
+
+
+def hostile_json() -> st.SearchStrategy[str]:
+    """Text typed into a JSON field to break the parser or the database rather than the rule.
+
+    Deep nesting (Python's parser recursed into a RecursionError), numbers of thousands of
+    digits (int() refuses more than 4,300: a ValueError), NaN and Infinity and 1e999 (floats
+    PostgreSQL's JSON cannot hold), duplicate keys, text PostgreSQL's jsonb refuses (\\u0000,
+    lone surrogates), huge strings and arrays, and text that is no JSON at all.
+    """
+    nested = st.builds(_nested, st.integers(1, 20_000), st.sampled_from(["array", "object", "open"]))
+    digits = st.builds(
+        lambda n, sign, wrap: wrap.replace("N", sign + "9" * n),
+        st.integers(10, 6_000),
+        st.sampled_from(["", "-"]),
+        st.sampled_from(["N", '{"n": N}', "[N]", '{"n": N.5}', '{"n": 1eN}']),
+    )
+    constants = st.sampled_from(
+        ["NaN", "Infinity", "-Infinity", '{"n": NaN}', '{"n": -Infinity}', "[1e999]", '{"n": 1e400}']
+    )
+    duplicates = st.sampled_from(['{"n": 1, "n": 2}', '{"category": "a", "category": "b", "n": 1}'])
+    bad_text = st.sampled_from(['"\\u0000"', '{"category": "a\\u0000b"}', '{"\\ud800": 1}', '{"category": "\\udfff"}'])
+    huge = st.one_of(
+        st.integers(1, 300_000).map(lambda n: json.dumps({"category": "x" * n, "n": 1})),
+        st.integers(1, 100_000).map(lambda n: json.dumps(list(range(n)))),
+        st.integers(1, 20_000).map(lambda n: json.dumps({f"k{i}": i for i in range(n)})),
+    )
+    return st.one_of(nested, digits, constants, duplicates, bad_text, huge, hostile_text())
+
+
+# Cells a spreadsheet runs as formulas (vulhub.lib.exports): imported as text, exported neutralised.
+FORMULAS = ['=HYPERLINK("http://evil.example","grades")', "=1+1", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\t=1"]
+ROSTER_HEADERS = [
+    "email,first_name,last_name,role",
+    "Email , First_Name,LAST_NAME,Role",
+    "email,role",
+    "first_name,last_name,role",  # no e-mail
+    "role,email,tenant,is_superuser",
+    "email,email,role",
+    "email,first_name,",
+    "",
+]
+# Files that are no CSV at all: an image, a zip (an .xlsx), UTF-16 and UTF-32 text, a lone BOM, NULs.
+NOT_CSV = [
+    b"",
+    b"\xef\xbb\xbf",
+    b"\n\n\n",
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01",
+    b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00[Content_Types].xml",
+    "email,role\nada@alpha.test,student\n".encode("utf-16"),
+    "email,role\nada@alpha.test,student\n".encode("utf-32"),
+    b"email,role\nada\x00@alpha.test,student\n",
+    b"email,role\n\xff\xfe\xfd,student\n",
+]
+
+
+def _csv_file(header: str, rows: list[list[str]], encoding: str, newline: str) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=newline)
+    if header:
+        buffer.write(header + newline)
+    writer.writerows(rows)
+    errors = "surrogatepass" if encoding.startswith("utf") else "replace"
+    return buffer.getvalue().encode(encoding, errors)
+
+
+def hostile_csv(cells: st.SearchStrategy[str]) -> st.SearchStrategy[bytes]:
+    """A roster file as a hostile admin (or a broken spreadsheet) uploads it.
+
+    Headers right, odd or missing; cells from `cells` (honest values), formulas, hostile
+    text, a field larger than the csv module reads (131,072 characters), quotes and line
+    breaks; rows ragged; written in UTF-8 with or without a BOM, UTF-16, Latin-1 or
+    cp1252, with any line ending; or a file that is no CSV at all.
+    """
+    cell = st.one_of(
+        cells,
+        cells,
+        st.sampled_from(FORMULAS),
+        hostile_text(),
+        st.just("x" * 140_000),
+        st.sampled_from(['a"b', '"unclosed', "line\nbreak", "a,b", " "]),
+    )
+    rows = st.lists(st.lists(cell, min_size=1, max_size=6), max_size=5)
+    header = st.one_of(st.sampled_from(ROSTER_HEADERS), hostile_text())
+    encoding = st.sampled_from(["utf-8", "utf-8", "utf-8-sig", "utf-16", "latin-1", "cp1252"])
+    newline = st.sampled_from(["\n", "\r\n", "\r"])
+    text_file = st.builds(_csv_file, header, rows, encoding, newline)
+    return st.one_of(text_file, text_file, text_file, st.sampled_from(NOT_CSV), st.binary(max_size=512))
+
+
 def hostile_or(valid: st.SearchStrategy, known: Iterable[str] = ()) -> st.SearchStrategy:
     """A field's value: valid often enough that forms are also accepted, hostile otherwise."""
     return st.one_of(valid, hostile_text(known), hostile_text(known))
@@ -238,6 +336,7 @@ def assert_answer_is_safe(response) -> str:
         event(f"HTTP {response.status_code}")
     assert response.status_code < 500, f"a {response.status_code}"
     body = body_text(response)
+    assert "Traceback (most recent call last)" not in body, "a Python traceback is on the page"
     assert LEAK_MARKER not in body, "a row of the other tenant is on the page"
     assert LEAK_MARKER not in response.get("Location", ""), "a row of the other tenant is in the redirect"
     if response.get("Content-Type", "").startswith("text/html"):

@@ -88,8 +88,11 @@ def test_it_reports_the_cache_down_but_stays_healthy(settings):
 
 
 @pytest.mark.django_db
-def test_the_detail_page_runs_database_cache_migrations_wal_archive_and_disk_checks(tenant):
-    response = Client(HTTP_HOST=tenant.domain).get("/health/detail/?format=json")
+def test_the_detail_page_runs_database_cache_migrations_wal_archive_and_disk_checks(tenant, settings):
+    settings.HEALTH_DETAIL_TOKEN = token = "a-monitors-token-of-at-least-32-characters"
+    client = Client(HTTP_HOST=tenant.domain, HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    response = client.get("/health/detail/?format=json")
 
     assert response.status_code == 200
     checks = response.json()
@@ -97,3 +100,12 @@ def test_the_detail_page_runs_database_cache_migrations_wal_archive_and_disk_che
     for check in ("Database", "Cache", "Migrations", "WalArchive", "Disk"):
         assert check in names
     assert set(checks.values()) == {"OK"}
+
+
+@pytest.mark.django_db
+def test_the_detail_page_is_a_404_without_the_token(tenant, settings):
+    settings.HEALTH_DETAIL_TOKEN = "a-monitors-token-of-at-least-32-characters"
+
+    response = Client(HTTP_HOST=tenant.domain).get("/health/detail/?format=json")
+
+    assert response.status_code == 404

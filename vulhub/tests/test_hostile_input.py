@@ -59,6 +59,8 @@ from .hostile import (
     field_value,
     form_fields,
     get,
+    hostile_csv,
+    hostile_json,
     hostile_or,
     hostile_settings,
     hostile_text,
@@ -1089,7 +1091,7 @@ def badge_rule_params() -> st.SearchStrategy[str]:
     )
     sane = ['{"n": 2}', '{"category": "Forensics", "n": 1}', '{"difficulty": "EXPERT"}', "{}", ""]
     odd = ['{"n": "3"}', "[1]", '"n"', "1e999", '{"n": 1e999}', '{"n": NaN}', '{"category": [1]}']
-    return st.one_of(st.sampled_from(sane), st.sampled_from(odd), json_values.map(json.dumps))
+    return st.one_of(st.sampled_from(sane), st.sampled_from(odd), json_values.map(json.dumps), hostile_json())
 
 
 def admin_form(world: World, model_url: str) -> dict:
@@ -1182,8 +1184,13 @@ def other_tenants_users(world: World) -> list:
 @hostile_settings(20)
 @given(data=st.data())
 def test_roster_import(world, data):
-    """A roster imports into the admin's tenant only: never a user of another tenant changed, never a superuser."""
-    content = roster_csv(world, data)
+    """A roster imports into the admin's tenant only: never a user of another tenant changed, never a superuser.
+
+    Half the files are broken ones (vulhub/tests/hostile.py, hostile_csv): each is refused
+    whole with a sentence, never a traceback; a confirmed import writes all its rows or none.
+    """
+    emails = st.one_of(fresh_emails("roster"), st.sampled_from([world.student.email, world.other_student.email]))
+    content = roster_csv(world, data) if data.draw(st.booleans(), label="honest") else data.draw(hostile_csv(emails))
     client = world.client(world.tenant_admin)
     theirs = other_tenants_users(world)
     known = set(User.objects.values_list("pk", flat=True))
@@ -1196,11 +1203,15 @@ def test_roster_import(world, data):
     assert preview.status_code in (200, 400, 413), preview.status_code
     assert changes(before, row_counts()) == {}  # the preview is a dry run
     confirm_form = (preview.context or {}).get("confirm_form") if preview.status_code == 200 else None
+    if preview.status_code == 200 and confirm_form is None:
+        file_errors = preview.context["form"].errors.get("import_file", [])
+        assert all(message.endswith(".") for message in file_errors)  # a sentence each
     if confirm_form is not None:
         response = client.post("/admin/tenants/user/process_import/", dict(confirm_form.initial))
         assert_answer_is_safe(response)
         assert response.status_code in (200, 302), response.status_code
         added = User.objects.exclude(pk__in=known)
+        assert added.count() == preview.context["result"].totals["new"]  # every new row, not some
         assert set(added.values_list("tenant_id", "is_superuser")) <= {(world.tenant.pk, False)}
         assert_only(
             changes(before, row_counts()),
