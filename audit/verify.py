@@ -177,6 +177,9 @@ def _finish(report: ChainReport, failing: list[Range], using: str) -> ChainRepor
         report.broken = _walk(key, _rows(key, using), 1, "")
     if report.broken is not None:
         return report
+    report.broken = _unrecorded(key, using)
+    if report.broken is not None:
+        return report
     last = chain.order_by("-chain_seq").values_list("chain_seq", "row_hash").first() or (0, "")
     last_seq, last_hash = report.rows, last[1]
     head = AuditChainHead.objects.using(using).filter(chain_key=key).first()
@@ -190,6 +193,25 @@ def _finish(report: ChainReport, failing: list[Range], using: str) -> ChainRepor
             f"ends at link {last_seq} but its head says {head.last_seq}: rows at the end were deleted",
         )
     return report
+
+
+def _unrecorded(key: int, using: str) -> Break | None:
+    """The first row the recorder did not write: marked false, or unmarked after a marked one."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT a.id, a.chain_seq FROM audit_logs a
+            WHERE coalesce(a.tenant_id, 0) = %(key)s AND a.recorded IS NOT TRUE
+              AND (a.recorded = false OR a.chain_seq > (
+                    SELECT min(b.chain_seq) FROM audit_logs b WHERE coalesce(b.tenant_id, 0) = %(key)s AND b.recorded))
+            ORDER BY a.chain_seq LIMIT 1
+            """,
+            {"key": key},
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return Break(key, row[0], row[1], "not written by the recorder (audit_record()): inserted some other way")
 
 
 def verify_chains(

@@ -76,7 +76,7 @@ class TenantSettingsForm(forms.ModelForm):
 
 @admin.register(Tenant)
 class TenantAdmin(StrictInputAdminMixin, admin.ModelAdmin):
-    """Tenant admins edit their own tenant's settings; platform superusers manage all tenants."""
+    """Tenant admins edit their own tenant's settings (platform superusers too, on its host)."""
 
     form = TenantSettingsForm
     list_display = ["name", "domain", "registration_mode", "is_active"]
@@ -98,16 +98,19 @@ class TenantAdmin(StrictInputAdminMixin, admin.ModelAdmin):
         ]
         return ["slug", "domain", *editable, "is_active"] if request.user.is_superuser else editable
 
-    def get_form(self, request, obj=None, **kwargs):
-        if request.user.is_superuser:
-            kwargs["fields"] = ["name", "slug", "domain", "registration_mode", "is_active"]
-        return super().get_form(request, obj, **kwargs)
+    def get_readonly_fields(self, request, obj=None):
+        # the site's role may update these columns of its own tenant only (vulhub/ops/db_roles.py);
+        # host names and activation are platform work: manage.py tenant
+        return ["slug", "domain", "is_active"] if request.user.is_superuser else []
+
+    def save_model(self, request, obj, form, change):
+        obj.save(update_fields=["name", "registration_mode", "settings", "updated_at"])
 
     def has_add_permission(self, request):
-        return request.user.is_superuser
+        return False  # manage.py tenant create: a new tenant is platform work
 
     def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser
+        return False
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         raise Http404
