@@ -257,3 +257,33 @@ def verify_chain(
 ) -> ChainReport:
     """Check chain `key` of database alias `using`, range after range on this connection."""
     return verify_chains([key], on_rows=on_rows, using=using)[key]
+
+
+def current_heads(*, using: str = DEFAULT_DB_ALIAS) -> dict[str, list]:
+    """Each chain's newest link as {chain key: [link, hash]}: what an export keeps."""
+    heads = AuditChainHead.objects.using(using).order_by("chain_key").values_list("chain_key", "last_seq", "last_hash")
+    return {str(key): [seq, row_hash] for key, seq, row_hash in heads if seq}
+
+
+def check_exported_heads(exported: dict[str, list], *, using: str = DEFAULT_DB_ALIAS) -> list[Break]:
+    """Every link an earlier export saw must still be in its chain with the same hash.
+
+    A rewrite of a chain's history (every hash recomputed, by someone who can write the
+    table) keeps each chain self-consistent; it cannot keep a link exported before it.
+    """
+    problems = []
+    for key, (seq, row_hash) in sorted(exported.items(), key=lambda item: int(item[0])):
+        found = (
+            AuditLog.objects.using(using)
+            .annotate(key=Coalesce("tenant_id", Value(0)))
+            .filter(key=int(key), chain_seq=seq)
+            .values_list("id", "row_hash")
+            .first()
+        )
+        if found is None:
+            problems.append(Break(int(key), None, seq, f"link {seq}, exported earlier, is gone"))
+        elif found[1] != row_hash:
+            problems.append(
+                Break(int(key), found[0], seq, f"link {seq} differs from the exported head: history was rewritten")
+            )
+    return problems

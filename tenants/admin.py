@@ -6,12 +6,15 @@ from django.http import Http404
 from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV
 
-from vulhub.lib.admin import CappedCountPaginator, StrictInputAdminMixin, TenantScopedAdminMixin
+from vulhub.lib.admin import CappedCountPaginator, StrictInputAdminMixin, TenantScopedAdminMixin, request_tenant_id
 
 from .models import Tenant, User
 from .resources import RosterResource, UserExportResource
 from .services import user_register
 from .welcome import send_welcome_on_commit
+
+# The columns of its own tenant the site's role may update (vulhub/ops/db_roles.py NARROWED).
+EDITABLE_COLUMNS = ["name", "registration_mode", "settings", "updated_at"]
 
 
 class TenantSettingsForm(forms.ModelForm):
@@ -71,7 +74,11 @@ class TenantSettingsForm(forms.ModelForm):
         else:
             settings.pop("flag_attempts", None)
         self.instance.settings = settings
-        return super().save(commit)
+        if not commit:
+            return super().save(commit)
+        # the columns the site's role may update (vulhub/ops/db_roles.py), no others
+        self.instance.save(update_fields=EDITABLE_COLUMNS)
+        return self.instance
 
 
 @admin.register(Tenant)
@@ -84,7 +91,7 @@ class TenantAdmin(StrictInputAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        return queryset if request.user.is_superuser else queryset.filter(pk=request.user.tenant_id)
+        return queryset.filter(pk=request_tenant_id(request))
 
     def get_fields(self, request, obj=None):
         editable = [
@@ -104,7 +111,7 @@ class TenantAdmin(StrictInputAdminMixin, admin.ModelAdmin):
         return ["slug", "domain", "is_active"] if request.user.is_superuser else []
 
     def save_model(self, request, obj, form, change):
-        obj.save(update_fields=["name", "registration_mode", "settings", "updated_at"])
+        obj.save(update_fields=EDITABLE_COLUMNS)
 
     def has_add_permission(self, request):
         return False  # manage.py tenant create: a new tenant is platform work
@@ -155,15 +162,11 @@ class UserAdmin(TenantScopedAdminMixin, ImportExportMixin, admin.ModelAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         kwargs["form"] = UserForm
-        form = super().get_form(request, obj, **kwargs)
-        if obj is None and request.user.is_superuser:
-            form.base_fields["tenant"].required = True  # a user without a tenant is a superuser
-        return form
+        return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            fields = ["email", "first_name", "last_name", "role"]
-            return ["tenant", *fields] if request.user.is_superuser else fields
+            return ["email", "first_name", "last_name", "role"]  # in the request's tenant
         return ["email", "first_name", "last_name", "role", "is_active", "last_login", "date_joined"]
 
     def get_readonly_fields(self, request, obj=None):
@@ -172,7 +175,7 @@ class UserAdmin(TenantScopedAdminMixin, ImportExportMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
-        tenant = obj.tenant if request.user.is_superuser and obj.tenant_id else request.user.tenant
+        tenant = request.tenant  # the host's (a platform superuser adds to the tenant they are on)
         user = user_register(
             tenant=tenant,
             email=obj.email,

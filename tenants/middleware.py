@@ -78,7 +78,7 @@ class TenantMiddleware:
         if request.path_info.startswith(TENANTLESS_PREFIXES):
             return self.get_response(request)
         # The rest of the request is one transaction that sees the tenant's rows only
-        # (row-level security, tenants/rls.py): the query that finds the tenant also sets
+        # (row-level security, tenants/rls.py): the query that finds the tenant also enters
         # it for the transaction. A server error rolls the transaction back.
         nested = connection.in_atomic_block  # a test's transaction: put its settings back after
         retries = 0 if nested else dead_connection_retries()
@@ -96,11 +96,14 @@ class TenantMiddleware:
     def _serve(self, request, nested: bool):
         with transaction.atomic():
             before = None
-            if nested:
-                # a test's transaction, whose own setup sees every tenant: the request acts
-                # as the app role, as it does live, and the test's context comes back after
-                before = (rls.current(), rls.act_as_request_role())
             try:
+                if rls.request_role:
+                    # in tests, whose own setup sees every tenant: the request acts as the app
+                    # role, as it does live (and, inside a test's transaction, the test's
+                    # context and role come back after)
+                    connection.ensure_connection()
+                    with connection.wrap_database_errors:
+                        before = rls.enter_request_role()
                 tenant = tenant_for_host(host_without_port(request))
             except OperationalError as error:
                 if not connection_was_lost():
@@ -116,7 +119,6 @@ class TenantMiddleware:
                 response = self.get_response(request)
                 if response.status_code >= 500:
                     transaction.set_rollback(True)
-            if before is not None and not connection.needs_rollback:
-                rls.restore(before[0])
-                rls.put_back_role(before[1])
+            if nested and not connection.needs_rollback:
+                rls.leave_request_role(before)
         return response

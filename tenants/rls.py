@@ -27,7 +27,6 @@ import time
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from psycopg import sql
 
 CONTEXT_SETTING = "vulhub.tenant"
 # Set by manage.py for every command but runserver: the command connects as the owner.
@@ -121,21 +120,25 @@ def tenant_context(tenant_id: int | None, using: str = DEFAULT_DB_ALIAS):
 request_role: str | None = None
 
 
-def act_as_request_role(using: str = DEFAULT_DB_ALIAS) -> str | None:
-    """Until the end of the transaction, act as `request_role`; returns the role acted as before."""
+def enter_request_role(using: str = DEFAULT_DB_ALIAS) -> tuple[str, str] | None:
+    """For a request inside a test's transaction: act as `request_role` until its end.
+
+    Returns the context and the role to put back (leave_request_role). These statements
+    exist only in tests, so they go to the server unlogged: the tests that count a page's
+    queries count what runs live.
+    """
     if request_role is None:
         return None
-    with connections[using].cursor() as cursor:
-        cursor.execute("SELECT current_user")
-        before = cursor.fetchone()[0]
-        cursor.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(request_role)))
+    raw = connections[using].connection
+    before = raw.execute("SELECT coalesce(current_setting(%s, true), ''), current_user", [CONTEXT_SETTING]).fetchone()
+    raw.execute("SELECT set_config('role', %s, true)", [request_role])
     return before
 
 
-def put_back_role(role: str | None, using: str = DEFAULT_DB_ALIAS) -> None:
-    if role is not None:
-        with connections[using].cursor() as cursor:
-            cursor.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
+def leave_request_role(before: tuple[str, str] | None, using: str = DEFAULT_DB_ALIAS) -> None:
+    if before is not None:
+        raw = connections[using].connection
+        raw.execute("SELECT set_config(%s, %s, true), set_config('role', %s, true)", [CONTEXT_SETTING, *before])
 
 
 def running_a_command() -> bool:

@@ -13,7 +13,7 @@ import datetime
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -228,7 +228,18 @@ def test_the_recorder_takes_tenant_and_time_from_the_context_not_the_caller(two_
     alpha, _, admin = two_tenants["alpha"]
     beta, beta_student, _ = two_tenants["beta"]
     three_days_ago = (timezone.now() - datetime.timedelta(days=3)).isoformat()
-    row = {"actor_id": admin.pk, "action": "delete", "object_type": "project", "created_at": three_days_ago}
+    row = {
+        "actor_id": admin.pk,
+        "actor_text": admin.email,
+        "action": "delete",
+        "object_type": "project",
+        "object_id": "1",
+        "object_text": "a challenge",
+        "ip": "10.6.6.6",
+        "user_agent": "",
+        "request_id": "",
+        "created_at": three_days_ago,
+    }
     with app_login.transaction():
         sealed(app_login, alpha)
         app_login.execute("SELECT * FROM audit_record(%s::jsonb, '[]'::jsonb)", [psycopg.types.json.Jsonb([row])])
@@ -267,3 +278,30 @@ def test_a_row_the_owner_inserts_by_hand_is_named_by_verify_audit(two_tenants):
     broken = verify.verify_chain(alpha.pk).broken
     assert broken is not None and broken.row_id == forged.pk
     assert "not written by the recorder" in broken.problem
+
+
+def test_exported_heads_catch_a_history_rewritten_by_the_owner(two_tenants, tmp_path):
+    """Someone with the owner's powers rewrites the newest row and its hash and moves the head:
+    the chain is self-consistent again, but the link exported before no longer matches."""
+    from django.core.management import CommandError, call_command
+
+    alpha, _, _ = two_tenants["alpha"]
+    heads = tmp_path / "heads.json"
+    call_command("verify_audit", heads=str(heads), no_progress=True)  # exports the first
+    call_command("verify_audit", heads=str(heads), no_progress=True)  # nothing changed: fine
+    newest = AuditLog.objects.filter(tenant_id=alpha.pk).order_by("-chain_seq").first()
+    with use_role("owner"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")  # no triggers: the superuser's way
+        cursor.execute("UPDATE audit_logs SET actor_text = 'someone else' WHERE id = %s", [newest.pk])
+        cursor.execute("UPDATE audit_logs a SET row_hash = audit_logs_row_hash(a) WHERE id = %s", [newest.pk])
+        cursor.execute(
+            "UPDATE audit_chain_heads h SET last_hash = a.row_hash FROM audit_logs a "
+            "WHERE a.id = %s AND h.chain_key = a.tenant_id",
+            [newest.pk],
+        )
+        cursor.execute("SET LOCAL session_replication_role = origin")
+    assert verify.verify_chain(alpha.pk).broken is None  # the chain alone cannot tell
+    with pytest.raises(CommandError, match="broken"):
+        call_command("verify_audit", heads=str(heads), no_progress=True)
+    [problem] = verify.check_exported_heads(__import__("json").loads(heads.read_text())["chains"])
+    assert "history was rewritten" in problem.problem and problem.row_id == newest.pk
