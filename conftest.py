@@ -7,10 +7,10 @@ instructor of one tenant, and a student of another tenant.
 import pytest
 from django.conf import settings
 from django.db import connections
-from django.db.backends.signals import connection_created
 from django.test import Client
 
 from challenges.factories import ProjectFactory
+from tenants import rls
 from tenants.factories import (
     DEFAULT_PASSWORD,
     InstructorFactory,
@@ -34,12 +34,12 @@ def pytest_sessionstart(session):
 
 
 # --- The database roles of the tests ---------------------------------------------------
-# The test database is created and migrated by the schema's owner; then every test runs
-# the app as the restricted app role (vulhub/ops/db_roles.py), as production does. The
-# tests' own setup and checks see every tenant (a session-level bypass, like a
-# management command's); a request through the test client runs under row-level
-# security exactly as it does live, because the tenant middleware turns the bypass
-# off for its transaction.
+# The test database is created and migrated by the schema's owner. The tests' own setup
+# and checks then act as PLATFORM_ROLE: the app role's data privileges on every table
+# plus BYPASSRLS, so they see every tenant, as an operator's command does. A request
+# through the test client acts as the restricted app role (vulhub/ops/db_roles.py) for
+# its transaction (tenants.rls.request_role), under row-level security exactly as live.
+PLATFORM_ROLE = "vulhub_test_platform"
 
 
 @pytest.fixture(scope="session")
@@ -53,16 +53,34 @@ def django_db_setup(django_db_setup, django_db_blocker):
         allow_test_flush()
         app = app_role_name()
         ensure_roles(app=app)
-        # Log in as the owner, act as the app role (db_roles.assume: SET ROLE on every
-        # connection and pool checkout). Privileges and row-level security follow the current
-        # role; a test that must act as the owner (tampering, migrating) uses
-        # db_roles.use_role("owner"), a SET ROLE NONE inside its own transaction.
-        assume(app)
+        ensure_platform_role(PLATFORM_ROLE)
+        # Log in as the owner, act as the platform role (db_roles.assume: SET ROLE on every
+        # connection and pool checkout), requests as the app role. A test that must act as
+        # the owner (tampering, migrating) uses db_roles.use_role("owner"), a SET ROLE NONE
+        # inside its own transaction.
+        assume(PLATFORM_ROLE)
+        rls.request_role = app
         close_connections()
     yield
     with django_db_blocker.unblock():
         assume(None)  # the owner drops the test database
+        rls.request_role = None
         close_connections()
+
+
+def ensure_platform_role(name: str) -> None:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name])
+        if cursor.fetchone() is None:
+            cursor.execute(f'CREATE ROLE "{name}" NOLOGIN NOSUPERUSER BYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT')
+        for statement in (
+            'GRANT USAGE ON SCHEMA public TO "{0}"',
+            'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{0}"',
+            'GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO "{0}"',
+            'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "{0}"',
+            'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO "{0}"',
+        ):
+            cursor.execute(statement.format(name))
 
 
 def close_connections():
@@ -70,14 +88,6 @@ def close_connections():
         connection.close()
         if hasattr(connection, "close_pool"):
             connection.close_pool()
-
-
-def _tests_see_every_tenant(sender, connection, **kwargs):
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('vulhub.rls_bypass', 'on', false)")
-
-
-connection_created.connect(_tests_see_every_tenant, dispatch_uid="conftest.tests_see_every_tenant")
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.utils.html import format_html, format_html_join
 
-from vulhub.lib.admin import TenantScopedAdminMixin, id_filter_value
+from vulhub.lib.admin import TenantScopedAdminMixin, id_filter_value, request_tenant_id
 
 from .models import AuditLog, EventStore
 
@@ -49,9 +49,7 @@ class ActorFilter(admin.SimpleListFilter):
     parameter_name = "actor"
 
     def lookups(self, request, model_admin):
-        staff = get_user_model().objects.staff()
-        if not request.user.is_superuser:
-            staff = staff.for_tenant(request.user.tenant_id)
+        staff = get_user_model().objects.staff().for_tenant(request_tenant_id(request))
         return [("system", "System (no actor)"), *[(str(pk), email) for pk, email in staff.values_list("pk", "email")]]
 
     def queryset(self, request, queryset):

@@ -47,6 +47,12 @@ class AuditLog(models.Model):
     chain_seq = models.BigIntegerField(null=True, editable=False)
     prev_hash = models.CharField(max_length=64, blank=True, editable=False)
     row_hash = models.CharField(max_length=64, blank=True, editable=False)
+    recorded = models.BooleanField(
+        null=True,
+        editable=False,
+        help_text="Written by the recorder (audit_record()); false: inserted some other way; "
+        "empty: from before the mark existed.",
+    )
     # How row_hash is computed (audit_logs_row_hash, migration audit 0007): 1 for rows
     # written before version 2 existed, 2 for every row since.
     hash_version = models.PositiveSmallIntegerField(db_default=2, editable=False)

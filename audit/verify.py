@@ -177,6 +177,9 @@ def _finish(report: ChainReport, failing: list[Range], using: str) -> ChainRepor
         report.broken = _walk(key, _rows(key, using), 1, "")
     if report.broken is not None:
         return report
+    report.broken = _unrecorded(key, using)
+    if report.broken is not None:
+        return report
     last = chain.order_by("-chain_seq").values_list("chain_seq", "row_hash").first() or (0, "")
     last_seq, last_hash = report.rows, last[1]
     head = AuditChainHead.objects.using(using).filter(chain_key=key).first()
@@ -190,6 +193,25 @@ def _finish(report: ChainReport, failing: list[Range], using: str) -> ChainRepor
             f"ends at link {last_seq} but its head says {head.last_seq}: rows at the end were deleted",
         )
     return report
+
+
+def _unrecorded(key: int, using: str) -> Break | None:
+    """The first row the recorder did not write: marked false, or unmarked after a marked one."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT a.id, a.chain_seq FROM audit_logs a
+            WHERE coalesce(a.tenant_id, 0) = %(key)s AND a.recorded IS NOT TRUE
+              AND (a.recorded = false OR a.chain_seq > (
+                    SELECT min(b.chain_seq) FROM audit_logs b WHERE coalesce(b.tenant_id, 0) = %(key)s AND b.recorded))
+            ORDER BY a.chain_seq LIMIT 1
+            """,
+            {"key": key},
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return Break(key, row[0], row[1], "not written by the recorder (audit_record()): inserted some other way")
 
 
 def verify_chains(
@@ -235,3 +257,33 @@ def verify_chain(
 ) -> ChainReport:
     """Check chain `key` of database alias `using`, range after range on this connection."""
     return verify_chains([key], on_rows=on_rows, using=using)[key]
+
+
+def current_heads(*, using: str = DEFAULT_DB_ALIAS) -> dict[str, list]:
+    """Each chain's newest link as {chain key: [link, hash]}: what an export keeps."""
+    heads = AuditChainHead.objects.using(using).order_by("chain_key").values_list("chain_key", "last_seq", "last_hash")
+    return {str(key): [seq, row_hash] for key, seq, row_hash in heads if seq}
+
+
+def check_exported_heads(exported: dict[str, list], *, using: str = DEFAULT_DB_ALIAS) -> list[Break]:
+    """Every link an earlier export saw must still be in its chain with the same hash.
+
+    A rewrite of a chain's history (every hash recomputed, by someone who can write the
+    table) keeps each chain self-consistent; it cannot keep a link exported before it.
+    """
+    problems = []
+    for key, (seq, row_hash) in sorted(exported.items(), key=lambda item: int(item[0])):
+        found = (
+            AuditLog.objects.using(using)
+            .annotate(key=Coalesce("tenant_id", Value(0)))
+            .filter(key=int(key), chain_seq=seq)
+            .values_list("id", "row_hash")
+            .first()
+        )
+        if found is None:
+            problems.append(Break(int(key), None, seq, f"link {seq}, exported earlier, is gone"))
+        elif found[1] != row_hash:
+            problems.append(
+                Break(int(key), found[0], seq, f"link {seq} differs from the exported head: history was rewritten")
+            )
+    return problems

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 
-from vulhub.lib.admin import TenantScopedAdminMixin
+from vulhub.lib.admin import TenantScopedAdminMixin, request_tenant_id
 
 from .models import Project
 from .services import project_publish, project_save, project_unpublish
@@ -37,8 +37,8 @@ class ProjectAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         return obj.has_flag
 
     def save_model(self, request, obj, form, change):
-        if not change and not request.user.is_superuser:
-            obj.tenant_id = request.user.tenant_id
+        if not change:
+            obj.tenant_id = request_tenant_id(request)
         project_save(
             project=obj, flag=form.cleaned_data.get("new_flag"), remove_flag=form.cleaned_data.get("remove_flag")
         )

@@ -11,7 +11,7 @@ from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
 from challenges.models import Project
-from vulhub.lib.admin import CappedCountPaginator, TenantScopedAdminMixin
+from vulhub.lib.admin import CappedCountPaginator, TenantScopedAdminMixin, request_tenant_id
 from vulhub.lib.json_limits import BoundedJSONField, JSONLimits
 
 from . import services
@@ -30,9 +30,7 @@ class TenantChallengeFilter(admin.RelatedFieldListFilter):
     """
 
     def field_choices(self, field, request, model_admin):
-        projects = Project.objects.order_by("name")
-        if not request.user.is_superuser:
-            projects = projects.for_tenant(request.user.tenant_id)
+        projects = Project.objects.order_by("name").for_tenant(request_tenant_id(request))
         return [(p.pk, str(p)) for p in projects.only("pk", "name")]
 
 

@@ -12,13 +12,16 @@ from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV
 from import_export.forms import ImportForm
 
-from vulhub.lib.admin import CappedCountPaginator, StrictInputAdminMixin, TenantScopedAdminMixin
+from vulhub.lib.admin import CappedCountPaginator, StrictInputAdminMixin, TenantScopedAdminMixin, request_tenant_id
 from vulhub.lib.admin_secrets import SecretFieldsAdminMixin
 
 from .models import Tenant, User
 from .resources import RosterResource, UserExportResource, roster_upload_problem
 from .services import user_register
 from .welcome import send_welcome_on_commit
+
+# The columns of its own tenant the site's role may update (vulhub/ops/db_roles.py NARROWED).
+EDITABLE_COLUMNS = ["name", "registration_mode", "settings", "updated_at"]
 
 
 class TenantSettingsForm(forms.ModelForm):
@@ -78,12 +81,16 @@ class TenantSettingsForm(forms.ModelForm):
         else:
             settings.pop("flag_attempts", None)
         self.instance.settings = settings
-        return super().save(commit)
+        if not commit:
+            return super().save(commit)
+        # the columns the site's role may update (vulhub/ops/db_roles.py), no others
+        self.instance.save(update_fields=EDITABLE_COLUMNS)
+        return self.instance
 
 
 @admin.register(Tenant)
 class TenantAdmin(StrictInputAdminMixin, admin.ModelAdmin):
-    """Tenant admins edit their own tenant's settings; platform superusers manage all tenants."""
+    """Tenant admins edit their own tenant's settings (platform superusers too, on its host)."""
 
     form = TenantSettingsForm
     list_display = ["name", "domain", "registration_mode", "is_active"]
@@ -91,7 +98,7 @@ class TenantAdmin(StrictInputAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        return queryset if request.user.is_superuser else queryset.filter(pk=request.user.tenant_id)
+        return queryset.filter(pk=request_tenant_id(request))
 
     def get_fields(self, request, obj=None):
         editable = [
@@ -105,16 +112,19 @@ class TenantAdmin(StrictInputAdminMixin, admin.ModelAdmin):
         ]
         return ["slug", "domain", *editable, "is_active"] if request.user.is_superuser else editable
 
-    def get_form(self, request, obj=None, **kwargs):
-        if request.user.is_superuser:
-            kwargs["fields"] = ["name", "slug", "domain", "registration_mode", "is_active"]
-        return super().get_form(request, obj, **kwargs)
+    def get_readonly_fields(self, request, obj=None):
+        # the site's role may update these columns of its own tenant only (vulhub/ops/db_roles.py);
+        # host names and activation are platform work: manage.py tenant
+        return ["slug", "domain", "is_active"] if request.user.is_superuser else []
+
+    def save_model(self, request, obj, form, change):
+        obj.save(update_fields=EDITABLE_COLUMNS)
 
     def has_add_permission(self, request):
-        return request.user.is_superuser
+        return False  # manage.py tenant create: a new tenant is platform work
 
     def has_delete_permission(self, request, obj=None):
-        return request.user.is_superuser
+        return False
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         raise Http404
@@ -206,15 +216,11 @@ class UserAdmin(TenantScopedAdminMixin, ImportExportMixin, admin.ModelAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         kwargs["form"] = UserForm
-        form = super().get_form(request, obj, **kwargs)
-        if obj is None and request.user.is_superuser:
-            form.base_fields["tenant"].required = True  # a user without a tenant is a superuser
-        return form
+        return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
         if obj is None:
-            fields = ["email", "first_name", "last_name", "role"]
-            return ["tenant", *fields] if request.user.is_superuser else fields
+            return ["email", "first_name", "last_name", "role"]  # in the request's tenant
         return ["email", "first_name", "last_name", "role", "is_active", "last_login", "date_joined"]
 
     def get_readonly_fields(self, request, obj=None):
@@ -223,7 +229,7 @@ class UserAdmin(TenantScopedAdminMixin, ImportExportMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return super().save_model(request, obj, form, change)
-        tenant = obj.tenant if request.user.is_superuser and obj.tenant_id else request.user.tenant
+        tenant = request.tenant  # the host's (a platform superuser adds to the tenant they are on)
         user = user_register(
             tenant=tenant,
             email=obj.email,
@@ -242,4 +248,17 @@ admin.site.unregister(Group)  # Django's own, registered by django.contrib.auth
 
 @admin.register(Group)
 class GroupAdmin(SecretFieldsAdminMixin, auth_admin.GroupAdmin):
-    """The role groups (platform superusers only); a group reaches its users, so their passwords too."""
+    """The role groups (platform superusers only); a group reaches its users, so their passwords too.
+
+    Read-only: the site's role may not change permissions (vulhub/ops/db_roles.py); the
+    groups come from a migration (tenants.roles).
+    """
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

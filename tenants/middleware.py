@@ -1,7 +1,6 @@
-import functools
-
 from django.contrib.auth.models import AnonymousUser
 from django.db import OperationalError, connection, transaction
+from django.db.backends.postgresql.base import ServerBindingCursor
 from django.http import HttpResponseNotFound
 from django.template.loader import render_to_string
 
@@ -19,26 +18,33 @@ def host_without_port(request) -> str:
     return host.rsplit(":", 1)[0]
 
 
-HOST_PLACEHOLDER = "host.placeholder.invalid"
-
-
-@functools.cache
-def _lookup_sql() -> tuple[str, tuple, int]:
-    """The tenant lookup, compiled by the ORM once per process: (SQL, parameters, the host's index).
-
-    Tenant.objects.for_host() stays its one definition; every request then runs the
-    compiled statement with its own host instead of building the query again.
-    """
-    query = Tenant.objects.for_host(HOST_PLACEHOLDER).extra(select=rls.BEFORE_AND_SET).order_by()[:1]  # noqa: S610
-    sql, params = query.query.sql_with_params()
-    return sql, tuple(params), params.index(HOST_PLACEHOLDER)
-
-
 def tenant_for_host(host: str) -> Tenant | None:
-    """The active tenant served on `host`, its id set for the transaction (row-level security)."""
-    sql, params, at = _lookup_sql()
-    found = list(Tenant.objects.raw(sql, [*params[:at], host.lower(), *params[at + 1 :]]))
-    return found[0] if found else None
+    """The active tenant served on `host`, entered for the transaction (row-level security).
+
+    One statement: vulhub_enter_host() checks the app's proof, finds the tenant (as
+    Tenant.objects.for_host() does) and seals it into the transaction. The proof travels
+    as a bound parameter (server-side binding), so it never shows in pg_stat_activity,
+    where another session of the app role could read it.
+    """
+    stamp, proof = rls.host_proof(host.lower())
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = connection._prepare_cursor(ServerBindingCursor(connection.connection))
+    with cursor:
+        cursor.execute("SELECT * FROM vulhub_enter_host(%s, %s, %s)", [host.lower(), stamp, proof])
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        names = [column.name for column in cursor.description]
+    values = dict(zip(names, row, strict=True))
+    loaded = []
+    for field in Tenant._meta.concrete_fields:
+        value = values[field.column]
+        if hasattr(field, "from_db_value"):
+            value = field.from_db_value(value, None, connection)
+        loaded.append(value)
+    return Tenant.from_db(connection.alias, [field.attname for field in Tenant._meta.concrete_fields], loaded)
 
 
 class _LostConnection(Exception):
@@ -72,7 +78,7 @@ class TenantMiddleware:
         if request.path_info.startswith(TENANTLESS_PREFIXES):
             return self.get_response(request)
         # The rest of the request is one transaction that sees the tenant's rows only
-        # (row-level security, tenants/rls.py): the query that finds the tenant also sets
+        # (row-level security, tenants/rls.py): the query that finds the tenant also enters
         # it for the transaction. A server error rolls the transaction back.
         nested = connection.in_atomic_block  # a test's transaction: put its settings back after
         retries = 0 if nested else dead_connection_retries()
@@ -89,43 +95,30 @@ class TenantMiddleware:
 
     def _serve(self, request, nested: bool):
         with transaction.atomic():
+            before = None
             try:
+                if rls.request_role:
+                    # in tests, whose own setup sees every tenant: the request acts as the app
+                    # role, as it does live (and, inside a test's transaction, the test's
+                    # context and role come back after)
+                    connection.ensure_connection()
+                    with connection.wrap_database_errors:
+                        before = rls.enter_request_role()
                 tenant = tenant_for_host(host_without_port(request))
             except OperationalError as error:
                 if not connection_was_lost():
                     raise
                 raise _LostConnection from error
             if tenant is None:
-                return HttpResponseNotFound(render_to_string("unknown_host.html", {"host": request.get_host()}))
-            request.tenant = tenant
-            user = getattr(request, "user", None)
-            if user is not None and user.is_authenticated and not user.is_superuser and user.tenant_id != tenant.pk:
-                request.user = AnonymousUser()
-            response = self.get_response(request)
-            if response.status_code >= 500:
-                transaction.set_rollback(True)
-            elif nested:
-                rls.restore((tenant._rls_tenant_before, tenant._rls_bypass_before))
+                response = HttpResponseNotFound(render_to_string("unknown_host.html", {"host": request.get_host()}))
+            else:
+                request.tenant = tenant
+                user = getattr(request, "user", None)
+                if user is not None and user.is_authenticated and not user.is_superuser and user.tenant_id != tenant.pk:
+                    request.user = AnonymousUser()
+                response = self.get_response(request)
+                if response.status_code >= 500:
+                    transaction.set_rollback(True)
+            if nested and not connection.needs_rollback:
+                rls.leave_request_role(before)
         return response
-
-
-class PlatformBypassMiddleware:
-    """A platform superuser's request sees every tenant's rows, and says so in the audit log.
-
-    Runs after the audit context is bound, so the audit row names the request.
-    """
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        user = getattr(request, "user", None)
-        if (
-            getattr(request, "tenant", None) is not None
-            and user is not None
-            and user.is_authenticated
-            and user.is_superuser
-            and user.tenant_id is None
-        ):
-            rls.bypass(f"platform superuser: {request.method} {request.path}"[:255], actor=user)
-        return self.get_response(request)

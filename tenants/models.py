@@ -138,6 +138,12 @@ class User(AbstractBaseUser, PermissionsMixin):
                 condition=models.Q(tenant__isnull=False) | models.Q(is_superuser=True),
                 name="chk_users_tenant_unless_superuser",
             ),
+            # and the other way round: a tenant's user is never a superuser, whatever writes the row
+            models.CheckConstraint(
+                condition=models.Q(tenant__isnull=True) | models.Q(is_superuser=False),
+                name="chk_users_superuser_has_no_tenant",
+                violation_error_message="A user of a tenant cannot be a superuser.",
+            ),
             models.CheckConstraint(condition=models.Q(role__in=UserRole.values), name="chk_users_role"),
         ]
 

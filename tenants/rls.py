@@ -1,87 +1,109 @@
-"""The transaction's tenant, as row-level security sees it (migration vulhub 0001).
+"""The transaction's tenant, as row-level security sees it (migrations vulhub 0001 and 0002).
 
-PostgreSQL lets a row of a tenant-owned table through when its tenant_id equals the
-setting vulhub.tenant_id, or when vulhub.rls_bypass is 'on'. Both are set with
-set_config(..., true): they last until the end of the transaction and never outlive
-it, so a pooled connection (Django's pool, or PgBouncer in transaction mode) carries
-nothing from one request to the next.
+PostgreSQL lets a row of a tenant-owned table through when its tenant_id is the
+transaction's tenant: the setting vulhub.tenant holds "<id>:<seal>", and the seal binds
+the tenant to this transaction of this backend with a key only the database owner can
+read. The app role cannot write a valid value itself: it asks vulhub_enter_host() or
+vulhub_enter_tenant() to, with a proof only this app can make (an HMAC of the host or
+tenant id and the time, keyed with a key derived from SECRET_KEY; `migrate` installs the
+same key in the database). A statement injected into a request, or an attacker holding
+the app role's own login, has no proof for another tenant and sees nothing of it.
 
-- A request runs in one transaction with its tenant set (tenants.middleware).
-- A platform superuser's request, and a management command, bypass isolation on
-  purpose; every bypass writes an audit row saying who and why.
-- Outside both, nothing is set, and the tenant tables read as empty.
+- A request runs in one transaction with its tenant entered (tenants.middleware).
+- Work across tenants (management commands) runs as a role with BYPASSRLS: manage.py
+  connects as the owner (MIGRATIONS_DATABASE_URL). Nothing the app role can set turns
+  isolation off.
+- Outside both, no tenant is set, and the tenant tables read as empty.
+
+The setting lasts until the end of the transaction, so a pooled connection (Django's
+pool, or PgBouncer in transaction mode) carries nothing from one request to the next.
 """
 
 import contextlib
-import logging
+import hashlib
+import hmac
 import os
+import time
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
-from audit import api as audit
-
-logger = logging.getLogger(__name__)
-
-TENANT_SETTING = "vulhub.tenant_id"
-BYPASS_SETTING = "vulhub.rls_bypass"
-# Set by manage.py for every command but runserver: the command's connections bypass.
+CONTEXT_SETTING = "vulhub.tenant"
+# Set by manage.py for every command but runserver: the command connects as the owner.
 COMMAND_ENV = "VULHUB_MANAGEMENT_COMMAND"
+_KEY_PURPOSE = b"vulhub.tenant-context.v1"
 
 
-def current(using: str = DEFAULT_DB_ALIAS) -> tuple[str, str]:
-    """(tenant setting, bypass setting) of the connection, '' when unset."""
+def context_key() -> bytes:
+    """The key the app and the database share for tenant contexts (derived from SECRET_KEY)."""
+    return hmac.new(settings.SECRET_KEY.encode(), _KEY_PURPOSE, hashlib.sha256).digest()
+
+
+def _proof(message: str) -> tuple[int, str]:
+    """(time, HMAC of the message and the time): what vulhub_check_proof() accepts for 5 minutes."""
+    stamp = int(time.time())
+    mac = hmac.new(context_key(), f"enter|{message}|{stamp}".encode(), hashlib.sha256).hexdigest()
+    return stamp, mac
+
+
+def host_proof(host: str) -> tuple[int, str]:
+    return _proof(f"host|{host}")
+
+
+def install_context_key(using: str = DEFAULT_DB_ALIAS) -> bool:
+    """As the owner: store the shared key's HMAC pads (after `migrate`). False before migration 0002."""
+    key = context_key().ljust(64, b"\0")
     with connections[using].cursor() as cursor:
+        cursor.execute("SELECT to_regclass('public.vulhub_context_key') IS NOT NULL")
+        if not cursor.fetchone()[0]:
+            return False
         cursor.execute(
-            "SELECT coalesce(current_setting(%s, true), ''), coalesce(current_setting(%s, true), '')",
-            [TENANT_SETTING, BYPASS_SETTING],
+            """
+            INSERT INTO vulhub_context_key (singleton, inner_pad, outer_pad) VALUES (true, %s, %s)
+            ON CONFLICT (singleton) DO UPDATE SET inner_pad = EXCLUDED.inner_pad, outer_pad = EXCLUDED.outer_pad
+            """,
+            [bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)],
         )
-        return cursor.fetchone()
+    return True
 
 
-def _set(tenant: str, bypass: str, using: str, *, local: bool = True) -> None:
+def current(using: str = DEFAULT_DB_ALIAS) -> str:
+    """The connection's tenant context as stored ('' when unset): what restore() puts back."""
     with connections[using].cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config(%s, %s, %s), set_config(%s, %s, %s)",
-            [TENANT_SETTING, tenant, local, BYPASS_SETTING, bypass, local],
-        )
+        cursor.execute("SELECT coalesce(current_setting(%s, true), '')", [CONTEXT_SETTING])
+        return cursor.fetchone()[0]
+
+
+def current_tenant(using: str = DEFAULT_DB_ALIAS) -> int | None:
+    """The tenant row-level security lets through now (None: none, or a context that does not verify)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT vulhub_current_tenant()")
+        return cursor.fetchone()[0]
 
 
 def set_tenant(tenant_id: int | None, using: str = DEFAULT_DB_ALIAS) -> None:
     """Until the end of the current transaction, only `tenant_id`'s rows exist (None: none)."""
     if not connections[using].in_atomic_block:
         raise RuntimeError("set_tenant() needs a transaction: the setting lasts until its end.")
-    _set("" if tenant_id is None else str(int(tenant_id)), "off", using)
-
-
-def bypass(reason: str, *, actor=None, tenant_id=None, using: str = DEFAULT_DB_ALIAS) -> None:
-    """Until the end of the current transaction, see every tenant's rows; recorded in the audit log."""
-    if not connections[using].in_atomic_block:
-        raise RuntimeError("bypass() needs a transaction: the setting lasts until its end.")
+    tenant = None if tenant_id is None else int(tenant_id)
+    stamp, mac = _proof(f"tenant|{'' if tenant is None else tenant}")
     with connections[using].cursor() as cursor:
-        cursor.execute("SELECT set_config(%s, 'on', true)", [BYPASS_SETTING])
-    audit.record(action="rls_bypass", object_type="tenancy", object_text=reason[:255], tenant_id=tenant_id, actor=actor)
+        cursor.execute("SELECT vulhub_enter_tenant(%s, %s, %s)", [tenant, stamp, mac])
 
 
-# Columns a query on the tenants table adds to set its row's tenant for the transaction
-# (the request's tenant lookup does it, so a request pays no extra statement), after
-# reading the settings the transaction had (to put them back when it is nested).
-BEFORE_AND_SET = {
-    "_rls_tenant_before": f"coalesce(current_setting('{TENANT_SETTING}', true), '')",
-    "_rls_bypass_before": f"coalesce(current_setting('{BYPASS_SETTING}', true), '')",
-    "_rls_set": (
-        f"set_config('{TENANT_SETTING}', tenants.id::text, true) || set_config('{BYPASS_SETTING}', 'off', true)"
-    ),
-}
+def restore(before: str, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Put back the context a nested transaction found (a request inside a test's transaction).
 
-
-def restore(before: tuple[str, str], using: str = DEFAULT_DB_ALIAS) -> None:
-    """Put back the settings a nested transaction found (a request inside a test's transaction)."""
-    _set(*before, using)
+    A sealed value is only valid in the transaction it was made in, which is the one it
+    goes back into.
+    """
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, %s, true)", [CONTEXT_SETTING, before])
 
 
 @contextlib.contextmanager
 def tenant_context(tenant_id: int | None, using: str = DEFAULT_DB_ALIAS):
-    """A transaction in which only `tenant_id`'s rows exist; the settings before it come back after."""
+    """A transaction in which only `tenant_id`'s rows exist; the context before it comes back after."""
     with transaction.atomic(using=using):
         before = current(using)
         set_tenant(tenant_id, using)
@@ -89,51 +111,35 @@ def tenant_context(tenant_id: int | None, using: str = DEFAULT_DB_ALIAS):
             yield
         finally:
             if not connections[using].needs_rollback:
-                _set(*before, using)
+                restore(before, using)
 
 
-@contextlib.contextmanager
-def bypassing(reason: str, *, actor=None, using: str = DEFAULT_DB_ALIAS):
-    """A transaction that sees every tenant (recorded); the settings before it come back after."""
-    with transaction.atomic(using=using):
-        before = current(using)
-        bypass(reason, actor=actor, using=using)
-        try:
-            yield
-        finally:
-            if not connections[using].needs_rollback:
-                _set(*before, using)
+# The role a request inside a test's transaction acts as (conftest sets the app role): the
+# test's own setup runs as a role that bypasses row-level security. None live, where the
+# connection logs in as the app role already.
+request_role: str | None = None
 
 
-# --- Management commands ------------------------------------------------------------------
+def enter_request_role(using: str = DEFAULT_DB_ALIAS) -> tuple[str, str] | None:
+    """For a request inside a test's transaction: act as `request_role` until its end.
 
-_command_recorded = False
-
-
-def command_bypass(sender, connection, **kwargs) -> None:
-    """connection_created: a management command's connections bypass isolation.
-
-    Commands (seed, rebuild_leaderboards, verify_audit, shell...) are the operator's
-    tools and work across tenants. A transaction-local setting would not outlive one
-    statement of a command's autocommit work, so the setting is the session's; commands
-    connect directly, not through a transaction-mode PgBouncer, and the connection ends
-    with the process. The first connection of the process records the bypass.
+    Returns the context and the role to put back (leave_request_role). These statements
+    exist only in tests, so they go to the server unlogged: the tests that count a page's
+    queries count what runs live.
     """
-    global _command_recorded
-    command = os.environ.get(COMMAND_ENV)
-    if not command:
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config(%s, 'on', false)", [BYPASS_SETTING])
-    if _command_recorded:
-        return
-    _command_recorded = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT to_regclass('public.audit_logs') IS NOT NULL")
-            if not cursor.fetchone()[0]:
-                return  # a database not migrated yet: nothing to record in
-        if connection.alias == DEFAULT_DB_ALIAS:
-            audit.record(action="rls_bypass", object_type="tenancy", object_text=f"manage.py {command}"[:255])
-    except Exception:  # recording must not stop the operator's command
-        logger.warning("could not record the row-level security bypass of manage.py %s", command, exc_info=True)
+    if request_role is None:
+        return None
+    raw = connections[using].connection
+    before = raw.execute("SELECT coalesce(current_setting(%s, true), ''), current_user", [CONTEXT_SETTING]).fetchone()
+    raw.execute("SELECT set_config('role', %s, true)", [request_role])
+    return before
+
+
+def leave_request_role(before: tuple[str, str] | None, using: str = DEFAULT_DB_ALIAS) -> None:
+    if before is not None:
+        raw = connections[using].connection
+        raw.execute("SELECT set_config(%s, %s, true), set_config('role', %s, true)", [CONTEXT_SETTING, *before])
+
+
+def running_a_command() -> bool:
+    return bool(os.environ.get(COMMAND_ENV))

@@ -167,14 +167,18 @@ def is_staff_of_the_host(request) -> bool:
         host = host_without_port(request)
     except DisallowedHost:
         return False
-    nested = connection.in_atomic_block  # a test's transaction: put its settings back after
+    nested = connection.in_atomic_block  # a test's transaction: put its context back after
     with transaction.atomic():
-        tenant = tenant_for_host(host)
-        if tenant is None:
-            return False
-        user = auth.get_user(request)
-        if nested:
-            rls.restore((tenant._rls_tenant_before, tenant._rls_bypass_before))
+        connection.ensure_connection()
+        before = rls.enter_request_role()  # in tests only: act as the app role, as live
+        try:
+            tenant = tenant_for_host(host)
+            user = auth.get_user(request) if tenant is not None else None
+        finally:
+            if nested and not connection.needs_rollback:
+                rls.leave_request_role(before)
+    if tenant is None:
+        return False
     platform_superuser = user.is_superuser and user.tenant_id is None
     return user.is_active and user.is_staff and (user.tenant_id == tenant.pk or platform_superuser)
 

@@ -7,18 +7,21 @@ fails is a miss, never an error, so students stay signed in while Redis is away.
 
 A cached copy lives at most SESSION_CACHE_SECONDS. Logging out deletes both copies;
 if the cache cannot be reached at that moment, a copy Redis kept could outlive the
-logout until then, never longer.
+logout until then, never longer. The database is reached through the session's key
+only (vulhub/lib/keyed_sessions.py).
 """
 
 import logging
 
 from django.conf import settings
-from django.contrib.sessions.backends import cached_db, db
+from django.contrib.sessions.backends import cached_db
+
+from .lib.keyed_sessions import KeyedSessions
 
 logger = logging.getLogger(__name__)
 
 
-class SessionStore(cached_db.SessionStore):
+class SessionStore(KeyedSessions, cached_db.SessionStore):
     cache_key_prefix = "vulhub.session."
 
     def _cache_seconds(self, expiry_age: int) -> int:
@@ -44,16 +47,14 @@ class SessionStore(cached_db.SessionStore):
         self._cache_set(data, self.get_expiry_age(expiry=stored.expire_date))
         return data
 
-    def exists(self, session_key):
-        # the database decides: a key free there is free, whatever a stale cache holds
-        return db.SessionStore.exists(self, session_key)
+    # exists(): the database decides (KeyedSessions), whatever a stale cache holds
 
     def save(self, must_create=False):
-        db.SessionStore.save(self, must_create)
+        self._save_to_db(must_create)
         self._cache_set(self._session, self.get_expiry_age())
 
     def delete(self, session_key=None):
-        db.SessionStore.delete(self, session_key)
+        self._delete_from_db(session_key)
         session_key = session_key or self.session_key
         if session_key is None:
             return

@@ -123,7 +123,6 @@ MIDDLEWARE = [
     # Inside the tenant's transaction: a signed-in user's responses are `private, no-store`.
     "vulhub.middleware.PrivateCacheMiddleware",
     "audit.middleware.AuditContextMiddleware",
-    "tenants.middleware.PlatformBypassMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out login into the lockout page.
@@ -249,6 +248,11 @@ DATABASE_ROLES = {
     "backup": {key: _backup.get(key) for key in _ROLE_KEYS},
 }
 
+if os.environ.get("VULHUB_MANAGEMENT_COMMAND"):  # set by manage.py for every command but runserver
+    # Operators' commands work across tenants: they connect as the owner, a role that
+    # bypasses row-level security; the app role has no way to (tenants/rls.py).
+    _db.update({key: _owner.get(key) for key in ("USER", "PASSWORD", "HOST", "PORT")})
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache --------------------------------------------------------------------
@@ -282,7 +286,8 @@ else:
 # Sessions live in the database. With Redis they are read through it (vulhub/sessions.py):
 # a page costs a cache read, not a query, and signed-in students stay signed in while
 # Redis is down or restarted. A cached copy lives at most SESSION_CACHE_SECONDS.
-SESSION_ENGINE = "vulhub.sessions" if REDIS_URL else "django.contrib.sessions.backends.db"
+# Sessions are read and written through their key only (vulhub_session_*(), migration vulhub 0002).
+SESSION_ENGINE = "vulhub.sessions" if REDIS_URL else "vulhub.lib.keyed_sessions"
 SESSION_CACHE_SECONDS = _int("SESSION_CACHE_SECONDS", default=300)
 
 # --- Authentication -------------------------------------------------------------

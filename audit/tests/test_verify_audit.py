@@ -291,10 +291,12 @@ def test_moving_text_between_neighbouring_fields_is_detected(tenant):
 
 def insert_audit_rows(tenant, n):
     execute(
-        """INSERT INTO audit_logs (tenant_id, actor_text, action, object_type, object_id, object_text, changes,
+        # as the recorder writes them (marked: audit migration 0009), in bulk
+        """WITH recorder AS (SELECT set_config('vulhub.recording', 'on', true))
+           INSERT INTO audit_logs (tenant_id, actor_text, action, object_type, object_id, object_text, changes,
                                    user_agent, request_id, created_at)
            SELECT %s, '', 'create', 'tests.row', g::text, 'row', '{}', '', 'bulk', now()
-           FROM generate_series(1, %s) g""",
+           FROM recorder, generate_series(1, %s) g""",
         [tenant.pk, n],
     )
 
@@ -367,10 +369,11 @@ def hashes(row_id):
 def test_rows_written_before_version_2_keep_verifying_beside_new_ones(tenant, verify, verify_fails):
     # what the rows of a database migrated from version 1 look like: hash_version 1
     execute(
-        """INSERT INTO audit_logs (tenant_id, actor_text, action, object_type, object_id, object_text, changes,
+        """WITH recorder AS (SELECT set_config('vulhub.recording', 'on', true))
+           INSERT INTO audit_logs (tenant_id, actor_text, action, object_type, object_id, object_text, changes,
                                    user_agent, request_id, created_at, hash_version)
            SELECT %s, '', 'create', 'tests.row', g::text, 'old row', '{"a": [1, 2]}', '', 'v1', now(), 1
-           FROM generate_series(1, 3) g""",
+           FROM recorder, generate_series(1, 3) g""",
         [tenant.pk],
     )
     insert_audit_rows(tenant, 3)

@@ -3,8 +3,7 @@
 Generic: nothing here imports an app; the tenant model is reached by its label, "tenants.Tenant".
 """
 
-from django.apps import apps
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import BadRequest, FieldError, ValidationError
@@ -70,25 +69,24 @@ class StrictInputAdminMixin(SecretFieldsAdminMixin):
         return super().response_action(request, queryset)
 
 
-class TenantScopedAdminMixin(StrictInputAdminMixin):
-    """Limit an admin to the signed-in user's tenant; platform superusers see every tenant.
+def request_tenant_id(request) -> int | None:
+    """The tenant an admin request works in: its host's (a platform superuser's too)."""
+    tenant = getattr(request, "tenant", None)
+    return tenant.pk if tenant is not None else request.user.tenant_id
 
+
+class TenantScopedAdminMixin(StrictInputAdminMixin):
+    """Limit an admin to the request's tenant, the one served on its host.
+
+    Platform superusers too: the database shows a request its host's tenant only
+    (row-level security, tenants/rls.py); work across tenants is done with manage.py.
     Another tenant's object answers 404, exactly like a missing one.
     """
 
     tenant_field = "tenant"
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
-        return queryset.filter(**{f"{self.tenant_field}_id": request.user.tenant_id})
-
-    def get_list_filter(self, request):
-        filters = list(super().get_list_filter(request))
-        if request.user.is_superuser:
-            filters.insert(0, TenantIdFilter)
-        return filters
+        return super().get_queryset(request).filter(**{f"{self.tenant_field}_id": request_tenant_id(request)})
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         # Django's default redirects with a message; a foreign id must look missing.
@@ -98,29 +96,27 @@ class TenantScopedAdminMixin(StrictInputAdminMixin):
         """Choices (select, raw id, autocomplete) of tenant-owned models: this tenant's only."""
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         model = db_field.related_model
-        if field is not None and not request.user.is_superuser and hasattr(field, "queryset"):
+        if field is not None and hasattr(field, "queryset"):
             if model._meta.label == "tenants.Tenant":
-                field.queryset = field.queryset.filter(pk=request.user.tenant_id)
+                field.queryset = field.queryset.filter(pk=request_tenant_id(request))
             elif any(f.name == "tenant" for f in model._meta.concrete_fields):
-                field.queryset = field.queryset.filter(tenant_id=request.user.tenant_id)
+                field.queryset = field.queryset.filter(tenant_id=request_tenant_id(request))
         return field
 
     def get_exclude(self, request, obj=None):
         exclude = list(super().get_exclude(request, obj) or [])
-        if not request.user.is_superuser and self.tenant_field not in exclude:
-            exclude.append(self.tenant_field)  # set from the instructor, never chosen
+        if self.tenant_field not in exclude:
+            exclude.append(self.tenant_field)  # the request's, never chosen
         return exclude
 
     def save_model(self, request, obj, form, change):
-        if not change and not request.user.is_superuser:
-            setattr(obj, f"{self.tenant_field}_id", request.user.tenant_id)
+        if not change:
+            setattr(obj, f"{self.tenant_field}_id", request_tenant_id(request))
         super().save_model(request, obj, form, change)
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
-        if request.user.is_superuser:
-            return form
-        return tenant_bound_form(form, self.tenant_field, request.user.tenant_id)
+        return tenant_bound_form(form, self.tenant_field, request_tenant_id(request))
 
 
 def tenant_bound_form(form_class, tenant_field, tenant_id):
@@ -165,19 +161,3 @@ def id_filter_value(value: str) -> int:
         return int(value)
     except ValueError as error:
         raise IncorrectLookupParameters(error) from error
-
-
-class TenantIdFilter(admin.SimpleListFilter):
-    """Filter by tenant for superusers; works when the tenant is a bare id (audit rows)."""
-
-    title = "tenant"
-    parameter_name = "tenant_id"
-
-    def lookups(self, request, model_admin):
-        tenant_model = apps.get_model("tenants", "Tenant")
-        return [(str(pk), name) for pk, name in tenant_model.objects.values_list("pk", "name")]
-
-    def queryset(self, request, queryset):
-        if not self.value():
-            return queryset
-        return queryset.filter(tenant_id=id_filter_value(self.value()))

@@ -22,6 +22,8 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from psycopg import sql
 
+from tenants.rls import install_context_key
+
 # Connection settings a role switch replaces; the database name stays (tests rename it).
 SWITCHED = ("USER", "PASSWORD", "HOST", "PORT")
 # The app role when DATABASE_URL names the owner too (a laptop, CI): tests and the
@@ -38,6 +40,38 @@ APP_PRIVILEGES = [
     # what a role may have been given before: never TRUNCATE, never ownership of the schema
     "REVOKE TRUNCATE ON ALL TABLES IN SCHEMA public FROM {app}",
 ]
+
+# Then the tables the site needs less on than read and write, each as narrow as it can be
+# (issue "defence in depth"; migration vulhub 0002 has the functions they rely on). A
+# table that does not exist yet (a database migrated part-way) is skipped.
+NARROWED = {
+    # the key of tenant contexts: the owner's functions only
+    "vulhub_context_key": ["REVOKE ALL ON {table} FROM {app}"],
+    # sessions through their key only (vulhub_session_*())
+    "django_session": ["REVOKE ALL ON {table} FROM {app}"],
+    # tenants: read its own row (row-level security); tenant admins edit these columns only
+    "tenants": [
+        "REVOKE INSERT, UPDATE, DELETE ON {table} FROM {app}",
+        "GRANT UPDATE (name, registration_mode, settings, updated_at) ON {table} TO {app}",
+    ],
+    # the audit log and the event store: written only through audit_record()
+    "audit_logs": ["REVOKE INSERT, UPDATE, DELETE ON {table} FROM {app}"],
+    "event_store": ["REVOKE INSERT, UPDATE, DELETE ON {table} FROM {app}"],
+    "audit_chain_heads": ["REVOKE INSERT, UPDATE, DELETE ON {table} FROM {app}"],
+    # permissions, groups and the schema's history: read-only to the site
+    **{
+        table: ["REVOKE INSERT, UPDATE, DELETE ON {table} FROM {app}"]
+        for table in (
+            "auth_group",
+            "auth_group_permissions",
+            "auth_permission",
+            "django_content_type",
+            "users_groups",
+            "users_user_permissions",
+            "django_migrations",
+        )
+    },
+}
 
 
 def role_settings(kind: str) -> dict:
@@ -153,20 +187,21 @@ class RoleFacts:
     can_truncate: int
 
 
-def describe_current_role(alias: str = DEFAULT_DB_ALIAS) -> RoleFacts:
-    """What the role `alias` runs as may do: the facts the deploy check and the tests look at."""
+def describe_current_role(alias: str = DEFAULT_DB_ALIAS, role: str | None = None) -> RoleFacts:
+    """What `role` (default: the role `alias` runs as) may do: the facts the deploy check and the tests look at."""
     with connections[alias].cursor() as cursor:
         cursor.execute(
             """
             SELECT r.rolname, r.rolsuper, r.rolbypassrls,
                    (SELECT count(*) FROM pg_class c
                     WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
-                      AND pg_has_role(current_user, c.relowner, 'USAGE')),
+                      AND pg_has_role(r.oid, c.relowner, 'USAGE')),
                    (SELECT count(*) FROM pg_class c
                     WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p')
-                      AND has_table_privilege(current_user, c.oid, 'TRUNCATE'))
-            FROM pg_roles r WHERE r.rolname = current_user
-            """
+                      AND has_table_privilege(r.oid, c.oid, 'TRUNCATE'))
+            FROM pg_roles r WHERE r.rolname = coalesce(%s, current_user)
+            """,
+            [role],
         )
         return RoleFacts(*cursor.fetchone())
 
@@ -205,25 +240,43 @@ def ensure_roles(*, app: str, backup: str | None = None, alias: str = DEFAULT_DB
                 cursor.execute(sql.SQL(f"CREATE ROLE {{}} {attributes}").format(sql.Identifier(name)))
                 done.append(f"created role {name}")
         if backup:
-            cursor.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(sql.Identifier(backup)))
+            # granting it needs a superuser (or its admin option): done once by whoever made the role
+            cursor.execute("SELECT pg_has_role(%s, 'pg_read_all_data', 'MEMBER')", [backup])
+            if not cursor.fetchone()[0]:
+                cursor.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(sql.Identifier(backup)))
         cursor.execute("SELECT current_database()")
         database = cursor.fetchone()[0]
         cursor.execute(
             sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(app))
         )
-        for statement in APP_PRIVILEGES:
-            cursor.execute(sql.SQL(statement).format(app=sql.Identifier(app)))
-        done.append(f"granted {app} data privileges on {database}")
+    grant(app, alias)
+    done.append(f"granted {app} data privileges on {database}")
+    if install_context_key(alias):
+        done.append("installed the tenant context key (from SECRET_KEY)")
     return done
 
 
+def grant(app: str, alias: str = DEFAULT_DB_ALIAS) -> None:
+    """Give the app role its privileges: data on every table, then less on the NARROWED ones."""
+    with connections[alias].cursor() as cursor:
+        for statement in APP_PRIVILEGES:
+            cursor.execute(sql.SQL(statement).format(app=sql.Identifier(app)))
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relname = ANY(%s)",
+            [list(NARROWED)],
+        )
+        for (table,) in cursor.fetchall():
+            for statement in NARROWED[table]:
+                cursor.execute(sql.SQL(statement).format(table=sql.Identifier(table), app=sql.Identifier(app)))
+
+
 def grant_app_privileges(alias: str = DEFAULT_DB_ALIAS) -> None:
-    """After a migration: the app role gets what the new tables need (when it exists)."""
+    """After a migration: the app role gets what the new tables need (when it exists), and
+    the database the tenant context key of this SECRET_KEY."""
     app = app_role_name()
     with connections[alias].cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [app])
         exists = cursor.fetchone() is not None
     if exists:
-        with connections[alias].cursor() as cursor:
-            for statement in APP_PRIVILEGES:
-                cursor.execute(sql.SQL(statement).format(app=sql.Identifier(app)))
+        grant(app, alias)
+    install_context_key(alias)

@@ -6,11 +6,12 @@ from django.db import DatabaseError
 
 @register(Tags.security, Tags.database, deploy=True)
 def app_role_is_restricted(app_configs=None, **kwargs):
-    from .db_roles import describe_current_role
+    from .db_roles import describe_current_role, role_settings
 
     try:
-        facts = describe_current_role()
-    except DatabaseError:
+        # the site's role, by name: commands (this check among them) connect as the owner
+        facts = describe_current_role(role=role_settings("app").get("USER"))
+    except (DatabaseError, TypeError):
         return []  # unreachable or not migrated: the database checks say so
     problems = []
     if facts.superuser:

@@ -91,6 +91,9 @@ def copy_plan(data: GeneratedTenant) -> list[tuple[str, list[str] | tuple, list[
 def load_tenant(data: GeneratedTenant, report: LoadReport, progress: Callable[[int], None] | None = None) -> None:
     """Write one generated tenant and everything in it, then its leaderboard, in one transaction."""
     with transaction.atomic():
+        with connection.cursor() as cursor:
+            # the generated history is recorded as the recorder would (audit migration 0009)
+            cursor.execute("SELECT set_config('vulhub.recording', 'on', true)")
         for table, columns, rows in copy_plan(data):
             started = time.perf_counter()
             report.add(table, copy_rows(table, columns, rows, progress), time.perf_counter() - started)

@@ -1341,7 +1341,7 @@ FORMER_SERVER_ERRORS = [
     ("tenant_admin", "/admin/audit/eventstore/?occurred_at__year=2024&occurred_at__month=99999999999999999999"),
     ("tenant_admin", "/admin/tenants/user/?role__exact=%00"),  # PostgreSQL text holds no NUL
     ("tenant_admin", "/admin/scoring/submission/?status__exact=PENDING&kind__exact=a%00b"),
-    ("superuser", "/admin/tenants/user/?tenant_id=abc"),  # TenantIdFilter (superusers only): int('abc')
+    ("superuser", "/admin/tenants/user/?tenant_id=abc"),  # once a superuser's tenant filter: int('abc')
     ("superuser", "/admin/audit/auditlog/?tenant_id=%00"),
 ]
 
@@ -1409,8 +1409,10 @@ def test_a_platform_superuser_still_chooses_a_badges_tenant(world, superuser):
     assert "tenant" not in fields(world.tenant_admin)
 
 
-def test_a_platform_superuser_adds_a_challenge_to_the_tenant_they_choose(world, superuser):
-    """The challenge form listed its fields without the tenant: a superuser's new challenge had none (a 500)."""
+def test_a_platform_superuser_adds_a_challenge_to_the_hosts_tenant(world, superuser):
+    """The challenge form listed its fields without the tenant: a superuser's new challenge had none (a 500).
+
+    A tenant chosen in the form is ignored: a request works in its host's tenant only."""
     fields = {
         "tenant": str(world.other_tenant.pk),
         "name": "Platform challenge",
@@ -1425,4 +1427,4 @@ def test_a_platform_superuser_adds_a_challenge_to_the_tenant_they_choose(world, 
     response = post(world.client(superuser), "/admin/challenges/project/add/", fields)
 
     assert response.status_code == 302
-    assert Project.objects.get(slug="platform-challenge").tenant_id == world.other_tenant.pk
+    assert Project.objects.get(slug="platform-challenge").tenant_id == world.tenant.pk
