@@ -50,6 +50,10 @@ def host_proof(host: str) -> tuple[int, str]:
     return _proof(f"host|{host}")
 
 
+def tenant_proof(tenant_id: int | None) -> tuple[int, str]:
+    return _proof(f"tenant|{'' if tenant_id is None else int(tenant_id)}")
+
+
 def install_context_key(using: str = DEFAULT_DB_ALIAS) -> bool:
     """As the owner: store the shared key's HMAC pads (after `migrate`). False before migration 0002."""
     key = context_key().ljust(64, b"\0")
@@ -86,7 +90,7 @@ def set_tenant(tenant_id: int | None, using: str = DEFAULT_DB_ALIAS) -> None:
     if not connections[using].in_atomic_block:
         raise RuntimeError("set_tenant() needs a transaction: the setting lasts until its end.")
     tenant = None if tenant_id is None else int(tenant_id)
-    stamp, mac = _proof(f"tenant|{'' if tenant is None else tenant}")
+    stamp, mac = tenant_proof(tenant)
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT vulhub_enter_tenant(%s, %s, %s)", [tenant, stamp, mac])
 

@@ -340,7 +340,6 @@ def test_an_aggregate_that_loses_part_of_its_events_fails_the_transaction_to_be_
     try:
         with rival.cursor() as cursor:
             cursor.execute("BEGIN")
-            cursor.execute("SELECT set_config('vulhub.rls_bypass', 'on', true)")
             cursor.execute(
                 "SELECT * FROM audit_record(NULL, jsonb_build_array(jsonb_build_object("
                 "'tenant_id', %s, 'aggregate_type', 'Test', 'aggregate_id', 'raced', 'event_type', 'Rival',"

@@ -16,6 +16,7 @@ from scoring.factories import LeaderboardFactory, SubmissionFactory
 from scoring.models import Leaderboard
 from tenants.factories import StudentFactory, TenantFactory
 from tenants.models import User
+from vulhub.tests.acting import as_app
 
 pytestmark = pytest.mark.django_db
 
@@ -135,8 +136,7 @@ def test_a_tenants_deletion_leaves_the_others_ranks_alone(rows, other_tenant):
 def test_a_request_of_the_tenant_ranks_under_row_level_security(rows, tenant):
     """The trigger runs as the app role, with only the request's tenant visible."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('vulhub.rls_bypass', 'off', true)")
-        cursor.execute("SELECT set_config('vulhub.tenant_id', %s, true)", [str(tenant.pk)])
+        as_app(cursor, tenant.pk)
         cursor.execute("UPDATE leaderboards SET points = 5000 WHERE points = 0")
         assert cursor.rowcount == 1
     assert stale_ranks() == [] and ranks(tenant)[0] == (5000, 1)

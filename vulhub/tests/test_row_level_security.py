@@ -80,9 +80,10 @@ def visible_tenants(cursor, tables) -> dict[str, set]:
 
 
 def as_app_without_bypass(cursor, tenant_id=None) -> None:
-    """What a request's transaction is: the tenant (or none) set, no bypass."""
-    cursor.execute("SELECT set_config('vulhub.rls_bypass', 'off', true)")
-    cursor.execute("SELECT set_config('vulhub.tenant_id', %s, true)", ["" if tenant_id is None else str(tenant_id)])
+    """What a request's transaction is: the app role, the tenant (or none) entered with the app's proof."""
+    cursor.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(app_role_name())))
+    stamp, proof = rls.tenant_proof(tenant_id)
+    cursor.execute("SELECT vulhub_enter_tenant(%s, %s, %s)", [tenant_id, stamp, proof])
 
 
 # --- the schema ------------------------------------------------------------------------
@@ -108,7 +109,7 @@ def test_every_table_with_a_tenant_id_has_forced_rls_and_a_policy_with_using_and
 
 
 def test_the_app_runs_as_a_restricted_role():
-    facts = describe_current_role()
+    facts = describe_current_role(role=app_role_name())
     assert facts.name == app_role_name()
     assert not facts.superuser
     assert not facts.bypass_rls
@@ -120,6 +121,7 @@ def test_the_app_runs_as_a_restricted_role():
         "ALTER TABLE projects DISABLE ROW LEVEL SECURITY",
     ):
         with pytest.raises(ProgrammingError, match="permission denied|must be owner"), transaction.atomic():
+            as_app_without_bypass(connection.cursor(), None)
             connection.cursor().execute(statement)
 
 
@@ -224,7 +226,7 @@ def test_nothing_tenant_specific_survives_in_a_pooled_connection(two_tenants):
     with ConnectionPool(conninfo, min_size=1, max_size=1, open=True, configure=act_as_app) as pool:
         for tenant in (alpha, beta, None, alpha, None, beta):
             with pool.connection() as conn, conn.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid(), current_setting('vulhub.tenant_id', true)")
+                cursor.execute("SELECT pg_backend_pid(), current_setting('vulhub.tenant', true)")
                 pid, leftover = cursor.fetchone()
                 with conn.transaction():
                     as_app_without_bypass(cursor, tenant.pk if tenant else None)
@@ -256,7 +258,8 @@ def test_requests_of_two_tenants_over_one_django_connection_see_their_own_tenant
         assert rls.current() == before  # the request's settings ended with its transaction
 
 
-def test_a_platform_superuser_request_bypasses_and_is_recorded(two_tenants, django_user_model):
+def test_a_platform_superuser_request_sees_the_hosts_tenant_only(two_tenants, django_user_model):
+    """No request bypasses row-level security, a platform superuser's neither: work across tenants is manage.py's."""
     alpha = two_tenants["alpha"]
     admin = django_user_model.objects.create_superuser(email="root@platform.test", password="x" * 12)
     from django.test import Client
@@ -265,17 +268,18 @@ def test_a_platform_superuser_request_bypasses_and_is_recorded(two_tenants, djan
     browser.force_login(admin)
     page = browser.get("/admin/scoring/badge/")
     assert page.status_code == 200
-    assert page.context["cl"].result_count == 2  # both tenants' badges: the platform view
-    bypasses = AuditLog.objects.filter(action="rls_bypass", actor_id=admin.pk)
-    assert bypasses.filter(object_text__contains="GET /admin/scoring/badge/", tenant_id=alpha.pk).exists()
+    assert page.context["cl"].result_count == 1  # alpha's badge only
+    assert not AuditLog.objects.filter(action="rls_bypass").exists()
 
 
 def test_check_deploy_accepts_the_app_role_and_flags_one_that_bypasses_security():
-    from vulhub.ops.db_roles import use_role
+    from django.test import override_settings
+
     from vulhub.ops.role_checks import app_role_is_restricted
 
     assert app_role_is_restricted() == []
-    with use_role("owner"):  # the tests' owner is a superuser (or owns the tables)
+    owner = settings.DATABASE_ROLES["owner"]["USER"]  # the tests' owner is a superuser (or owns the tables)
+    with override_settings(DATABASE_ROLES={**settings.DATABASE_ROLES, "app": {"USER": owner}}):
         [warning] = app_role_is_restricted()
     assert warning.id == "vulhub.W101"
     assert "row-level security does not hold" in warning.msg

@@ -90,17 +90,17 @@ def pgbouncer(tmp_path_factory):
 
 
 def backend_and_tenant(conn) -> tuple[int, str]:
-    return conn.execute("SELECT pg_backend_pid(), coalesce(current_setting('vulhub.tenant_id', true), '')").fetchone()
+    return conn.execute("SELECT pg_backend_pid(), coalesce(current_setting('vulhub.tenant', true), '')").fetchone()
 
 
 def test_a_session_level_setting_does_leak_through_pgbouncer(pgbouncer):
     """The control: the pooler really shares the server connection, so a leak would be seen."""
     with psycopg.connect(pgbouncer["dsn"], autocommit=True) as first:
         first_pid, _ = backend_and_tenant(first)
-        first.execute("SELECT set_config('vulhub.tenant_id', '42', false)")  # session-level: the wrong way
+        first.execute("SELECT set_config('vulhub.tenant', '42', false)")  # session-level: the wrong way
         with psycopg.connect(pgbouncer["dsn"], autocommit=True) as second:
             pid, tenant = backend_and_tenant(second)
-            second.execute("SELECT set_config('vulhub.tenant_id', '', false)")  # tidy the shared connection
+            second.execute("SELECT set_config('vulhub.tenant', '', false)")  # tidy the shared connection
     assert pid == first_pid
     assert tenant == "42"
 
@@ -112,7 +112,7 @@ def test_a_transaction_local_tenant_ends_with_its_transaction_behind_pgbouncer(p
         for conn, tenant in ((alpha, "1"), (beta, "2"), (alpha, "3"), (beta, "")):
             with conn.transaction():
                 before = backend_and_tenant(conn)
-                conn.execute("SELECT set_config('vulhub.tenant_id', %s, true)", [tenant])
+                conn.execute("SELECT set_config('vulhub.tenant', %s, true)", [tenant])
                 during = backend_and_tenant(conn)
             seen.append((before, during))
         conn.rollback()
