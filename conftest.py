@@ -21,6 +21,7 @@ from tenants.factories import (
 from vulhub.ops.db_roles import app_role_name, assume, ensure_roles, switch_role
 from vulhub.ops.embedded_db.server import EmbeddedServerError, ensure_running
 from vulhub.tests.append_only import allow_test_flush
+from vulhub.tests.servers import SERVER_SECRET_KEY
 
 
 def pytest_sessionstart(session):
@@ -40,6 +41,9 @@ def pytest_sessionstart(session):
 # through the test client acts as the restricted app role (vulhub/ops/db_roles.py) for
 # its transaction (tenants.rls.request_role), under row-level security exactly as live.
 PLATFORM_ROLE = "vulhub_test_platform"
+# Servers the tests start (gunicorn, the browser tests') sign with their own key: the
+# database accepts their tenant-context proofs as a fallback key's (`migrate` installs it).
+settings.SECRET_KEY_FALLBACKS = [*settings.SECRET_KEY_FALLBACKS, SERVER_SECRET_KEY]
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +56,7 @@ def django_db_setup(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         allow_test_flush()
         app = app_role_name()
-        ensure_roles(app=app)
+        ensure_roles(app=app)  # installs the tenant-context keys too
         ensure_platform_role(PLATFORM_ROLE)
         # Log in as the owner, act as the platform role (db_roles.assume: SET ROLE on every
         # connection and pool checkout), requests as the app role. A test that must act as

@@ -48,6 +48,7 @@ from challenges.models import Project
 from scoring.models import Leaderboard
 from scoring.selectors import PAGE_SIZE
 from tenants.models import User
+from tenants.rls import install_context_key
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "wrk" / "replay.lua"
@@ -155,6 +156,9 @@ def collect_static() -> None:
 def gunicorn(ctx: Context, *, workers: int = 2, **env: str) -> Iterator[Server]:
     """VulHub under gunicorn on a free loopback port until the block ends; `env` adds variables."""
     collect_static()
+    # the servers' SECRET_KEY makes their tenant-context proofs: the database must know it
+    # (a dataset restored from an earlier run carries that run's keys); this process is the owner
+    install_context_key(extra=(SECRET_KEY,))
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="vulhub-bench-gunicorn-", suffix=".log")[1])
     command = [

@@ -34,9 +34,10 @@ COMMAND_ENV = "VULHUB_MANAGEMENT_COMMAND"
 _KEY_PURPOSE = b"vulhub.tenant-context.v1"
 
 
-def context_key() -> bytes:
-    """The key the app and the database share for tenant contexts (derived from SECRET_KEY)."""
-    return hmac.new(settings.SECRET_KEY.encode(), _KEY_PURPOSE, hashlib.sha256).digest()
+def context_key(secret_key: str | None = None) -> bytes:
+    """The key of tenant-context proofs, derived from SECRET_KEY (or `secret_key`)."""
+    secret = settings.SECRET_KEY if secret_key is None else secret_key
+    return hmac.new(secret.encode(), _KEY_PURPOSE, hashlib.sha256).digest()
 
 
 def _proof(message: str) -> tuple[int, str]:
@@ -54,20 +55,31 @@ def tenant_proof(tenant_id: int | None) -> tuple[int, str]:
     return _proof(f"tenant|{'' if tenant_id is None else int(tenant_id)}")
 
 
-def install_context_key(using: str = DEFAULT_DB_ALIAS) -> bool:
-    """As the owner: store the shared key's HMAC pads (after `migrate`). False before migration 0002."""
-    key = context_key().ljust(64, b"\0")
+def install_context_key(using: str = DEFAULT_DB_ALIAS, *, extra: tuple[str, ...] = ()) -> bool:
+    """As the owner: make the database accept proofs of SECRET_KEY and SECRET_KEY_FALLBACKS.
+
+    Keys of other secrets are dropped (a rotated-out key stops working), except those of
+    `extra`. Run by `migrate` and `db_roles`. False before migration vulhub 0002.
+    """
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", []), *extra]
+    rows = {}
+    for secret in secrets:
+        key = context_key(secret)
+        padded = key.ljust(64, b"\0")
+        rows[hashlib.sha256(key).hexdigest()[:16]] = (bytes(b ^ 0x36 for b in padded), bytes(b ^ 0x5C for b in padded))
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT to_regclass('public.vulhub_context_key') IS NOT NULL")
         if not cursor.fetchone()[0]:
             return False
-        cursor.execute(
-            """
-            INSERT INTO vulhub_context_key (singleton, inner_pad, outer_pad) VALUES (true, %s, %s)
-            ON CONFLICT (singleton) DO UPDATE SET inner_pad = EXCLUDED.inner_pad, outer_pad = EXCLUDED.outer_pad
-            """,
-            [bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)],
-        )
+        cursor.execute("DELETE FROM vulhub_context_key WHERE NOT fingerprint = ANY(%s)", [list(rows)])
+        for fingerprint, (inner, outer) in rows.items():
+            cursor.execute(
+                """
+                INSERT INTO vulhub_context_key (fingerprint, inner_pad, outer_pad) VALUES (%s, %s, %s)
+                ON CONFLICT (fingerprint) DO NOTHING
+                """,
+                [fingerprint, inner, outer],
+            )
     return True
 
 

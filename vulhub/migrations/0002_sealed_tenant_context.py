@@ -6,12 +6,13 @@ could see every tenant. Now:
 
 - The transaction's tenant lives in the setting vulhub.tenant as "<id>:<seal>", the seal
   an HMAC-SHA256 of the tenant, the backend's pid and the transaction's start, keyed
-  with a key only the owner can read (vulhub_context_key, installed by `migrate` from
-  the app's SECRET_KEY). vulhub_current_tenant() (SECURITY DEFINER) checks the seal, so a
+  with a random key made here that only the owner can read (vulhub_seal_key).
+  vulhub_current_tenant() (SECURITY DEFINER) checks the seal, so a
   value copied from another transaction or typed by hand counts as no tenant at all.
 - Only vulhub_enter_host() and vulhub_enter_tenant() write the setting, and only for a
   caller holding a fresh proof: an HMAC of the host (or tenant id) and a time, made by the
-  app with the same key, which the database never lets a query read. An attacker with
+  app with a key derived from its SECRET_KEY (vulhub_context_key holds those of SECRET_KEY
+  and SECRET_KEY_FALLBACKS, installed by `migrate`; no query of the app role reads it). An attacker with
   the app role's login, or a statement injected into a request, has no proof for
   another tenant and no way to make one.
 - vulhub_rls_bypass() is false for everybody: work across tenants runs as a role with
@@ -20,6 +21,8 @@ could see every tenant. Now:
   not once per row.
 - tenants gets row-level security too: a transaction sees its own tenant's row only
   (invite codes are in its settings); the host lookup happens inside vulhub_enter_host().
+- The admin's history (django_admin_log) shows a transaction the entries of the users it
+  can see: its tenant's.
 - Sessions are reached only through their key: the app role calls vulhub_session_*()
   and cannot list the table.
 - A platform superuser's last_login is written by vulhub_platform_login(): nothing else
@@ -39,26 +42,50 @@ RULE = "tenant_id = (SELECT vulhub_current_tenant())"
 DEFINER = "SECURITY DEFINER SET search_path = pg_catalog, public"
 
 FORWARD = f"""
+-- The app's keys (from SECRET_KEY and SECRET_KEY_FALLBACKS, installed by `migrate`): a
+-- proof made with any of them enters a tenant. Stored as HMAC pads (key XOR 0x36, 0x5c).
 CREATE TABLE vulhub_context_key (
-  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  fingerprint text PRIMARY KEY,
   inner_pad bytea NOT NULL CHECK (length(inner_pad) = 64),
   outer_pad bytea NOT NULL CHECK (length(outer_pad) = 64)
 );
 REVOKE ALL ON vulhub_context_key FROM PUBLIC;
 
--- HMAC-SHA256 (RFC 2104) with the installed key; the pads are the key XOR 0x36 and 0x5c.
-CREATE FUNCTION vulhub_mac(message text) RETURNS text
-LANGUAGE sql STABLE {DEFINER} AS $$
-  SELECT encode(sha256(k.outer_pad || sha256(k.inner_pad || convert_to(message, 'UTF8'))), 'hex')
-  FROM vulhub_context_key k
+-- The database's own key for seals, random, made here and never shown to anyone.
+CREATE TABLE vulhub_seal_key (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  inner_pad bytea NOT NULL CHECK (length(inner_pad) = 64),
+  outer_pad bytea NOT NULL CHECK (length(outer_pad) = 64)
+);
+REVOKE ALL ON vulhub_seal_key FROM PUBLIC;
+DO $$
+DECLARE
+  -- gen_random_uuid() draws from the server's strong random source: 244 random bits
+  k bytea := sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text, 'UTF8')) || decode(repeat('00', 32), 'hex');
+  inner_pad bytea := k;
+  outer_pad bytea := k;
+BEGIN
+  FOR i IN 0..63 LOOP
+    inner_pad := set_byte(inner_pad, i, get_byte(k, i) # 54);
+    outer_pad := set_byte(outer_pad, i, get_byte(k, i) # 92);
+  END LOOP;
+  INSERT INTO vulhub_seal_key (inner_pad, outer_pad) VALUES (inner_pad, outer_pad);
+END
 $$;
-REVOKE EXECUTE ON FUNCTION vulhub_mac(text) FROM PUBLIC;
+
+-- HMAC-SHA256 (RFC 2104) of a message with a key's pads.
+CREATE FUNCTION vulhub_hmac(inner_pad bytea, outer_pad bytea, message text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT encode(sha256(outer_pad || sha256(inner_pad || convert_to(message, 'UTF8'))), 'hex')
+$$;
 
 -- What binds a tenant to this transaction of this backend (a real backend pid, behind
 -- PgBouncer too; the start as an epoch, whatever DateStyle or TimeZone say).
 CREATE FUNCTION vulhub_context_seal(tenant text) RETURNS text
 LANGUAGE sql STABLE {DEFINER} AS $$
-  SELECT vulhub_mac('seal|' || tenant || '|' || pg_backend_pid() || '|' || extract(epoch FROM transaction_timestamp()))
+  SELECT vulhub_hmac(k.inner_pad, k.outer_pad,
+                     'seal|' || tenant || '|' || pg_backend_pid() || '|' || extract(epoch FROM transaction_timestamp()))
+  FROM vulhub_seal_key k
 $$;
 REVOKE EXECUTE ON FUNCTION vulhub_context_seal(text) FROM PUBLIC;
 
@@ -87,7 +114,8 @@ BEGIN
       USING ERRCODE = 'object_not_in_prerequisite_state';
   END IF;
   IF proof IS NULL OR stamp IS NULL OR abs(extract(epoch FROM clock_timestamp()) - stamp) > 300
-     OR proof IS DISTINCT FROM vulhub_mac('enter|' || message || '|' || stamp) THEN
+     OR NOT EXISTS (SELECT 1 FROM vulhub_context_key k
+                    WHERE vulhub_hmac(k.inner_pad, k.outer_pad, 'enter|' || message || '|' || stamp) = proof) THEN
     RAISE EXCEPTION 'tenant context refused: its proof does not verify (a SECRET_KEY other than the one '
                     '`migrate` installed, a clock more than 5 minutes off, or a forgery)'
       USING ERRCODE = 'insufficient_privilege';
@@ -145,6 +173,14 @@ ALTER TABLE tenants FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_itself ON tenants
   USING (id = (SELECT vulhub_current_tenant())) WITH CHECK (id = (SELECT vulhub_current_tenant()));
 
+-- The admin's history: an entry exists for a transaction when its user does (users has
+-- row-level security: the tenant's users, and platform accounts).
+ALTER TABLE django_admin_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE django_admin_log FORCE ROW LEVEL SECURITY;
+CREATE POLICY by_visible_user ON django_admin_log
+  USING (EXISTS (SELECT 1 FROM users u WHERE u.id = user_id))
+  WITH CHECK (EXISTS (SELECT 1 FROM users u WHERE u.id = user_id));
+
 -- Sessions, through their key only.
 CREATE FUNCTION vulhub_session_load(key text) RETURNS TABLE (session_data text, expire_date timestamptz)
 LANGUAGE sql STABLE {DEFINER} AS $$
@@ -183,6 +219,9 @@ DROP FUNCTION vulhub_session_delete(text);
 DROP FUNCTION vulhub_session_save(text, text, timestamptz, boolean);
 DROP FUNCTION vulhub_session_exists(text);
 DROP FUNCTION vulhub_session_load(text);
+DROP POLICY by_visible_user ON django_admin_log;
+ALTER TABLE django_admin_log NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE django_admin_log DISABLE ROW LEVEL SECURITY;
 DROP POLICY tenant_itself ON tenants;
 ALTER TABLE tenants NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE tenants DISABLE ROW LEVEL SECURITY;
@@ -207,7 +246,8 @@ LANGUAGE sql STABLE PARALLEL SAFE SECURITY INVOKER
 AS $$ SELECT nullif(current_setting('vulhub.tenant_id', true), '')::bigint $$;
 ALTER FUNCTION vulhub_current_tenant() RESET ALL;
 DROP FUNCTION vulhub_context_seal(text);
-DROP FUNCTION vulhub_mac(text);
+DROP FUNCTION vulhub_hmac(bytea, bytea, text);
+DROP TABLE vulhub_seal_key;
 DROP TABLE vulhub_context_key;
 """
 
@@ -219,6 +259,7 @@ class Migration(migrations.Migration):
         ("scoring", "0014_first_blood"),
         ("audit", "0008_audit_record_retries_versions"),
         ("sessions", "0001_initial"),
+        ("admin", "0003_logentry_add_action_flag_choices"),
     ]
 
     operations = [migrations.RunSQL(FORWARD, reverse_sql=BACKWARD)]

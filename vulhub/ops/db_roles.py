@@ -45,8 +45,9 @@ APP_PRIVILEGES = [
 # (issue "defence in depth"; migration vulhub 0002 has the functions they rely on). A
 # table that does not exist yet (a database migrated part-way) is skipped.
 NARROWED = {
-    # the key of tenant contexts: the owner's functions only
+    # the keys of tenant contexts: the owner's functions only
     "vulhub_context_key": ["REVOKE ALL ON {table} FROM {app}"],
+    "vulhub_seal_key": ["REVOKE ALL ON {table} FROM {app}"],
     # sessions through their key only (vulhub_session_*())
     "django_session": ["REVOKE ALL ON {table} FROM {app}"],
     # tenants: read its own row (row-level security); tenant admins edit these columns only
