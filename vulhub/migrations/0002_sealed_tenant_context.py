@@ -76,30 +76,45 @@ $$;
 -- HMAC-SHA256 (RFC 2104) of a message with a key's pads.
 CREATE FUNCTION vulhub_hmac(inner_pad bytea, outer_pad bytea, message text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT encode(sha256(outer_pad || sha256(inner_pad || convert_to(message, 'UTF8'))), 'hex')
+  SELECT pg_catalog.encode(pg_catalog.sha256(outer_pad OPERATOR(pg_catalog.||)
+           pg_catalog.sha256(inner_pad OPERATOR(pg_catalog.||) pg_catalog.convert_to(message, 'UTF8'))), 'hex')
 $$;
 
 -- What binds a tenant to this transaction of this backend (a real backend pid, behind
 -- PgBouncer too; the start as an epoch, whatever DateStyle or TimeZone say).
+-- (This one and vulhub_current_tenant() run for every statement: no SET clause, which would
+-- cost a configuration save and restore per call; every name in them is schema-qualified
+-- instead, so a caller's search_path cannot put its own objects in their way.)
 CREATE FUNCTION vulhub_context_seal(tenant text) RETURNS text
-LANGUAGE sql STABLE {DEFINER} AS $$
-  SELECT vulhub_hmac(k.inner_pad, k.outer_pad,
-                     'seal|' || tenant || '|' || pg_backend_pid() || '|' || extract(epoch FROM transaction_timestamp()))
-  FROM vulhub_seal_key k
+LANGUAGE plpgsql STABLE SECURITY DEFINER AS $$
+DECLARE
+  k public.vulhub_seal_key;
+BEGIN
+  SELECT * INTO k FROM public.vulhub_seal_key;
+  RETURN public.vulhub_hmac(k.inner_pad, k.outer_pad,
+                            'seal|' || tenant || '|' || pg_catalog.pg_backend_pid()
+                            || '|' || pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp()));
+END
 $$;
 REVOKE EXECUTE ON FUNCTION vulhub_context_seal(text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION vulhub_current_tenant() RETURNS bigint
-LANGUAGE plpgsql STABLE {DEFINER} AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER AS $$
 DECLARE
-  context text := current_setting('vulhub.tenant', true);
-  tenant text := split_part(context, ':', 1);
+  context text := pg_catalog.current_setting('vulhub.tenant', true);
+  tenant text := pg_catalog.split_part(context, ':', 1);
+  k public.vulhub_seal_key;
 BEGIN
-  IF context IS NULL OR tenant !~ '^[0-9]{{1,18}}$'
-     OR split_part(context, ':', 2) IS DISTINCT FROM vulhub_context_seal(tenant) THEN
-    RETURN NULL;
+  IF tenant OPERATOR(pg_catalog.~) '^[0-9]{{1,18}}$' THEN
+    -- vulhub_context_seal()'s computation, inline: one SECURITY DEFINER call per statement
+    SELECT * INTO k FROM public.vulhub_seal_key;
+    IF pg_catalog.split_part(context, ':', 2) OPERATOR(pg_catalog.=) public.vulhub_hmac(
+         k.inner_pad, k.outer_pad, 'seal|' || tenant || '|' || pg_catalog.pg_backend_pid()
+         || '|' || pg_catalog.date_part('epoch', pg_catalog.transaction_timestamp())) THEN
+      RETURN tenant::pg_catalog.int8;
+    END IF;
   END IF;
-  RETURN tenant::bigint;
+  RETURN NULL;
 END
 $$;
 
@@ -244,7 +259,6 @@ AS $$ SELECT coalesce(current_setting('vulhub.rls_bypass', true), '') = 'on' $$;
 CREATE OR REPLACE FUNCTION vulhub_current_tenant() RETURNS bigint
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY INVOKER
 AS $$ SELECT nullif(current_setting('vulhub.tenant_id', true), '')::bigint $$;
-ALTER FUNCTION vulhub_current_tenant() RESET ALL;
 DROP FUNCTION vulhub_context_seal(text);
 DROP FUNCTION vulhub_hmac(bytea, bytea, text);
 DROP TABLE vulhub_seal_key;

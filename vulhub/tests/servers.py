@@ -106,6 +106,7 @@ def production_environment(database_url: str, **env: str) -> dict[str, str]:
         **env,
     }
     environment.pop("VULHUB_MANAGEMENT_COMMAND", None)
+    environment.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the browser tests' process only, never production's
     return environment
 
 
@@ -225,6 +226,8 @@ def own_postgres(settings: dict[str, str] | None = None):
         cluster.start()
         with cluster.connect() as admin:
             roles = {app_role_name(): EMBEDDED_ROLES["vulhub_app"], **EMBEDDED_ROLES}
+            # the role the tests' own setup acts as (conftest.py) has grants in the copy too
+            roles.setdefault("vulhub_test_platform", "NOLOGIN NOSUPERUSER BYPASSRLS NOINHERIT")
             for role, attributes in roles.items():
                 admin.execute(f'CREATE ROLE "{role}" {attributes}')
             admin.execute(f'CREATE DATABASE "{name}"')

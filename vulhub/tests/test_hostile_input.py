@@ -1399,13 +1399,13 @@ def test_an_export_with_an_invalid_filter_is_a_400(world, path):
     assert post(client, path, {"format": "0", "resource": "0"}).status_code == 400
 
 
-def test_a_platform_superuser_still_chooses_a_badges_tenant(world, superuser):
-    """The badge form checks rules; the tenant stays a field for superusers only."""
+def test_no_one_chooses_a_badges_tenant(world, superuser):
+    """The badge form checks rules; its tenant is the request's host's, a platform superuser's too."""
 
     def fields(user):
         return world.client(user).get("/admin/scoring/badge/add/").context["adminform"].form.fields
 
-    assert "tenant" in fields(superuser)
+    assert "tenant" not in fields(superuser)
     assert "tenant" not in fields(world.tenant_admin)
 
 
