@@ -43,8 +43,8 @@ for _limit in APP_LIMITS:
     os.environ[_limit] = "0"
 
 # This process does an operator's work (baselines, restores, rebuilds) across tenants, as a
-# management command does: the row-level security bypass of manage.py (recorded), logged in
-# as the schema's owner below. The servers it starts run as the restricted app role.
+# management command does: logged in as the schema's owner below, a role that bypasses
+# row-level security. The servers it starts run as the restricted app role.
 os.environ["VULHUB_MANAGEMENT_COMMAND"] = "bench"
 if not os.environ.get("REDIS_URL"):
     # the leaderboard is measured with its Redis cache: a redis-server of the run's own
