@@ -111,6 +111,18 @@ def _any_test_host(settings):
 
 
 @pytest.fixture
+def fast_hashing(settings):
+    """MD5 instead of Argon2: for tests that make many users and never test hashing itself."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def superuser(django_user_model):
+    """A platform superuser (no tenant)."""
+    return django_user_model.objects.create_superuser("root@x.test", "pw")
+
+
+@pytest.fixture
 def password():
     return DEFAULT_PASSWORD
 

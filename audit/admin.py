@@ -8,7 +8,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.utils.html import format_html, format_html_join
 
-from vulhub.lib.admin import TenantScopedAdminMixin, id_filter_value, request_tenant_id
+from vulhub.lib.admin import ReadOnlyAdminMixin, TenantScopedAdminMixin, id_filter_value, request_tenant_id
 
 from .models import AuditLog, EventStore
 
@@ -28,20 +28,11 @@ class DateBoundedChangeList(ChangeList):
             raise IncorrectLookupParameters(error) from error
 
 
-class ReadOnlyAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyAdminMixin, TenantScopedAdminMixin, admin.ModelAdmin):
     """Nobody adds, changes or deletes these rows here, superusers included."""
 
     def get_changelist(self, request, **kwargs):
         return DateBoundedChangeList
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ActorFilter(admin.SimpleListFilter):

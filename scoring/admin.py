@@ -11,7 +11,7 @@ from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
 from challenges.models import Project
-from vulhub.lib.admin import CappedCountPaginator, TenantScopedAdminMixin, request_tenant_id
+from vulhub.lib.admin import CappedCountPaginator, ReadOnlyAdminMixin, TenantScopedAdminMixin, request_tenant_id
 from vulhub.lib.json_limits import BoundedJSONField, JSONLimits
 
 from . import services
@@ -265,7 +265,7 @@ class UserBadgeAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Leaderboard)
-class LeaderboardAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
+class LeaderboardAdmin(ReadOnlyAdminMixin, TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
     list_display = ["rank", "user", "points", "solves", "last_scored_at"]
     list_select_related = ["user"]
     search_fields = ["user__email", "user__last_name"]
@@ -274,12 +274,3 @@ class LeaderboardAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
     show_full_result_count = False
     resource_classes = [LeaderboardExportResource]
     export_formats = [CSV]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

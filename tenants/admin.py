@@ -12,7 +12,13 @@ from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV
 from import_export.forms import ImportForm
 
-from vulhub.lib.admin import CappedCountPaginator, StrictInputAdminMixin, TenantScopedAdminMixin, request_tenant_id
+from vulhub.lib.admin import (
+    CappedCountPaginator,
+    ReadOnlyAdminMixin,
+    StrictInputAdminMixin,
+    TenantScopedAdminMixin,
+    request_tenant_id,
+)
 from vulhub.lib.admin_secrets import SecretFieldsAdminMixin
 
 from .models import Tenant, User
@@ -247,18 +253,9 @@ admin.site.unregister(Group)  # Django's own, registered by django.contrib.auth
 
 
 @admin.register(Group)
-class GroupAdmin(SecretFieldsAdminMixin, auth_admin.GroupAdmin):
+class GroupAdmin(ReadOnlyAdminMixin, SecretFieldsAdminMixin, auth_admin.GroupAdmin):
     """The role groups (platform superusers only); a group reaches its users, so their passwords too.
 
     Read-only: the site's role may not change permissions (vulhub/ops/db_roles.py); the
     groups come from a migration (tenants.roles).
     """
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

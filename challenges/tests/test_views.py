@@ -7,12 +7,9 @@ from challenges.factories import ProjectFactory
 from scoring.models import Submission
 from tenants.factories import StudentFactory
 
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+
 FLAG = "FLAG{views}"
-
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

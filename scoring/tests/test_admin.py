@@ -20,15 +20,12 @@ from scoring.factories import BadgeFactory, SubmissionFactory, UserBadgeFactory
 from scoring.models import Badge, Leaderboard, Submission, UserBadge
 from tenants.factories import InstructorFactory, StudentFactory
 
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+
 QUEUE = "/admin/scoring/submission/"
 PENDING = f"{QUEUE}?status__exact=PENDING"
 AWARDS = "/admin/scoring/userbadge/"
 PROJECTS = "/admin/challenges/project/"
-
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

@@ -35,16 +35,11 @@ from tenants.factories import InstructorFactory, StudentFactory, TenantFactory
 from vulhub.ops.db_roles import use_role
 from vulhub.tests.workers import Workers
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_hashing")]
 
 TIMEOUT = 30  # seconds; any wait longer than this is a hang
 SEED = 7_2025
 DEADLOCK = "deadlock"
-
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)

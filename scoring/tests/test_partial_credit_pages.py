@@ -16,13 +16,10 @@ from scoring import services
 from scoring.models import Submission
 from tenants.factories import StudentFactory
 
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+
 FLAG = "FLAG{pages}"
 QUEUE = "/admin/scoring/submission/"
-
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

@@ -11,12 +11,9 @@ from scoring.models import Leaderboard, Submission, UserBadge
 from scoring.selectors import leaderboard_page
 from tenants.factories import StudentFactory
 
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+
 FLAG = "FLAG{right}"
-
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

@@ -10,12 +10,9 @@ from scoring.factories import BadgeFactory
 from scoring.models import Submission
 from tenants.factories import StudentFactory
 
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+
 FLAG = "FLAG{board}"
-
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

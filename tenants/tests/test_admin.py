@@ -19,17 +19,9 @@ from scoring.models import UserBadge
 from tenants.factories import InstructorFactory, StudentFactory, TenantAdminFactory
 from tenants.models import Tenant, User
 
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+
 ADMIN = "/admin/"
-
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def superuser(django_user_model):
-    return django_user_model.objects.create_superuser("root@x.test", "pw")
 
 
 @pytest.fixture

@@ -12,12 +12,9 @@ from scoring import services
 from tenants.factories import StudentFactory
 from tenants.models import User
 
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+
 IMPORT = "/admin/tenants/user/import/"
-
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def upload(client, text):

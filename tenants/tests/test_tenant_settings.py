@@ -4,10 +4,7 @@ import pytest
 
 from tenants.models import Tenant
 
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+pytestmark = pytest.mark.usefixtures("fast_hashing")
 
 
 def change(client, tenant, **data):

@@ -9,10 +9,7 @@ from scoring import services
 from tenants.factories import StudentFactory
 from tenants.models import Tenant, User
 
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+pytestmark = pytest.mark.usefixtures("fast_hashing")
 
 
 def test_a_student_logs_in_with_email_and_lands_on_the_dashboard(tenant, student, password):

@@ -69,6 +69,19 @@ class StrictInputAdminMixin(SecretFieldsAdminMixin):
         return super().response_action(request, queryset)
 
 
+class ReadOnlyAdminMixin:
+    """Nobody adds, changes or deletes the rows of this admin, superusers included."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 def request_tenant_id(request) -> int | None:
     """The tenant an admin request works in: its host's (a platform superuser's too)."""
     tenant = getattr(request, "tenant", None)

@@ -41,6 +41,21 @@ RULE = "tenant_id = (SELECT vulhub_current_tenant())"
 
 DEFINER = "SECURITY DEFINER SET search_path = pg_catalog, public"
 
+
+def with_rule(rule: str) -> str:
+    """Every tenant_isolation policy (on whatever tables have one) set to `rule`."""
+    return f"""
+DO $$
+DECLARE
+  p record;
+BEGIN
+  FOR p IN SELECT tablename FROM pg_policies WHERE schemaname = 'public' AND policyname = 'tenant_isolation' LOOP
+    EXECUTE format('ALTER POLICY tenant_isolation ON %I USING ({rule}) WITH CHECK ({rule})', p.tablename);
+  END LOOP;
+END
+$$;"""
+
+
 FORWARD = f"""
 -- The app's keys (from SECRET_KEY and SECRET_KEY_FALLBACKS, installed by `migrate`): a
 -- proof made with any of them enters a tenant. Stored as HMAC pads (key XOR 0x36, 0x5c).
@@ -173,15 +188,7 @@ BEGIN
 END
 $$;
 
-DO $$
-DECLARE
-  p record;
-BEGIN
-  FOR p IN SELECT tablename FROM pg_policies WHERE schemaname = 'public' AND policyname = 'tenant_isolation' LOOP
-    EXECUTE format('ALTER POLICY tenant_isolation ON %I USING ({RULE}) WITH CHECK ({RULE})', p.tablename);
-  END LOOP;
-END
-$$;
+{with_rule(RULE)}
 
 ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenants FORCE ROW LEVEL SECURITY;
@@ -240,15 +247,7 @@ ALTER TABLE django_admin_log DISABLE ROW LEVEL SECURITY;
 DROP POLICY tenant_itself ON tenants;
 ALTER TABLE tenants NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE tenants DISABLE ROW LEVEL SECURITY;
-DO $$
-DECLARE
-  p record;
-BEGIN
-  FOR p IN SELECT tablename FROM pg_policies WHERE schemaname = 'public' AND policyname = 'tenant_isolation' LOOP
-    EXECUTE format('ALTER POLICY tenant_isolation ON %I USING ({OLD_RULE}) WITH CHECK ({OLD_RULE})', p.tablename);
-  END LOOP;
-END
-$$;
+{with_rule(OLD_RULE)}
 DROP FUNCTION vulhub_enter_tenant(bigint, bigint, text);
 DROP FUNCTION vulhub_enter_host(text, bigint, text);
 DROP FUNCTION vulhub_set_context(bigint);

@@ -23,19 +23,11 @@ from tenants.factories import StudentFactory
 from tenants.models import Tenant, User
 from vulhub.lib.admin_secrets import SECRET_FIELDS, SecretFieldsAdminMixin, secret_in_path
 
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+
 FLAG = "FLAG{alpha-0nly-s3cret}"
 INVITE_CODE = "join-alpha-7731-secret"
 QUEUE = "/admin/scoring/submission/"
-
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def superuser(django_user_model):
-    return django_user_model.objects.create_superuser("root@x.test", "pw")
 
 
 @pytest.fixture

@@ -25,15 +25,12 @@ from vulhub.lib.json_limits import JSONLimits, parse_bounded_json
 
 from .hostile import assert_answer_is_safe, changes, hostile_json, hostile_settings, post, row_counts
 
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+
 IMPORT = "/admin/tenants/user/import/"
 CONFIRM = "/admin/tenants/user/process_import/"
 BADGE_ADD = "/admin/scoring/badge/add/"
 HEADER = "email,first_name,last_name,role\n"
-
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

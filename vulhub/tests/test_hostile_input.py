@@ -70,6 +70,8 @@ from .hostile import (
     urlencode,
 )
 
+pytestmark = pytest.mark.usefixtures("fast_hashing")
+
 FLAG = "FLAG{alpha-right-flag}"
 OTHER_FLAG = "FLAG{beta-right-flag}"
 NEW_PASSWORD = "a-long-enough-passphrase-42"
@@ -82,11 +84,6 @@ def next_address() -> str:
     """A fresh client address per request: rate limits and login throttling count per address."""
     n = next(_addresses)
     return f"10.{n // 62_500 % 250}.{n // 250 % 250}.{n % 250 + 1}"
-
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 # --- the two tenants --------------------------------------------------------------------
