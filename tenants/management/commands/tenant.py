@@ -1,8 +1,34 @@
+import re
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from tenants.models import Tenant
+
+# A host name: dot-separated labels of letters, digits and inner hyphens (no port, no scheme).
+HOST_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def host_name(value: str) -> str:
+    host = value.strip().lower()
+    if not HOST_NAME.match(host):
+        raise CommandError(
+            f"{value!r} is not a host name: give one like class.example.edu (letters, digits, hyphens and dots; "
+            "no scheme, port or path)."
+        )
+    return host
+
+
+def problems(error: ValidationError, tenant: Tenant) -> str:
+    """The model's validation errors as one sentence an operator can act on."""
+    said = []
+    for field, messages in error.message_dict.items():
+        for message in messages:
+            if "uniq_tenants_domain_ci" in message:
+                message = f"another tenant is already served on {tenant.domain}"
+            said.append(message if field == "__all__" else f"{field}: {message}")
+    return "; ".join(said)
 
 
 class Command(BaseCommand):
@@ -36,7 +62,7 @@ class Command(BaseCommand):
             return
         with transaction.atomic():
             if verb == "create":
-                tenant = Tenant(name=options["name"], slug=options["slug"], domain=options["domain"].lower())
+                tenant = Tenant(name=options["name"], slug=options["slug"], domain=host_name(options["domain"]))
             else:
                 tenant = Tenant.objects.select_for_update().filter(slug=options["slug"]).first()
                 if tenant is None:
@@ -44,14 +70,13 @@ class Command(BaseCommand):
                 if options["name"]:
                     tenant.name = options["name"]
                 if options["domain"]:
-                    tenant.domain = options["domain"].lower()
+                    tenant.domain = host_name(options["domain"])
                 if options["active"] is not None:
                     tenant.is_active = options["active"]
             try:
                 tenant.full_clean()
             except ValidationError as exc:
-                problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
-                raise CommandError(f"Not saved: {problems}") from None
+                raise CommandError(f"Not saved: {problems(exc, tenant)}") from None
             tenant.save()
         self.stdout.write(
             self.style.SUCCESS(f"{'Created' if verb == 'create' else 'Saved'} {tenant.slug} on {tenant.domain}.")
