@@ -10,7 +10,7 @@ the database.
 
 import sys
 
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, ProgrammingError
 from django.http import HttpResponse, HttpResponseServerError
 from django.template.loader import render_to_string
 
@@ -18,6 +18,10 @@ RETRY_AFTER_SECONDS = 5
 
 
 def database_unavailable(error: BaseException | None) -> bool:
+    """The database is away, or refuses this app's tenant contexts (a SECRET_KEY `migrate` has
+    not installed yet: the log says so, and the next `migrate` mends it)."""
+    if isinstance(error, ProgrammingError):
+        return "tenant context refused" in str(error)
     return isinstance(error, OperationalError | InterfaceError)
 
 

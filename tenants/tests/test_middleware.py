@@ -126,3 +126,20 @@ def test_a_dead_connection_inside_an_open_transaction_is_not_retried(tenant, db,
     _kill_the_connection_of_this_thread()
     with pytest.raises(OperationalError):
         TenantMiddleware(lambda request: None)(rf.get("/", HTTP_HOST="alpha.localhost"))
+
+
+def test_a_secret_key_migrate_never_installed_is_a_503_and_a_deploy_error(tenant, settings):
+    """Servers started with a new SECRET_KEY before `migrate` installed it: a clear error, not a 500 trace."""
+    from django.test import Client
+
+    from vulhub.ops.role_checks import tenant_context_key_is_installed
+
+    assert tenant_context_key_is_installed() == []
+    settings.SECRET_KEY = "a-key-that-migrate-never-installed-" + "x" * 30
+    settings.SECRET_KEY_FALLBACKS = []
+
+    response = Client(HTTP_HOST=tenant.domain, raise_request_exception=False).get("/accounts/login/")
+
+    assert response.status_code == 503 and response["Retry-After"]
+    [error] = tenant_context_key_is_installed()
+    assert error.id == "vulhub.E102" and "migrate" in error.hint

@@ -1,6 +1,6 @@
 """`check --deploy`: the site's database role must leave row-level security in force."""
 
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError
 
 
@@ -32,3 +32,30 @@ def app_role_is_restricted(app_configs=None, **kwargs):
             id="vulhub.W101",
         )
     ]
+
+
+@register(Tags.security, Tags.database, deploy=True)
+def tenant_context_key_is_installed(app_configs=None, **kwargs):
+    """The database must accept the tenant contexts this SECRET_KEY proves, or every request fails."""
+    from django.db import connection, transaction
+
+    from tenants import rls
+
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT to_regproc('vulhub_enter_tenant') IS NOT NULL")
+            if not cursor.fetchone()[0]:
+                return []  # not migrated yet: the migrations check says so
+            rls.set_tenant(None)
+    except DatabaseError as error:
+        if "tenant context" not in str(error):
+            return []
+        return [
+            Error(
+                "The database does not accept this SECRET_KEY's tenant contexts: every page would fail.",
+                hint="Run `manage.py migrate` with this SECRET_KEY (it installs the key; keep the old one in "
+                "SECRET_KEY_FALLBACKS while servers with it still run).",
+                id="vulhub.E102",
+            )
+        ]
+    return []
