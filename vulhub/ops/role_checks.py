@@ -1,18 +1,30 @@
-"""`check --deploy`: the site's database role must leave row-level security in force."""
+"""`check --deploy`: the site's database role must leave row-level security in force, and
+the database must accept this SECRET_KEY's tenant contexts."""
 
 from django.core.checks import Error, Tags, Warning, register
-from django.db import DatabaseError
+from django.db import DatabaseError, connection, transaction
+
+from tenants import rls
 
 
 @register(Tags.security, Tags.database, deploy=True)
-def app_role_is_restricted(app_configs=None, **kwargs):
+def database_roles_and_keys(app_configs=None, **kwargs):
+    """Both checks below on one connection: a database that cannot be reached is tried once."""
+    problems = app_role_is_restricted()
+    if problems is None:
+        return []  # unreachable or not migrated: the database checks say so
+    return problems + tenant_context_key_is_installed()
+
+
+def app_role_is_restricted(app_configs=None, **kwargs) -> list | None:
+    """The W101 warning when the site's role escapes row-level security; None: no database to ask."""
     from .db_roles import describe_current_role, role_settings
 
     try:
         # the site's role, by name: commands (this check among them) connect as the owner
         facts = describe_current_role(role=role_settings("app").get("USER"))
     except (DatabaseError, TypeError):
-        return []  # unreachable or not migrated: the database checks say so
+        return None
     problems = []
     if facts.superuser:
         problems.append("is a superuser")
@@ -34,13 +46,8 @@ def app_role_is_restricted(app_configs=None, **kwargs):
     ]
 
 
-@register(Tags.security, Tags.database, deploy=True)
-def tenant_context_key_is_installed(app_configs=None, **kwargs):
+def tenant_context_key_is_installed(app_configs=None, **kwargs) -> list:
     """The database must accept the tenant contexts this SECRET_KEY proves, or every request fails."""
-    from django.db import connection, transaction
-
-    from tenants import rls
-
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT to_regproc('vulhub_enter_tenant') IS NOT NULL")
