@@ -4,8 +4,9 @@
 import os
 import sys
 
-# Commands that serve requests: they run under row-level security like the app. Every
-# other command is an operator's tool and bypasses it, recorded (tenants/rls.py).
+# Commands that serve requests: they run as the app role, under row-level security. Every
+# other command is an operator's tool: it connects as the owner, a role that bypasses it
+# (vulhub/settings.py, docs/security.md).
 SERVING_COMMANDS = {"runserver"}
 
 

@@ -22,15 +22,12 @@ pool, or PgBouncer in transaction mode) carries nothing from one request to the 
 import contextlib
 import hashlib
 import hmac
-import os
 import time
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 CONTEXT_SETTING = "vulhub.tenant"
-# Set by manage.py for every command but runserver: the command connects as the owner.
-COMMAND_ENV = "VULHUB_MANAGEMENT_COMMAND"
 _KEY_PURPOSE = b"vulhub.tenant-context.v1"
 
 
@@ -119,15 +116,21 @@ def restore(before: str, using: str = DEFAULT_DB_ALIAS) -> None:
 
 @contextlib.contextmanager
 def tenant_context(tenant_id: int | None, using: str = DEFAULT_DB_ALIAS):
-    """A transaction in which only `tenant_id`'s rows exist; the context before it comes back after."""
+    """A transaction in which only `tenant_id`'s rows exist, as in a request (in tests: as
+    the app role too); the context and role before it come back after."""
     with transaction.atomic(using=using):
-        before = current(using)
+        connections[using].ensure_connection()
+        role_before = enter_request_role(using)
+        before = current(using) if role_before is None else None
         set_tenant(tenant_id, using)
         try:
             yield
         finally:
             if not connections[using].needs_rollback:
-                restore(before, using)
+                if role_before is not None:
+                    leave_request_role(role_before, using)
+                else:
+                    restore(before, using)
 
 
 # The role a request inside a test's transaction acts as (conftest sets the app role): the
@@ -155,7 +158,3 @@ def leave_request_role(before: tuple[str, str] | None, using: str = DEFAULT_DB_A
     if before is not None:
         raw = connections[using].connection
         raw.execute("SELECT set_config(%s, %s, true), set_config('role', %s, true)", [CONTEXT_SETTING, *before])
-
-
-def running_a_command() -> bool:
-    return bool(os.environ.get(COMMAND_ENV))

@@ -143,3 +143,21 @@ def test_a_secret_key_migrate_never_installed_is_a_503_and_a_deploy_error(tenant
     assert response.status_code == 503 and response["Retry-After"]
     [error] = tenant_context_key_is_installed()
     assert error.id == "vulhub.E102" and "migrate" in error.hint
+
+
+def test_a_tenant_context_shows_its_tenants_rows_only_and_puts_everything_back(tenant, other_tenant):
+    from challenges.factories import ProjectFactory
+    from challenges.models import Project
+    from tenants import rls
+
+    ProjectFactory(tenant=tenant)
+    ProjectFactory(tenant=other_tenant)
+    assert Project.objects.count() == 2  # the tests' own view: every tenant
+
+    with rls.tenant_context(tenant.pk):
+        assert set(Project.objects.values_list("tenant_id", flat=True)) == {tenant.pk}
+        assert rls.current_tenant() == tenant.pk
+    with rls.tenant_context(None):
+        assert not Project.objects.exists()
+
+    assert Project.objects.count() == 2 and rls.current_tenant() is None
