@@ -47,6 +47,20 @@ def tenant_for_host(host: str) -> Tenant | None:
     return Tenant.from_db(connection.alias, [field.attname for field in Tenant._meta.concrete_fields], loaded)
 
 
+def enter_host(host: str) -> tuple[Tenant | None, tuple[str, str] | None]:
+    """Start a request's work in the current transaction: the tenant served on `host`, entered.
+
+    In tests the request also acts as the app role until the transaction ends; the second
+    value is what rls.leave_request_role() puts back (None live).
+    """
+    before = None
+    if rls.request_role:
+        connection.ensure_connection()
+        with connection.wrap_database_errors:
+            before = rls.enter_request_role()
+    return tenant_for_host(host), before
+
+
 class _LostConnection(Exception):
     """The request's first query found its connection dead (the server restarted since it was opened)."""
 
@@ -95,16 +109,8 @@ class TenantMiddleware:
 
     def _serve(self, request, nested: bool):
         with transaction.atomic():
-            before = None
             try:
-                if rls.request_role:
-                    # in tests, whose own setup sees every tenant: the request acts as the app
-                    # role, as it does live (and, inside a test's transaction, the test's
-                    # context and role come back after)
-                    connection.ensure_connection()
-                    with connection.wrap_database_errors:
-                        before = rls.enter_request_role()
-                tenant = tenant_for_host(host_without_port(request))
+                tenant, before = enter_host(host_without_port(request))
             except OperationalError as error:
                 if not connection_was_lost():
                     raise

@@ -31,7 +31,7 @@ from health_check.exceptions import ServiceUnavailable
 from health_check.views import HealthCheckView
 
 from tenants import rls
-from tenants.middleware import connection_was_lost, dead_connection_retries, host_without_port, tenant_for_host
+from tenants.middleware import connection_was_lost, dead_connection_retries, enter_host, host_without_port
 from vulhub.ops import dbstats
 
 logger = logging.getLogger(__name__)
@@ -169,14 +169,10 @@ def is_staff_of_the_host(request) -> bool:
         return False
     nested = connection.in_atomic_block  # a test's transaction: put its context back after
     with transaction.atomic():
-        connection.ensure_connection()
-        before = rls.enter_request_role()  # in tests only: act as the app role, as live
-        try:
-            tenant = tenant_for_host(host)
-            user = auth.get_user(request) if tenant is not None else None
-        finally:
-            if nested and not connection.needs_rollback:
-                rls.leave_request_role(before)
+        tenant, before = enter_host(host)  # as the tenant middleware starts a page
+        user = auth.get_user(request) if tenant is not None else None
+        if nested:
+            rls.leave_request_role(before)
     if tenant is None:
         return False
     platform_superuser = user.is_superuser and user.tenant_id is None
