@@ -3,7 +3,7 @@
 from audit import api as audit
 
 from . import signals
-from .models import Project
+from .models import ChallengeFile, Hint, Prerequisite, Project
 
 
 def project_payload(project: Project, **signal) -> dict:
@@ -30,5 +30,13 @@ EVENTS = tuple(
 
 
 def register() -> None:
-    audit.audit_models({Project: audit.Audited(secrets=frozenset({"flag_hash"}))})
+    audit.audit_models(
+        {
+            Project: audit.Audited(secrets=frozenset({"flag_hash"})),
+            # uploading, replacing (a new sha256 and size) and deleting a file are audited
+            ChallengeFile: audit.Audited(),
+            Hint: audit.Audited(),
+            Prerequisite: audit.Audited(),
+        }
+    )
     audit.record_events(EVENTS)

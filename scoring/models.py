@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from challenges.models import Project
+from challenges.models import Hint, Project
 from tenants.models import Tenant
 from vulhub.lib.tenancy import TenantQuerySet
 
@@ -227,3 +227,44 @@ class Leaderboard(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.points} points)"
+
+
+class HintUnlock(models.Model):
+    """A hint a student unlocked, and what it cost them then.
+
+    The cost comes off the student's points for that challenge, never below zero for
+    it: a challenge scores max(0, its points - the costs of its unlocked hints). Hints
+    unlocked before a solve cost nothing until the solve. The cost is kept as charged:
+    a hint edited or deleted later changes nothing that was paid.
+    """
+
+    # tenant lookups use idx_hint_unlocks_student, which starts with tenant
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="hint_unlocks", db_index=False
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="hint_unlocks", db_index=False)
+    hint = models.ForeignKey(Hint, on_delete=models.SET_NULL, null=True, blank=True, related_name="unlocks")
+    cost = models.IntegerField(default=0)
+    unlocked_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        db_table = "hint_unlocks"
+        ordering = ["-unlocked_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "user", "hint"],
+                name="uniq_hint_unlocks_once",
+                violation_error_message="This student has already unlocked this hint.",
+            ),
+            models.CheckConstraint(condition=models.Q(cost__gte=0), name="chk_hint_unlocks_cost_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "user", "project"], name="idx_hint_unlocks_student"),
+            models.Index(fields=["project"], name="idx_hint_unlocks_project"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Hint {self.hint_id} unlocked by user {self.user_id}"

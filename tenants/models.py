@@ -34,6 +34,21 @@ class Tenant(models.Model):
     settings = models.JSONField(default=dict, blank=True, help_text="Theme and other options.")
     registration_mode = models.CharField(max_length=10, choices=RegistrationMode.choices, default=RegistrationMode.OPEN)
     is_active = models.BooleanField(default=True)
+    time_zone = models.CharField(
+        max_length=64, default="UTC", help_text="The class's time zone: the site shows every time in it."
+    )
+    event_starts_at = models.DateTimeField(
+        null=True, blank=True, help_text="No submissions before this time (empty: no start)."
+    )
+    event_ends_at = models.DateTimeField(
+        null=True, blank=True, help_text="No submissions after this time (empty: no end)."
+    )
+    scoreboard_freeze_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="From this time students see the standings as they were then; instructors see live ones. "
+        "Empty the field to unfreeze.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -47,6 +62,13 @@ class Tenant(models.Model):
             models.CheckConstraint(
                 condition=models.Q(registration_mode__in=RegistrationMode.values),
                 name="chk_tenants_registration_mode",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(event_starts_at__isnull=True)
+                | models.Q(event_ends_at__isnull=True)
+                | models.Q(event_ends_at__gt=models.F("event_starts_at")),
+                name="chk_tenants_event_window",
+                violation_error_message="The event must end after it starts.",
             ),
         ]
 

@@ -373,6 +373,14 @@ STORAGES = {
     },
 }
 
+# --- Challenge files (challenges.ChallengeFile) -----------------------------------------
+# A local folder unless ATTACHMENT_STORAGE names a django-storages backend (docs/configuration.md).
+ATTACHMENTS_DIR = Path(env.str("ATTACHMENTS_DIR", default=str(BASE_DIR / "var" / "attachments")))
+STORAGES["attachments"] = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": ATTACHMENTS_DIR, "base_url": None},
+}
+
 # --- E-mail --------------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="VulHub <noreply@vulhub.localhost>")

@@ -53,7 +53,8 @@ NARROWED = {
     # tenants: read its own row (row-level security); tenant admins edit these columns only
     "tenants": [
         "REVOKE INSERT, UPDATE, DELETE ON {table} FROM {app}",
-        "GRANT UPDATE (name, registration_mode, settings, updated_at) ON {table} TO {app}",
+        "GRANT UPDATE (name, registration_mode, settings, time_zone, event_starts_at, event_ends_at,"
+        " scoreboard_freeze_at, updated_at) ON {table} TO {app}",
     ],
     # the audit log and the event store: written only through audit_record()
     "audit_logs": ["REVOKE INSERT, UPDATE, DELETE ON {table} FROM {app}"],
