@@ -14,8 +14,8 @@ from django.views.decorators.http import require_http_methods
 from challenges.markdown import render_markdown
 from challenges.models import Project
 
+from . import access, hints, services
 from . import catalogue as selectors
-from . import services
 from .forms import FlagForm, WriteupForm
 from .models import Submission
 
@@ -31,8 +31,8 @@ REFUSAL_STATUS = {
 
 
 def get_project_for(request, slug) -> Project:
-    """A published challenge of the request's tenant; anything else is a 404."""
-    return get_object_or_404(Project.objects.for_tenant(request.tenant).published(), slug=slug)
+    """A challenge of the request's tenant visible to students (published, open time come); else a 404."""
+    return get_object_or_404(access.visible_projects(request.tenant.pk), slug=slug)
 
 
 @login_required
@@ -102,6 +102,7 @@ def detail(request, slug):
     )
     state = selectors.ChallengeState.of(stats)
     attempts = list(mine.order_by("-submitted_at")[:20])
+    gates = access.challenge_access(request.user, project)
     return render(
         request,
         "challenges/detail.html",
@@ -113,6 +114,9 @@ def detail(request, slug):
             "state": state,
             "solved": state.solved,
             "solves": stats["solves"],
+            "access": gates,
+            "files": list(project.files.all()) if gates.usable else [],
+            "hints": hints.for_student(request.user, project) if gates.usable else [],
         },
         status=status,
     )

@@ -21,7 +21,7 @@ from challenges.models import Project
 from challenges.selectors import CATALOGUE
 from tenants.models import User
 
-from . import badges, leaderboard
+from . import access, badges, leaderboard
 from .catalogue import challenge_state
 from .models import Badge, Submission, UserBadge
 from .signals import badge_awarded, badge_revoked, submission_created, submission_graded
@@ -116,8 +116,9 @@ def submission_create(
 
 @audit.recorded
 def _submit(*, user, project, flag, writeup, link):
-    if user.tenant_id != project.tenant_id or not project.is_published:
-        raise NotAllowed("This challenge is not open for submissions.")
+    refusal = access.challenge_access(user, project).refusal()
+    if refusal:
+        raise NotAllowed(refusal)
     if user.role != User.Role.STUDENT:
         raise NotAllowed("Only students submit answers.")
     _lock_student(user)  # one submission of a student at a time: the limit and the rules below hold under races
