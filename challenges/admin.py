@@ -3,6 +3,8 @@ from django.contrib import admin, messages
 
 from vulhub.lib.admin import TenantScopedAdminMixin, request_tenant_id
 
+from .file_admin import ChallengeFileInline
+from .hint_admin import HintInline
 from .models import Project
 from .services import project_publish, project_save, project_unpublish
 
@@ -25,6 +27,7 @@ class ProjectForm(forms.ModelForm):
 @admin.register(Project)
 class ProjectAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
     form = ProjectForm
+    inlines = [ChallengeFileInline, HintInline]
     list_display = ["name", "category", "difficulty", "points", "is_published", "has_flag"]
     list_filter = ["is_published", "difficulty", "category"]
     search_fields = ["name", "slug", "category"]
@@ -42,6 +45,13 @@ class ProjectAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         project_save(
             project=obj, flag=form.cleaned_data.get("new_flag"), remove_flag=form.cleaned_data.get("remove_flag")
         )
+
+    def save_formset(self, request, form, formset, change):
+        """Files, hints and prerequisites belong to the challenge's tenant."""
+        for inline_form in formset.forms:
+            if hasattr(inline_form, "instance") and hasattr(inline_form.instance, "tenant_id"):
+                inline_form.instance.tenant_id = form.instance.tenant_id
+        super().save_formset(request, form, formset, change)
 
     @admin.action(description="Publish the selected challenges", permissions=["change"])
     def publish(self, request, queryset):

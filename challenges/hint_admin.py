@@ -1,0 +1,14 @@
+"""The hints of a challenge, edited inline on its admin page."""
+
+from django.contrib import admin
+
+from .models import Hint
+
+
+class HintInline(admin.TabularInline):
+    model = Hint
+    extra = 0
+    fields = ["position", "text", "cost"]
+    ordering = ["position", "id"]
+    verbose_name = "hint"
+    verbose_name_plural = "Hints (students unlock them in this order; a cost comes off their points for this challenge)"
