@@ -16,7 +16,7 @@ from vulhub.lib.json_limits import BoundedJSONField, JSONLimits
 
 from . import services
 from .badges import rule_params_problem
-from .models import Badge, Leaderboard, Submission, UserBadge
+from .models import Badge, HintUnlock, Leaderboard, Submission, UserBadge
 from .resources import LeaderboardExportResource, SubmissionExportResource
 
 # the student's other attempts at the challenge listed on a submission's page, newest first
@@ -274,3 +274,18 @@ class LeaderboardAdmin(ReadOnlyAdminMixin, TenantScopedAdminMixin, ExportMixin, 
     show_full_result_count = False
     resource_classes = [LeaderboardExportResource]
     export_formats = [CSV]
+
+
+@admin.register(HintUnlock)
+class HintUnlockAdmin(ReadOnlyAdminMixin, TenantScopedAdminMixin, admin.ModelAdmin):
+    """Who unlocked which hint, and what it cost them (read-only: an unlock is the student's)."""
+
+    list_display = ["unlocked_at", "user", "project", "hint_number", "cost"]
+    list_filter = [("project", TenantChallengeFilter)]
+    list_select_related = ["user", "project", "hint"]
+    search_fields = ["user__email", "user__last_name", "project__name"]
+    ordering = ["-unlocked_at"]
+
+    @admin.display(description="hint")
+    def hint_number(self, obj):
+        return f"Hint {obj.hint.position}" if obj.hint else "(deleted hint)"

@@ -49,14 +49,20 @@ def _text(params: dict, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-# The student's approved solves, grouped so that every rule can be read from them, and
+# The student's approved solves (their points net of hint costs, as the leaderboard
+# counts them), grouped so that every rule can be read from them, and
 # (when a "complete the category" rule needs them) the class's published challenges per
 # category: one statement. A challenge has one category and one difficulty, so distinct
 # challenges summed over the groups of a category are the category's distinct challenges.
 STUDENT_NUMBERS = """
     SELECT 'solved', p.category, p.difficulty, p.is_published,
-           count(*), coalesce(sum(s.points_awarded), 0), count(DISTINCT s.project_id)
+           count(*), coalesce(sum(greatest(s.points_awarded - coalesce(h.cost, 0), 0)), 0),
+           count(DISTINCT s.project_id)
     FROM submissions s JOIN projects p ON p.id = s.project_id
+    LEFT JOIN LATERAL (  -- hint costs come off the challenge's points (scoring.hints)
+        SELECT sum(u.cost) AS cost FROM hint_unlocks u
+        WHERE u.tenant_id = s.tenant_id AND u.user_id = s.user_id AND u.project_id = s.project_id
+    ) AS h ON true
     WHERE s.tenant_id = %(tenant)s AND s.user_id = %(user)s AND s.status = %(approved)s
     GROUP BY p.category, p.difficulty, p.is_published
     UNION ALL

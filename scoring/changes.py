@@ -45,7 +45,7 @@ def _solvers(project: Project) -> list[int]:
 def _rescore_students(tenant_id: int, user_ids: list[int]) -> None:
     """Their leaderboard rows and automatic badges, from their submissions as they are now."""
     for user in User.objects.filter(tenant_id=tenant_id, pk__in=user_ids).order_by("pk"):
-        services._after_scoring(user=user, actor=None)
+        services.after_scoring(user=user, actor=None)
 
 
 def _before_tenant_delete(sender, instance: Tenant, **kwargs) -> None:

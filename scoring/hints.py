@@ -2,10 +2,18 @@
 
 from dataclasses import dataclass
 
-from challenges.markdown import render_markdown
-from challenges.models import Hint
+from django.db.models import Q
+from django.utils import timezone
 
+from audit import api as audit
+from challenges.markdown import render_markdown
+from challenges.models import Hint, Project
+from tenants.models import User
+
+from . import access, services
+from .catalogue import challenge_state
 from .models import HintUnlock
+from .signals import hint_unlocked
 
 
 @dataclass(frozen=True)
@@ -17,6 +25,7 @@ class HintRow:
     unlocked: bool
     charged: int  # what the unlock cost (its cost when charged; 0 while locked)
     html: str  # the rendered text, "" while locked
+    previous_unlocked: bool  # the hint before it is unlocked (or it is the first): it can be unlocked next
 
 
 def for_student(user, project) -> list[HintRow]:
@@ -27,6 +36,7 @@ def for_student(user, project) -> list[HintRow]:
         .values_list("hint_id", "cost")
     )
     rows = []
+    previous = True
     for number, hint in enumerate(Hint.objects.for_tenant(project.tenant_id).filter(project=project), start=1):
         is_unlocked = hint.pk in unlocked
         rows.append(
@@ -36,6 +46,47 @@ def for_student(user, project) -> list[HintRow]:
                 unlocked=is_unlocked,
                 charged=unlocked.get(hint.pk, 0),
                 html=render_markdown(hint.text) if is_unlocked else "",
+                previous_unlocked=previous,
             )
         )
+        previous = is_unlocked
     return rows
+
+
+@audit.recorded
+def hint_unlock(*, user, hint: Hint) -> HintUnlock:
+    """A student unlocks the next hint of a challenge they can use; its cost is charged.
+
+    Hints open in order: the earlier ones first. Unlocking one twice charges nothing
+    more (AlreadyUnlocked, with the hint shown). The cost comes off the student's
+    points for the challenge, never below zero for it (scoring.leaderboard); on a
+    challenge they have already scored, their row, rank and badges follow at once.
+    """
+    project = Project.objects.select_related("tenant").get(pk=hint.project_id)
+    refusal = access.challenge_access(user, project).refusal()
+    if refusal:
+        raise services.NotAllowed(refusal)
+    if user.role != User.Role.STUDENT:
+        raise services.NotAllowed("Only students unlock hints.")
+    services.lock_student(user)  # one unlock or answer of a student at a time
+    mine = HintUnlock.objects.for_tenant(user.tenant_id).filter(user=user, project=project)
+    if mine.filter(hint=hint).exists():
+        raise AlreadyUnlocked("You have already unlocked this hint.")
+    earlier = (
+        Hint.objects.for_tenant(project.tenant_id)
+        .filter(project=project)
+        .filter(Q(position__lt=hint.position) | Q(position=hint.position, pk__lt=hint.pk))
+    )
+    if earlier.exclude(pk__in=mine.filter(hint__isnull=False).values("hint_id")).exists():
+        raise services.InvalidAnswer("Unlock the earlier hints first: they open in order.")
+    unlock = HintUnlock.objects.create(
+        tenant_id=user.tenant_id, user=user, project=project, hint=hint, cost=hint.cost, unlocked_at=timezone.now()
+    )
+    hint_unlocked.send(sender=HintUnlock, unlock=unlock, actor=user)
+    if unlock.cost and challenge_state(user.tenant_id, user, project).score is not None:
+        services.after_scoring(user=user, actor=user)
+    return unlock
+
+
+class AlreadyUnlocked(services.ScoringError):
+    pass

@@ -21,22 +21,34 @@ LEADERBOARD_LOCK = 0x56484C42
 # the tenant's cached pages and standings (scoring.selectors); every write bumps its version on commit
 CACHE = TenantCache("leaderboard", seconds=300)
 
+# What a student's approved submission of a challenge counts: its points less the costs of
+# the hints they unlocked on that challenge, never below zero (scoring.hints).
+NET_POINTS = "greatest(s.points_awarded - coalesce(h.cost, 0), 0)"
+
 # One student's totals from their approved submissions (at most one per challenge).
-STUDENT_TOTALS = """
-    SELECT coalesce(sum(points_awarded), 0) AS points, count(*) AS count,
-           max(coalesce(graded_at, submitted_at)) AS last_scored_at
-    FROM submissions
-    WHERE tenant_id = %(tenant)s AND user_id = %(user)s AND status = 'APPROVED'
-"""
+STUDENT_TOTALS = f"""
+    SELECT coalesce(sum({NET_POINTS}), 0)::int AS points, count(*) AS count,
+           max(coalesce(s.graded_at, s.submitted_at)) AS last_scored_at
+    FROM submissions s
+    LEFT JOIN LATERAL (
+        SELECT sum(u.cost) AS cost FROM hint_unlocks u
+        WHERE u.tenant_id = s.tenant_id AND u.user_id = s.user_id AND u.project_id = s.project_id
+    ) AS h ON true
+    WHERE s.tenant_id = %(tenant)s AND s.user_id = %(user)s AND s.status = 'APPROVED'
+"""  # noqa: S608  (constant SQL)
 
 # The whole standings of a tenant, from the approved submissions of its students.
-STANDINGS = """
-    SELECT user_id, sum(points_awarded) AS points, count(*) AS solves,
-           max(coalesce(graded_at, submitted_at)) AS last_scored_at
-    FROM submissions
-    WHERE tenant_id = %(tenant)s AND status = 'APPROVED'
-    GROUP BY user_id
-"""
+STANDINGS = f"""
+    SELECT s.user_id, sum({NET_POINTS})::int AS points, count(*) AS solves,
+           max(coalesce(s.graded_at, s.submitted_at)) AS last_scored_at
+    FROM submissions s
+    LEFT JOIN (
+        SELECT user_id, project_id, sum(cost) AS cost FROM hint_unlocks
+        WHERE tenant_id = %(tenant)s GROUP BY user_id, project_id
+    ) AS h ON h.user_id = s.user_id AND h.project_id = s.project_id
+    WHERE s.tenant_id = %(tenant)s AND s.status = 'APPROVED'
+    GROUP BY s.user_id
+"""  # noqa: S608  (constant SQL)
 
 
 def lock_tenant(tenant_id: int) -> None:

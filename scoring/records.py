@@ -7,7 +7,7 @@ An event's payload is enough to rebuild the standings from the event store alone
 from audit import api as audit
 
 from . import signals
-from .models import Badge, Submission, UserBadge
+from .models import Badge, HintUnlock, Submission, UserBadge
 
 
 def submission_payload(submission: Submission, **signal) -> dict:
@@ -88,6 +88,18 @@ def project_rescored_payload(project, previous_points: int, rescored: int, **sig
     }
 
 
+def hint_unlocked_payload(unlock: HintUnlock, **signal) -> dict:
+    return {
+        "unlock_id": unlock.pk,
+        "tenant_id": unlock.tenant_id,
+        "user_id": unlock.user_id,
+        "project_id": unlock.project_id,
+        "hint_id": unlock.hint_id,
+        "cost": unlock.cost,
+        "unlocked_at": audit.json_value(unlock.unlocked_at),
+    }
+
+
 def student_deleted_payload(user, **signal) -> dict:
     return {"user_id": user.pk, "tenant_id": user.tenant_id}
 
@@ -122,6 +134,15 @@ EVENTS = (
     audit.DomainEvent(
         signals.student_deleted, "StudentDeleted", "User", subject="user", payload=student_deleted_payload
     ),
+    # a hint's cost comes off the student's points for its challenge (scoring.hints)
+    audit.DomainEvent(
+        signals.hint_unlocked,
+        "HintUnlocked",
+        "User",
+        subject="unlock",
+        payload=hint_unlocked_payload,
+        aggregate_id=lambda unlock: unlock.user_id,
+    ),
     audit.DomainEvent(
         signals.badge_revoked,
         "BadgeRevoked",
@@ -140,6 +161,7 @@ def register() -> None:
             Submission: audit.Audited(secret_when=(("answer", "kind", "FLAG"),)),
             Badge: audit.Audited(),
             UserBadge: audit.Audited(),
+            HintUnlock: audit.Audited(),
         }
     )
     audit.record_events(EVENTS)

@@ -4,8 +4,9 @@ One statement per tenant, set-based: each submission's latest event (SubmissionC
 then any SubmissionGraded) gives its state; the approved ones count, except those of a
 challenge deleted since (ProjectDeleted) or of a student deleted since (StudentDeleted);
 a challenge re-valued after a submission's latest event (ProjectPointsChanged) scores it
-again at the new value, as scoring.changes does to the table. Then totals per student,
-as the leaderboard keeps them.
+again at the new value, as scoring.changes and scoring.dynamic do to the table; the
+costs of the hints a student unlocked on a challenge (HintUnlocked) come off its points,
+never below zero. Then totals per student, as the leaderboard keeps them.
 """
 
 from django.db import connection, transaction
@@ -31,8 +32,17 @@ STANDINGS_FROM_EVENTS = """
                (e.payload->>'user_id')::bigint AS user_id, (e.payload->>'points')::int AS points
         FROM event_store e
         WHERE e.tenant_id = %(tenant)s AND e.event_type IN ('ProjectDeleted', 'ProjectPointsChanged', 'StudentDeleted')
+    ),
+    hint_costs AS (
+        SELECT (e.payload->>'user_id')::bigint AS user_id, (e.payload->>'project_id')::bigint AS project_id,
+               sum((e.payload->>'cost')::int) AS cost
+        FROM event_store e
+        WHERE e.tenant_id = %(tenant)s AND e.event_type = 'HintUnlocked'
+        GROUP BY 1, 2
     )
-    SELECT a.user_id, sum(coalesce((revalued.points * a.score + 50) / 100, a.points))::int AS points,
+    SELECT a.user_id,
+           sum(greatest(coalesce((revalued.points * a.score + 50) / 100, a.points) - coalesce(hc.cost, 0), 0))::int
+               AS points,
            count(*)::int AS solves, max(a.scored_at::timestamptz) AS last_scored_at
     FROM approved a
     LEFT JOIN LATERAL (
@@ -40,6 +50,7 @@ STANDINGS_FROM_EVENTS = """
         WHERE c.event_type = 'ProjectPointsChanged' AND c.project_id = a.project_id AND c.position > a.position
         ORDER BY c.position DESC LIMIT 1
     ) AS revalued ON true
+    LEFT JOIN hint_costs hc ON hc.user_id = a.user_id AND hc.project_id = a.project_id
     WHERE a.project_id NOT IN (SELECT c.project_id FROM changes c WHERE c.event_type = 'ProjectDeleted')
       AND a.user_id NOT IN (SELECT c.user_id FROM changes c WHERE c.event_type = 'StudentDeleted')
     GROUP BY a.user_id

@@ -81,7 +81,8 @@ def lock_solves(project_id: int) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SOLVES_LOCK, project_id])
 
 
-def _lock_student(user: User) -> None:
+def lock_student(user: User) -> None:
+    """The student's row, locked: their answers, unlocks and gradings apply one at a time."""
     User.objects.select_for_update(no_key=True).filter(pk=user.pk).values_list("pk").get()
 
 
@@ -121,7 +122,7 @@ def _submit(*, user, project, flag, writeup, link):
         raise NotAllowed(refusal)
     if user.role != User.Role.STUDENT:
         raise NotAllowed("Only students submit answers.")
-    _lock_student(user)  # one submission of a student at a time: the limit and the rules below hold under races
+    lock_student(user)  # one submission of a student at a time: the limit and the rules below hold under races
     state = challenge_state(user.tenant_id, user, project)
     if state.solved:
         raise AlreadySolved("You have already solved this challenge; it counts once.")
@@ -171,7 +172,7 @@ def _submit(*, user, project, flag, writeup, link):
     submission.save()
     submission_created.send(sender=Submission, submission=submission, actor=user)
     if submission.status == Submission.Status.APPROVED:
-        _after_scoring(user=user, actor=None)
+        after_scoring(user=user, actor=None)
     return submission
 
 
@@ -227,7 +228,7 @@ def submission_grade(
     current.graded_at = timezone.now()
     current.save()
     submission_graded.send(sender=Submission, submission=current, previous=previous, actor=grader)
-    _after_scoring(user=student, actor=grader)
+    after_scoring(user=student, actor=grader)
     return current
 
 
@@ -279,7 +280,8 @@ def _supersede(*, counting: Submission, actor: User | None) -> None:
     submission_graded.send(sender=Submission, submission=counting, previous=previous, actor=actor)
 
 
-def _after_scoring(*, user: User, actor: User | None) -> None:
+def after_scoring(*, user: User, actor: User | None) -> None:
+    """After a student's points moved: their leaderboard row, the catalogue's counts, their automatic badges."""
     leaderboard.update_student(tenant_id=user.tenant_id, user_id=user.pk)
     CATALOGUE.invalidate_on_commit(user.tenant_id)  # solve counts moved
     rules = badges.rule_badges(user)  # each with the student's automatic award of it, if any
@@ -314,7 +316,7 @@ def badge_award(*, badge: Badge, user: User, actor: User) -> UserBadge:
         raise NotAllowed("Only the instructors of this class award its badges.")
     if user.tenant_id != badge.tenant_id:
         raise NotAllowed("That student is not in this class.")
-    _lock_student(user)
+    lock_student(user)
     award = _award(badge=badge, user=user, awarded_by=actor)
     if award is None:
         raise InvalidAnswer(f"{user.get_full_name()} already has the badge “{badge.name}”.")
@@ -326,7 +328,7 @@ def badge_revoke(*, badge: Badge, user: User, actor: User, reason: str = "") -> 
     """Take a badge back by hand (staff of the badge's tenant)."""
     if not (actor.is_superuser or (actor.is_staff and actor.tenant_id == badge.tenant_id)):
         raise NotAllowed("Only the instructors of this class revoke its badges.")
-    _lock_student(user)
+    lock_student(user)
     award = UserBadge.objects.for_tenant(badge.tenant_id).filter(user=user, badge=badge).select_related("badge").first()
     if award is None:
         raise InvalidAnswer(f"{user.get_full_name()} does not have the badge “{badge.name}”.")

@@ -20,3 +20,5 @@ project_deleted = Signal()
 project_rescored = Signal()
 # user (a deleted student, their fields still set), actor
 student_deleted = Signal()
+# unlock (a HintUnlock), actor
+hint_unlocked = Signal()
