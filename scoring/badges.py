@@ -37,7 +37,8 @@ def _params(badge: Badge) -> dict:
     return badge.rule_params if isinstance(badge.rule_params, dict) else {}
 
 
-def _n(badge: Badge) -> int:
+def rule_n(badge: Badge) -> int:
+    """The rule's N (1 when missing or not a whole number)."""
     try:
         return max(int(_params(badge).get("n", 1)), 1)
     except (TypeError, ValueError, OverflowError):
@@ -148,16 +149,16 @@ def earned_badge_ids(user, rules: list[Badge] | None = None) -> set[int]:
         elif kind == R.FIRST_BLOOD:
             ok = first_blood
         elif kind == R.POINTS_AT_LEAST:
-            ok = points >= _n(badge)
+            ok = points >= rule_n(badge)
         elif kind == R.SOLVES_AT_LEAST:
-            ok = solves >= _n(badge)
+            ok = solves >= rule_n(badge)
         elif kind == R.CATEGORY_SOLVES:
-            ok = by_category.get(_text(params, "category"), 0) >= _n(badge)
+            ok = by_category.get(_text(params, "category"), 0) >= rule_n(badge)
         elif kind == R.CATEGORY_COMPLETE:
             total = published.get(_text(params, "category"), 0)
             ok = total > 0 and solved_published.get(_text(params, "category"), 0) >= total
         elif kind == R.DIFFICULTY_SOLVES:
-            ok = by_difficulty.get(_text(params, "difficulty"), 0) >= _n(badge)
+            ok = by_difficulty.get(_text(params, "difficulty"), 0) >= rule_n(badge)
         else:
             ok = False
         if ok:

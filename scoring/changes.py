@@ -12,7 +12,10 @@ signals, inside the change's own transaction:
   badges follow, and a ProjectPointsChanged event tells a replay to do the same.
 - **A student deleted.** Their submissions and row go with them (the cascade; the rank
   trigger moves the students below up), and a StudentDeleted event tells a replay to
-  drop their submissions.
+  drop their submissions. The dynamic challenges they had solved lose a solver: their
+  value and the other solvers' points follow (scoring.dynamic).
+- **A dynamic challenge saved** (created, its decay changed, switched to dynamic): its
+  value is set from its solvers (scoring.dynamic.settle), whatever `points` was given.
 
 What moves no points records nothing here: unpublishing or publishing a challenge
 (its solves keep counting: a student keeps what they earned while it is hidden),
@@ -23,12 +26,12 @@ revoking a badge (badges carry no points). A tenant's deletion takes all its row
 from contextvars import ContextVar
 
 from django.db.models import F, Value
-from django.db.models.signals import post_delete, post_init, post_save, pre_delete
+from django.db.models.signals import post_delete, post_init, post_save, pre_delete, pre_save
 
 from challenges.models import Project
 from tenants.models import Tenant, User
 
-from . import services
+from . import dynamic, services
 from .models import Submission
 from .signals import project_deleted, project_rescored, student_deleted
 
@@ -74,7 +77,16 @@ def _remember_points(sender, instance: Project, **kwargs) -> None:
     instance._vulhub_points_before = instance.points if loaded else None
 
 
+def _before_project_save(sender, instance: Project, raw=False, **kwargs) -> None:
+    if instance.is_dynamic and instance.pk is not None and not raw:
+        # the approvals lock before the row's: the order a solve takes them in (scoring.dynamic)
+        dynamic.lock_solves(instance.pk)
+
+
 def _after_project_save(sender, instance: Project, created=False, raw=False, update_fields=None, **kwargs) -> None:
+    if instance.is_dynamic and not raw:
+        dynamic.settle(instance)
+        return
     before = getattr(instance, "_vulhub_points_before", None)
     instance._vulhub_points_before = instance.points
     if raw or created or before is None or before == instance.points:
@@ -89,9 +101,18 @@ def _after_project_save(sender, instance: Project, created=False, raw=False, upd
     project_rescored.send(sender=Project, project=instance, previous_points=before, rescored=rescored, actor=None)
 
 
+def _before_user_delete(sender, instance: User, **kwargs) -> None:
+    if instance.tenant_id in (None, *DELETING.get()) or instance.role != User.Role.STUDENT:
+        return
+    solved = Submission.objects.filter(user_id=instance.pk, status=APPROVED, project__scoring=Project.Scoring.DYNAMIC)
+    instance._vulhub_dynamic_solved = sorted(set(solved.values_list("project_id", flat=True)))
+
+
 def _after_user_delete(sender, instance: User, **kwargs) -> None:
     if instance.tenant_id not in (None, *DELETING.get()) and instance.role == User.Role.STUDENT:
         student_deleted.send(sender=User, user=instance, actor=None)
+        for project in Project.objects.filter(pk__in=getattr(instance, "_vulhub_dynamic_solved", [])).order_by("pk"):
+            dynamic.settle(project)
 
 
 def connect() -> None:
@@ -100,5 +121,7 @@ def connect() -> None:
     pre_delete.connect(_before_project_delete, sender=Project, dispatch_uid="scoring.changes.project_pre_delete")
     post_delete.connect(_after_project_delete, sender=Project, dispatch_uid="scoring.changes.project_post_delete")
     post_init.connect(_remember_points, sender=Project, dispatch_uid="scoring.changes.project_post_init")
+    pre_save.connect(_before_project_save, sender=Project, dispatch_uid="scoring.changes.project_pre_save")
     post_save.connect(_after_project_save, sender=Project, dispatch_uid="scoring.changes.project_post_save")
+    pre_delete.connect(_before_user_delete, sender=User, dispatch_uid="scoring.changes.user_pre_delete")
     post_delete.connect(_after_user_delete, sender=User, dispatch_uid="scoring.changes.user_post_delete")

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from audit import api as audit
@@ -29,22 +29,19 @@ class HintRow:
 
 
 def for_student(user, project) -> list[HintRow]:
-    """The challenge's hints in order, with what the student has unlocked (two queries)."""
-    unlocked = dict(
-        HintUnlock.objects.for_tenant(user.tenant_id)
-        .filter(user=user, project=project, hint__isnull=False)
-        .values_list("hint_id", "cost")
-    )
+    """The challenge's hints in order, with what the student has unlocked (one query)."""
+    charged = HintUnlock.objects.filter(tenant_id=user.tenant_id, user_id=user.pk, hint=OuterRef("pk")).values("cost")
     rows = []
     previous = True
-    for number, hint in enumerate(Hint.objects.for_tenant(project.tenant_id).filter(project=project), start=1):
-        is_unlocked = hint.pk in unlocked
+    hints = Hint.objects.for_tenant(project.tenant_id).filter(project=project).annotate(charged=Subquery(charged[:1]))
+    for number, hint in enumerate(hints, start=1):
+        is_unlocked = hint.charged is not None
         rows.append(
             HintRow(
                 hint=hint,
                 number=number,
                 unlocked=is_unlocked,
-                charged=unlocked.get(hint.pk, 0),
+                charged=hint.charged or 0,
                 html=render_markdown(hint.text) if is_unlocked else "",
                 previous_unlocked=previous,
             )

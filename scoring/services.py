@@ -2,8 +2,10 @@
 
 Pages, the admin and commands all call these. Each runs in one transaction with its
 audit rows and events (`@audit.recorded`). Lock order, to keep concurrent calls from
-deadlocking: the student's row, then the submission, then the challenge's approvals
-(lock_solves), then the tenant's leaderboard.
+deadlocking: the student's row, then the challenge's approvals (lock_solves: a grading
+takes it before it locks a submission, since a dynamic challenge's new value rescores
+every approval of the challenge: scoring.dynamic), then submissions, then the tenant's
+leaderboard.
 Rows are locked FOR NO KEY UPDATE and only the rows named (`of=("self",)`): the
 foreign-key checks other transactions make at commit (FOR KEY SHARE) never wait on them.
 """
@@ -13,7 +15,6 @@ from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from audit import api as audit
@@ -21,8 +22,9 @@ from challenges.models import Project
 from challenges.selectors import CATALOGUE
 from tenants.models import User
 
-from . import access, badges, leaderboard
+from . import access, badges, dynamic, leaderboard
 from .catalogue import challenge_state
+from .dynamic import lock_solves
 from .models import Badge, Submission, UserBadge
 from .signals import badge_awarded, badge_revoked, submission_created, submission_graded
 
@@ -68,17 +70,6 @@ class AttemptLimit:
 def points_for(project: Project, score: int) -> int:
     """round(points * score / 100), halves rounded up (Python's round() would go to even)."""
     return int((Decimal(project.points) * score / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-# advisory lock class of a challenge's approvals ("VHSV"): taken before an approval is
-# timed, so approvals of one challenge get their times in the order they commit and
-# "first to solve it" (the first-blood badge) has exactly one answer under races
-SOLVES_LOCK = 0x56485356
-
-
-def lock_solves(project_id: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [SOLVES_LOCK, project_id])
 
 
 def lock_student(user: User) -> None:
@@ -172,6 +163,9 @@ def _submit(*, user, project, flag, writeup, link):
     submission.save()
     submission_created.send(sender=Submission, submission=submission, actor=user)
     if submission.status == Submission.Status.APPROVED:
+        if project.is_dynamic:  # one more solver: the value and every solver's points follow
+            dynamic.settle(project)
+            submission.points_awarded = points_for(project, submission.score)
         after_scoring(user=user, actor=None)
     return submission
 
@@ -205,6 +199,7 @@ def submission_grade(
     if not isinstance(score, int) or not 0 <= score <= 100:
         raise InvalidAnswer("The score is a whole number from 0 to 100.")
     student = User.objects.select_for_update(no_key=True).get(pk=submission.user_id)
+    lock_solves(submission.project_id)  # before any submission row: see the lock order above
     current = (
         Submission.objects.select_for_update(no_key=True, of=("self",)).select_related("project").get(pk=submission.pk)
     )
@@ -223,11 +218,12 @@ def submission_grade(
     current.points_awarded = points_for(current.project, score) if status == Submission.Status.APPROVED else 0
     current.feedback = feedback
     current.graded_by = grader
-    if status == Submission.Status.APPROVED:
-        lock_solves(current.project_id)
     current.graded_at = timezone.now()
     current.save()
     submission_graded.send(sender=Submission, submission=current, previous=previous, actor=grader)
+    if current.project.is_dynamic:  # the number of solvers may have moved, and with it the value
+        dynamic.settle(current.project, actor=grader)
+        current.points_awarded = points_for(current.project, score) if status == Submission.Status.APPROVED else 0
     after_scoring(user=student, actor=grader)
     return current
 
