@@ -1,10 +1,12 @@
 """The challenge catalogue as a student sees it: published challenges, their solve counts, their own progress.
 
-The tenant-wide part (published challenges and their solve counts) is cached in
-challenges.selectors.CATALOGUE, per tenant and version; every change that moves it
-(a solve, a regrade, publishing, an edit) bumps the version on commit. The student's
-own progress (ChallengeState, per challenge) is one query. It lives in scoring because
-the counts and the progress are submissions: challenges never reads scoring.
+The tenant-wide part (published challenges, those that open later included, with
+their solve counts, windows and prerequisites) is cached in challenges.selectors.CATALOGUE,
+per tenant and version; every change that moves it (a solve, a regrade, publishing, an
+edit) bumps the version on commit. The student's own progress (ChallengeState, per
+challenge) is one query; what they see now (open, locked, closed: scoring.access.gates)
+is decided from the two without another. It lives in scoring because the counts and the
+progress are submissions: challenges never reads scoring.
 
 ChallengeState is the one definition of where a student stands on a challenge: the
 catalogue, a challenge's page, the dashboard, the profile and the rule that takes or
@@ -13,14 +15,18 @@ refuses a new answer (scoring.services) all read it from the same aggregates.
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import models
 from django.db.models import Count, IntegerField, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from challenges.models import Project
+from challenges.models import Prerequisite, Project
 from challenges.selectors import CATALOGUE, DIFFICULTY_ORDER
 
+from . import access, freeze
 from .models import Submission
 
 
@@ -198,6 +204,9 @@ class CatalogueFilters:
     solved: str = ""  # "My progress": "" or a value of PROGRESS_FILTERS
 
 
+OPEN = access.Access(visible=True)
+
+
 @dataclass(frozen=True)
 class Entry:
     pk: int
@@ -209,15 +218,20 @@ class Entry:
     points: int
     solves: int
     search_text: str
+    opens_at: datetime | None = None
+    closes_at: datetime | None = None
+    requires: tuple[int, ...] = ()  # the pks of its published prerequisites
+    dynamic: bool = False
     solved: bool = False
     state: ChallengeState = UNTRIED  # the student's progress; the cached entries hold UNTRIED
+    gates: access.Access = OPEN  # its gates for the student now (scoring.access); the cached entries hold OPEN
 
     def get_difficulty_display(self) -> str:
         return self.difficulty_label
 
 
 def catalogue_rows(tenant_id: int):
-    """The tenant's published challenges with their solve counts."""
+    """The tenant's published challenges with their solve counts and published prerequisites."""
     approved = (
         Submission.objects.filter(project=OuterRef("pk"), status="APPROVED")
         .order_by()
@@ -225,14 +239,21 @@ def catalogue_rows(tenant_id: int):
         .annotate(n=Count("pk"))
         .values("n")
     )
+    requires = Prerequisite.objects.filter(
+        tenant_id=tenant_id, project=OuterRef("pk"), required__is_published=True
+    ).values("required_id")
     # one short index-only count per challenge (idx_submissions_project_status), not a
     # join that reads every submission of the class
     return (
         Project.objects.for_tenant(tenant_id)
         .published()
-        .annotate(solves=Coalesce(Subquery(approved, output_field=IntegerField()), 0))
+        .annotate(solves=Coalesce(Subquery(approved, output_field=IntegerField()), 0), requires=ArraySubquery(requires))
         .order_by("name")
     )
+
+
+def _order(entry: Entry):
+    return (DIFFICULTY_ORDER.get(entry.difficulty, 9), entry.points, entry.name)
 
 
 def _entries(tenant_id: int) -> list[Entry]:
@@ -248,35 +269,107 @@ def _entries(tenant_id: int) -> list[Entry]:
             points=p.points,
             solves=p.solves,
             search_text=f"{p.name}\n{p.description}".lower(),
+            opens_at=p.opens_at,
+            closes_at=p.closes_at,
+            requires=tuple(sorted(p.requires)),
+            dynamic=p.is_dynamic,
         )
         for p in rows
     ]
-    return sorted(entries, key=lambda e: (DIFFICULTY_ORDER.get(e.difficulty, 9), e.points, e.name))
+    return sorted(entries, key=_order)
+
+
+# Part of the cache key: entries cached by an earlier Entry (without windows and prerequisites) are never read.
+ENTRIES_FORMAT = 2
 
 
 def cached_entries(tenant_id: int) -> list[Entry]:
+    """Every published challenge of the tenant, those that open later included (cached)."""
     version = CATALOGUE.version(tenant_id)
-    return CATALOGUE.get_or_load(tenant_id, version, "entries", lambda: _entries(tenant_id))
+    return CATALOGUE.get_or_load(tenant_id, version, f"entries:f{ENTRIES_FORMAT}", lambda: _entries(tenant_id))
 
 
-def catalogue(tenant_id: int, user, filters: CatalogueFilters) -> list[Entry]:
-    """The published challenges a student sees, filtered, each with the student's state on it."""
-    mine = student_challenges(tenant_id, user)
+def _requirements(entry: Entry, by_pk: dict[int, Entry], solved: set[int], now: datetime):
+    """The entry's unsolved prerequisites by name (as access.unsolved_requirements gives them)."""
+    unsolved = sorted((by_pk[pk] for pk in entry.requires if pk in by_pk and pk not in solved), key=lambda e: e.name)
+    for required in unsolved:
+        opened = required.opens_at is None or required.opens_at <= now
+        yield access.Requirement(required.name, required.slug) if opened else access.Requirement(access.LATER)
+
+
+def visible_entries(tenant, user, now: datetime | None = None) -> list[Entry]:
+    """The challenges the student sees now, each with their state and its gates (no query but their progress).
+
+    During a scoreboard freeze a student sees each challenge's solves, and a dynamic
+    one's value, as of the freeze (scoring.freeze): no live number shows.
+    """
+    now = now or timezone.now()
+    if not access.event_started(tenant, now):
+        return []
+    mine = student_challenges(tenant.pk, user)
+    every = cached_entries(tenant.pk)
+    by_pk = {entry.pk: entry for entry in every}
+    solved = {pk for pk, state in mine.states.items() if state.solved}
+    frozen_at = freeze.frozen_for(user, tenant, now)
+    at_freeze = freeze.challenges(tenant.pk, frozen_at) if frozen_at else None
+    result = []
+    for entry in every:
+        seen = access.gates(
+            tenant=tenant,
+            opens_at=entry.opens_at,
+            closes_at=entry.closes_at,
+            now=now,
+            unsolved=_requirements(entry, by_pk, solved, now),
+        )
+        if not seen.visible:
+            continue
+        state = mine.state(entry.pk)
+        numbers = {}
+        if at_freeze is not None:
+            then = at_freeze.get(entry.pk)  # None: added since the freeze (no solve counted by then)
+            numbers = {"solves": then.solves if then else 0}
+            if entry.dynamic and then is not None:
+                numbers["points"] = then.value
+        result.append(Entry(**{**entry.__dict__, **numbers, "solved": state.solved, "state": state, "gates": seen}))
+    if at_freeze is not None:
+        result.sort(key=_order)
+    return result
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """The published challenges that open later: how many, and when the next one does."""
+
+    count: int = 0
+    next_at: datetime | None = None
+
+
+def upcoming(tenant, now: datetime | None = None) -> Upcoming:
+    now = now or timezone.now()
+    later = [e.opens_at for e in cached_entries(tenant.pk) if e.opens_at is not None and e.opens_at > now]
+    return Upcoming(count=len(later), next_at=min(later, default=None))
+
+
+def catalogue(tenant, user, filters: CatalogueFilters, now: datetime | None = None) -> list[Entry]:
+    """The challenges a student sees, filtered, each with the student's state on it and its gates."""
     needle = filters.q.lower()
     result = []
-    for entry in cached_entries(tenant_id):
-        state = mine.state(entry.pk)
+    for entry in visible_entries(tenant, user, now):
         if needle and needle not in entry.search_text:
             continue
         if filters.category and entry.category != filters.category:
             continue
         if filters.difficulty and entry.difficulty != filters.difficulty:
             continue
-        if not state.matches(filters.solved):
+        if not entry.state.matches(filters.solved):
             continue
-        result.append(Entry(**{**entry.__dict__, "solved": state.solved, "state": state}))
+        result.append(entry)
     return result
 
 
-def categories(tenant_id: int) -> list[str]:
-    return sorted({entry.category for entry in cached_entries(tenant_id)})
+def categories(tenant, now: datetime | None = None) -> list[str]:
+    """The categories of the challenges students see now (one that opens later names none)."""
+    now = now or timezone.now()
+    if not access.event_started(tenant, now):
+        return []
+    return sorted({e.category for e in cached_entries(tenant.pk) if e.opens_at is None or e.opens_at <= now})

@@ -9,12 +9,13 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from challenges.markdown import render_markdown
 from challenges.models import Project
 
-from . import access, hints, services
+from . import access, freeze, hints, services
 from . import catalogue as selectors
 from .forms import FlagForm, WriteupForm
 from .models import Submission
@@ -31,32 +32,47 @@ REFUSAL_STATUS = {
 
 
 def get_project_for(request, slug) -> Project:
-    """A challenge of the request's tenant visible to students (published, open time come); else a 404."""
-    return get_object_or_404(access.visible_projects(request.tenant.pk), slug=slug)
+    """A challenge of the request's tenant visible to students (published, open time and event start come); else a 404.
+
+    Its tenant is the request's, set here so that the access rules read its event
+    window and time zone without a query; it comes with the prerequisites the user has
+    not solved (access.with_unsolved_prerequisites), so that they do not take one either.
+    """
+    project = get_object_or_404(access.visible_projects(request.tenant, user=request.user), slug=slug)
+    project.tenant = request.tenant
+    return project
 
 
 @login_required
 def catalogue(request):
+    tenant, now = request.tenant, timezone.now()
     filters = selectors.CatalogueFilters(
         q=request.GET.get("q", "").strip()[:100],
         category=request.GET.get("category", ""),
         difficulty=request.GET.get("difficulty", ""),
         solved=request.GET.get("solved", ""),
     )
-    entries = selectors.catalogue(request.tenant.pk, request.user, filters)
+    entries = selectors.catalogue(tenant, request.user, filters, now)
     page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    upcoming = selectors.upcoming(tenant, now) if access.event_started(tenant, now) else selectors.Upcoming()
     return render(
         request,
         "challenges/catalogue.html",
         {
             "page": page,
             "filters": filters,
-            "categories": selectors.categories(request.tenant.pk),
+            "categories": selectors.categories(tenant, now),
             "difficulties": Project.Difficulty.choices,
             "progress_filters": selectors.PROGRESS_FILTERS,
             "query": query.urlencode(),
+            "event_notice": access.event_notice(tenant, now),
+            "event_started": access.event_started(tenant, now),
+            "event_ended": access.event_ended(tenant, now),
+            "upcoming": upcoming,
+            "next_opening": access.countdown(upcoming.next_at, now) if upcoming.next_at else "",
+            "frozen_at": freeze.frozen_for(request.user, tenant, now),
         },
     )
 
@@ -65,10 +81,19 @@ def catalogue(request):
 @require_http_methods(["GET", "POST"])
 def detail(request, slug):
     project = get_project_for(request, slug)
+    now = timezone.now()
+    gates = access.challenge_access(request.user, project, now)
+    frozen_at = freeze.frozen_for(request.user, request.tenant, now)
+    # during a freeze a student's own points on a dynamic challenge follow its live value: not shown
+    hide_points = bool(frozen_at and project.is_dynamic)
     form_class = FlagForm if project.has_flag else WriteupForm
     form = form_class(request.POST or None)
     status = 200
-    if request.method == "POST" and not form.is_valid():
+    if request.method == "POST" and gates.refusal():
+        # closed, locked or outside the event: refused before the form is even read
+        messages.error(request, gates.refusal())
+        status = 403
+    elif request.method == "POST" and not form.is_valid():
         status = 400
     elif request.method == "POST":
         try:
@@ -83,7 +108,9 @@ def detail(request, slug):
             messages.error(request, str(refusal))
             status = REFUSAL_STATUS.get(type(refusal), 400)
         else:
-            if submission.status == Submission.Status.APPROVED:
+            if submission.status == Submission.Status.APPROVED and hide_points:
+                messages.success(request, "Correct! Your points count; they show when the scoreboard is unfrozen.")
+            elif submission.status == Submission.Status.APPROVED:
                 messages.success(request, f"Correct! +{submission.points_awarded} points.")
             elif submission.status == Submission.Status.REJECTED:
                 messages.error(request, "That is not the flag. Try again.")
@@ -101,19 +128,28 @@ def detail(request, slug):
         )
     )
     state = selectors.ChallengeState.of(stats)
+    solves, value = stats["solves"], project.points
+    if frozen_at is not None:  # the numbers as of the freeze (scoring.freeze): no live one shows
+        then = freeze.challenges(request.tenant.pk, frozen_at).get(project.pk)
+        solves = then.solves if then else 0
+        value = then.value if then and project.is_dynamic else value
     attempts = list(mine.order_by("-submitted_at")[:20])
-    gates = access.challenge_access(request.user, project)
     return render(
         request,
         "challenges/detail.html",
         {
             "project": project,
-            "description": render_markdown(project.description),
+            "description": "" if gates.locked else render_markdown(project.description),
             "form": form,
             "attempts": attempts,
             "state": state,
             "solved": state.solved,
-            "solves": stats["solves"],
+            "solves": solves,
+            "value": value,
+            "hide_points": hide_points,
+            "frozen_at": frozen_at,
+            # while answers are taken: when the event ends (once closed, the page says why instead)
+            "event_notice": "" if gates.closed else access.event_notice(request.tenant, now),
             "access": gates,
             "files": list(project.files.all()) if gates.usable else [],
             "hints": hints.for_student(request.user, project) if gates.usable else [],

@@ -3,7 +3,7 @@ from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef, Subquery
 from django.shortcuts import render
 
-from . import selectors
+from . import freeze, selectors
 from .models import Badge, Submission, UserBadge
 
 
@@ -16,13 +16,29 @@ def submissions(request):
         .order_by("-submitted_at")
     )
     page = Paginator(rows, 25).get_page(request.GET.get("page"))
-    return render(request, "scoring/submissions.html", {"page": page})
+    # during a freeze a dynamic challenge's points follow its live value: the page leaves them out
+    frozen_at = freeze.frozen_for(request.user, request.tenant)
+    return render(request, "scoring/submissions.html", {"page": page, "frozen_at": frozen_at})
 
 
 @login_required
 def leaderboard(request):
-    view = selectors.student_view(request.tenant.pk, request.user.pk, request.GET.get("page"))
-    context = {"board": view.board, "body": view.body, "mine": view.mine, "my_page": view.my_page}
+    """The standings: as of the freeze for a student while the scoreboard is frozen, live otherwise and for staff."""
+    tenant, page = request.tenant, request.GET.get("page")
+    frozen_at = freeze.frozen_for(request.user, tenant)
+    if frozen_at is not None:
+        view = freeze.student_view(tenant.pk, frozen_at, request.user.pk, page)
+    else:
+        view = selectors.student_view(tenant.pk, request.user.pk, page)
+    context = {
+        "board": view.board,
+        "body": view.body,
+        "mine": view.mine,
+        "my_page": view.my_page,
+        "frozen_at": frozen_at,
+        # staff see live standings, with a word that students see the frozen ones
+        "students_frozen_at": freeze.in_force(tenant) if request.user.is_staff else None,
+    }
     return render(request, "scoring/leaderboard.html", context)
 
 
