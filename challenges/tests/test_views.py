@@ -4,6 +4,7 @@ import pytest
 from django.test import Client
 
 from challenges.factories import ProjectFactory
+from challenges.tests.admin_forms import NO_INLINE_ROWS
 from scoring.models import Submission
 from tenants.factories import StudentFactory
 
@@ -238,6 +239,7 @@ def test_editing_a_challenge_in_the_admin_refreshes_the_catalogue(
         "description": "x",
         "new_flag": "",
         "remove_flag": "",
+        **NO_INLINE_ROWS,
     }
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -16,6 +16,7 @@ from django.utils import timezone
 from audit.models import AuditLog, EventStore
 from challenges.factories import ProjectFactory
 from challenges.models import Project
+from challenges.tests.admin_forms import NO_INLINE_ROWS
 from scoring.factories import BadgeFactory, SubmissionFactory, UserBadgeFactory
 from scoring.models import Badge, Leaderboard, Submission, UserBadge
 from tenants.factories import InstructorFactory, StudentFactory
@@ -356,6 +357,7 @@ def project_form(**data):
         "points": "150",
         "description": "Steal the cookie.",
         "new_flag": "",
+        **NO_INLINE_ROWS,
         **data,
     }
 

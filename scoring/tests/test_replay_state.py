@@ -3,8 +3,10 @@
 A hypothesis state machine drives a class on the real database through the ways points
 move: flags right and wrong, write-ups graded and regraded, badges revoked, challenges
 unpublished and published again, deleted, re-valued, students deactivated and deleted,
-and a neighbouring class deleted. After every step the three ways to know the standings
-must agree, for every live class of the run:
+a neighbouring class deleted, hints unlocked (their costs come off a challenge's points)
+and dynamic challenges solved, graded and re-decayed (every solver's points follow).
+After every step the three ways to know the standings must agree, for every live class
+of the run:
 
 - incremental: the leaderboards table as the services and scoring.changes keep it;
 - rebuild: the standings computed from the submissions (scoring.leaderboard.STANDINGS);
@@ -28,10 +30,11 @@ from hypothesis.stateful import (
 )
 
 from challenges.factories import ProjectFactory
-from challenges.models import Project
+from challenges.models import Hint, Project
 from scoring import leaderboard, services
 from scoring.factories import BadgeFactory
-from scoring.models import Badge, Leaderboard, Submission, UserBadge
+from scoring.hints import hint_unlock
+from scoring.models import Badge, HintUnlock, Leaderboard, Submission, UserBadge
 from scoring.replay import standings_from_events
 from tenants.factories import InstructorFactory, StudentFactory, TenantFactory
 from tenants.models import Tenant, User
@@ -61,7 +64,22 @@ class Class:
         self.projects = [
             ProjectFactory(tenant=self.tenant, points=50 * (n + 1), flag=FLAG if n % 2 == 0 else None)
             for n in range(CHALLENGES)
+        ] + [  # dynamic: a flag (CTFd's logarithmic decay) and a write-up (linear)
+            ProjectFactory(
+                tenant=self.tenant, scoring="DYNAMIC", initial_points=300, minimum_points=50, decay=3, flag=FLAG
+            ),
+            ProjectFactory(
+                tenant=self.tenant,
+                scoring="DYNAMIC",
+                initial_points=200,
+                minimum_points=20,
+                decay=45,
+                decay_function="LINEAR",
+            ),
         ]
+        for project in self.projects[::2]:
+            for position, cost in enumerate((40, 120, 0), start=1):
+                Hint.objects.create(tenant=self.tenant, project=project, position=position, text="h", cost=cost)
         BadgeFactory(tenant=self.tenant, rule_kind=Badge.RuleKind.FIRST_SOLVE)
         BadgeFactory(tenant=self.tenant, rule_kind=Badge.RuleKind.POINTS_AT_LEAST, rule_params={"n": 150})
 
@@ -119,6 +137,23 @@ class PointsMachine(RuleBasedStateMachine):
                 score=score if approve else 0,
                 grader=self.main.instructor,
             )
+
+    @rule(i=index, j=index)
+    def unlock_the_next_hint(self, i, j):
+        student, project = self.main.student(i), self.main.project(j)
+        if student and project:
+            unlocked = HintUnlock.objects.filter(user=student).values("hint_id")
+            following = Hint.objects.filter(project=project).exclude(pk__in=unlocked).order_by("position").first()
+            if following:
+                self._try(hint_unlock, user=student, hint=following)
+
+    @rule(j=index, decay=st.sampled_from([1, 2, 5, 30]), linear=st.booleans())
+    def change_a_decay(self, j, decay, linear):
+        dynamic = list(Project.objects.filter(tenant=self.main.tenant, scoring="DYNAMIC").order_by("pk"))
+        if dynamic:
+            project = dynamic[j % len(dynamic)]
+            project.decay, project.decay_function = decay, "LINEAR" if linear else "LOGARITHMIC"
+            project.save()
 
     @rule(k=index)
     def revoke_a_badge(self, k):
@@ -188,6 +223,9 @@ class PointsMachine(RuleBasedStateMachine):
             [[klass.tenant.pk for klass in self.live]],
         )
         assert stale == []
+        for project in Project.objects.filter(tenant_id__in=[k.tenant.pk for k in self.live], scoring="DYNAMIC"):
+            solvers = Submission.objects.filter(project=project, status=Submission.Status.APPROVED).count()
+            assert project.points == project.value_with(solvers), "a dynamic value lags its solvers"
         if self.neighbour not in self.live:
             gone = self.neighbour.tenant.pk
             assert not Leaderboard.objects.filter(tenant_id=gone).exists()

@@ -14,6 +14,7 @@ from django.core import mail
 from audit.models import AuditLog, EventStore
 from challenges.factories import ProjectFactory
 from challenges.services import project_publish
+from challenges.tests.admin_forms import NO_INLINE_ROWS
 from scoring.factories import BadgeFactory, LeaderboardFactory, SubmissionFactory, UserBadgeFactory
 from scoring.models import UserBadge
 from tenants.factories import InstructorFactory, StudentFactory, TenantAdminFactory
@@ -273,6 +274,7 @@ def test_a_new_challenge_goes_to_the_instructors_tenant_whatever_is_posted(
             "difficulty": "BEGINNER",
             "points": 50,
             "description": "",
+            **NO_INLINE_ROWS,
         },
     )
 

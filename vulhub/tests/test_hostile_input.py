@@ -40,6 +40,7 @@ from hypothesis import strategies as st
 from audit.models import AuditLog, EventStore
 from challenges.factories import ProjectFactory
 from challenges.models import Project
+from challenges.tests.admin_forms import NO_INLINE_ROWS
 from scoring import badges as badge_rules
 from scoring import services
 from scoring.factories import BadgeFactory, SubmissionFactory
@@ -1128,6 +1129,8 @@ ADDED = {"challenges/project": Project, "scoring/badge": Badge, "tenants/user": 
 @given(data=st.data())
 def test_admin_add_forms(world, model_url, data):
     fields = {**form(world, data, admin_form(world, model_url)), "_save": "Save"}
+    if model_url == "challenges/project":  # its inlines' management forms, as the browser sends them
+        fields.update(NO_INLINE_ROWS)
     fields = {**mass_assignment(world, data), **fields}
     model = ADDED[model_url]
     known = set(model.objects.values_list("pk", flat=True))
@@ -1419,6 +1422,7 @@ def test_a_platform_superuser_adds_a_challenge_to_the_hosts_tenant(world, superu
         "points": "10",
         "description": "",
         "new_flag": "",
+        **NO_INLINE_ROWS,
     }
 
     response = post(world.client(superuser), "/admin/challenges/project/add/", fields)
