@@ -569,3 +569,60 @@ def test_students_solving_one_challenge_at_once_make_exactly_one_first_blood():
     )[0][0]
     assert holders == [earliest]  # and it is the student whose approval came first
     assert UserBadge.objects.filter(badge=first_solve).count() == len(students)
+
+
+# --- (e) dynamic scoring under a race ----------------------------------------------------------
+
+
+def test_students_solving_a_dynamic_challenge_at_once_all_end_at_its_exact_value():
+    """Each solve counts the solvers under the challenge's approvals lock: the value is exact, whoever came when."""
+    tenant = TenantFactory(slug="dynamic-race", domain="dynamic-race.localhost")
+    students = [StudentFactory(tenant=tenant, email=f"d{i}@dynamic.test") for i in range(10)]
+    writers = [StudentFactory(tenant=tenant, email=f"w{i}@dynamic.test") for i in range(4)]
+    instructors = [InstructorFactory(tenant=tenant) for _ in range(2)]
+    flag = ProjectFactory(
+        tenant=tenant,
+        scoring="DYNAMIC",
+        initial_points=1000,
+        minimum_points=100,
+        decay=50,
+        decay_function="LINEAR",
+        flag="FLAG{dyn}",
+    )
+    essay = ProjectFactory(tenant=tenant, scoring="DYNAMIC", initial_points=500, minimum_points=50, decay=3)
+    pending = [services.submission_create(user=w, project=essay, writeup="how") for w in writers]
+    BadgeFactory(tenant=tenant, rule_kind="POINTS_AT_LEAST", rule_params={"n": 800})
+    barrier = threading.Barrier(len(students) + len(instructors))
+    outcomes = []
+    workers = ServiceWorkers()
+
+    def solve(student):
+        barrier.wait(TIMEOUT)
+        outcomes.append(workers.call(services.submission_create, user=student, project=flag, flag="FLAG{dyn}"))
+
+    def grade(instructor, submissions):
+        barrier.wait(TIMEOUT)
+        for submission in submissions:
+            outcomes.append(
+                workers.call(
+                    services.submission_grade, submission=submission, status="APPROVED", score=100, grader=instructor
+                )
+            )
+
+    for student in students:
+        workers.start(solve, student)
+    workers.start(grade, instructors[0], pending[:2])
+    workers.start(grade, instructors[1], pending[2:])
+    workers.join()
+
+    assert [refusal for _, refusal in outcomes if refusal is not None] == []
+    assert workers.max_in_flight >= 4
+    flag.refresh_from_db()
+    essay.refresh_from_db()
+    assert flag.points == flag.value_with(len(students)) == 550
+    assert essay.points == essay.value_with(len(writers)) == 50
+    awarded = Submission.objects.filter(tenant=tenant, status="APPROVED")
+    assert set(awarded.filter(project=flag).values_list("points_awarded", flat=True)) == {550}
+    assert set(awarded.filter(project=essay).values_list("points_awarded", flat=True)) == {50}
+    assert_board_equals_a_rebuild(tenant)
+    assert not UserBadge.objects.filter(tenant=tenant).exists()  # 550 < 800: every early award went back
