@@ -10,6 +10,8 @@ import logging
 import pytest
 from django.db import connection, transaction
 from factory import Transformer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from scoring import leaderboard
 from scoring.factories import LeaderboardFactory, SubmissionFactory
@@ -91,6 +93,32 @@ def test_many_rows_in_one_statement_and_a_stale_save_are_ranked(rows, tenant):
     stale.solves = 9
     stale.save()  # writes its old rank back: the trigger ranks the row again
     assert stale_ranks() == []
+
+
+@given(moves=st.lists(st.tuples(st.integers(0, len(POINTS) - 1), st.integers(-400, 400)), min_size=1, max_size=8))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_many_small_moves_in_one_statement_rerank_each_island_alone(rows, tenant, moves):
+    """Disjoint spans of points (migration 0016) are re-ranked one by one, from the top: every rank stays
+    true, and a row outside every span keeps its row version (it was not rewritten)."""
+    with transaction.atomic():
+        delta = {}
+        for index, change in moves:
+            delta[rows[index].pk] = max(rows[index].points + change, 0) - rows[index].points
+        before_points = dict(Leaderboard.objects.filter(tenant=tenant).values_list("pk", "points"))
+        before = versions(tenant)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE leaderboards l SET points = l.points + m.delta "
+                "FROM unnest(%s::bigint[], %s::int[]) AS m (id, delta) WHERE l.id = m.id",
+                [list(delta), list(delta.values())],
+            )
+        assert stale_ranks() == []
+        spans = [sorted((before_points[pk], before_points[pk] + d)) for pk, d in delta.items() if d]
+        untouched = [
+            pk for pk, p in before_points.items() if pk not in delta and not any(a <= p <= b for a, b in spans)
+        ]
+        assert all(versions(tenant)[pk] == before[pk] for pk in untouched)
+        transaction.set_rollback(True)
 
 
 def test_deletes_and_a_students_deletion_move_the_rows_below_up(rows, tenant):
