@@ -198,3 +198,18 @@ def test_another_tenants_hint_is_a_404(client_for, other_tenant, hints, challeng
     )
     assert response.status_code == 404
     assert not HintUnlock.objects.exists()
+
+
+def test_instructors_see_who_unlocked_what(client_for, tenant, instructor, student, other_tenant, hints):
+    hint_unlock(user=student, hint=hints[0])
+    hint_unlock(user=student, hint=hints[1])
+    outsider = StudentFactory(tenant=other_tenant)
+    theirs = ProjectFactory(tenant=other_tenant, name="Not yours")
+    hint_unlock(user=outsider, hint=Hint.objects.create(tenant=other_tenant, project=theirs, position=1, text="x"))
+
+    page = client_for(tenant, instructor).get("/admin/scoring/hintunlock/")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert student.email in html and "Hint 2" in html and "30" in html
+    assert outsider.email not in html and "Not yours" not in html
