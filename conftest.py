@@ -10,6 +10,7 @@ from django.db import connections
 from django.test import Client
 
 from challenges.factories import ProjectFactory
+from challenges.tests.attachments import attachments_in
 from tenants import rls
 from tenants.factories import (
     DEFAULT_PASSWORD,
@@ -92,6 +93,13 @@ def close_connections():
         connection.close()
         if hasattr(connection, "close_pool"):
             connection.close_pool()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _attachments_in_a_scratch_folder(tmp_path_factory):
+    """Challenge files stored by the tests go to a folder of the run's own, never to var/attachments."""
+    with attachments_in(tmp_path_factory.mktemp("attachments")):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from django.db import models
 from tenants.time_zone import ADMIN_DATETIME
 from vulhub.lib.admin import TenantScopedAdminMixin, request_tenant_id
 
-from . import prerequisites
+from . import files, prerequisites
 from .file_admin import ChallengeFileInline
 from .hint_admin import HintInline
 from .models import Project
@@ -166,6 +166,14 @@ class ProjectAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         form = super().get_form(request, obj, **kwargs)
         form.choices_tenant_id = request_tenant_id(request)
         return form
+
+    def delete_model(self, request, obj):
+        files.delete_objects_of_projects_on_commit([obj])  # the rows go with the challenge; the stored files too
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        files.delete_objects_of_projects_on_commit(queryset)
+        super().delete_queryset(request, queryset)
 
     def save_model(self, request, obj, form, change):
         if not change:

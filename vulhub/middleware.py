@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpResponse
 from django.template.loader import render_to_string
+from django.urls import Resolver404, resolve
 from django.utils.cache import patch_cache_control, patch_vary_headers
 
 from audit.api import new_request_id
@@ -13,6 +14,9 @@ from .health import health
 
 # What we accept from an incoming X-Request-ID: short, printable, no spaces.
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+# The admin pages where staff upload challenge files (challenges.file_admin): their bodies may
+# be larger by the files a challenge may hold (RequestTooLargeMiddleware.body_limit).
+FILE_UPLOAD_VIEWS = frozenset({"admin:challenges_project_add", "admin:challenges_project_change"})
 
 
 class NulFreeHeadersMiddleware:
@@ -110,28 +114,45 @@ class RequestTooLargeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        limit = self.body_limit(request)
         try:
-            self.check_body(request)
+            self.check_body(request, limit)
         except (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent) as refusal:
-            return self.refuse(request, refusal)
+            return self.refuse(request, refusal, limit)
         except OSError:
             pass  # the client went away mid-body: Django handles the unreadable body as before
         return self.get_response(request)
 
-    def check_body(self, request) -> None:
+    def body_limit(self, request) -> int:
+        """REQUEST_BODY_MAX_SIZE, plus ATTACHMENTS_PER_CHALLENGE_MAX_BYTES on the pages that upload challenge files.
+
+        Only a challenge's admin add and change pages: every other page, the rest of the
+        admin included, keeps the site's limit. Their files are streamed to temporary files
+        (FILE_UPLOAD_MAX_MEMORY_SIZE), never held in memory.
+        """
+        if request.method == "POST":
+            try:
+                view = resolve(request.path_info).view_name
+            except Resolver404:
+                view = ""
+            if view in FILE_UPLOAD_VIEWS:
+                return settings.REQUEST_BODY_MAX_SIZE + settings.ATTACHMENTS_PER_CHALLENGE_MAX_BYTES
+        return settings.REQUEST_BODY_MAX_SIZE
+
+    def check_body(self, request, limit: int) -> None:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        if length > settings.REQUEST_BODY_MAX_SIZE:
-            raise RequestDataTooBig(f"A body of {length} bytes is over REQUEST_BODY_MAX_SIZE.")
+        if length > limit:
+            raise RequestDataTooBig(f"A body of {length} bytes is over its limit of {limit} bytes.")
         in_memory = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if request.method == "POST" and request.content_type in self.FORM_TYPES:
             request.POST  # noqa: B018  (parsing applies the DATA_UPLOAD_MAX_* settings, raising when over)
         elif request.content_type != "multipart/form-data" and in_memory is not None and length > in_memory:
             raise RequestDataTooBig(f"A body of {length} bytes is over DATA_UPLOAD_MAX_MEMORY_SIZE.")
 
-    def refuse(self, request, refusal):
+    def refuse(self, request, refusal, limit: int):
         # the logger Django itself uses for this SuspiciousOperation
         logging.getLogger(f"django.security.{type(refusal).__name__}").warning(
             "%s %s refused with a 413: %s", request.method, request.path, refusal
@@ -141,6 +162,6 @@ class RequestTooLargeMiddleware:
             "max_fields": settings.DATA_UPLOAD_MAX_NUMBER_FIELDS,
             "max_files": settings.DATA_UPLOAD_MAX_NUMBER_FILES,
             "max_size": settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
-            "max_body": settings.REQUEST_BODY_MAX_SIZE,
+            "max_body": limit,
         }
         return HttpResponse(render_to_string("413.html", context), status=413)

@@ -5,6 +5,7 @@ Every variable is listed with a comment in `.env.example`. A `.env` file beside
 https://docs.djangoproject.com/en/5.2/ref/settings/
 """
 
+import importlib.util
 import json
 import os
 import warnings
@@ -120,6 +121,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "tenants.middleware.TenantMiddleware",
+    # Times on the tenant's pages and admin in its time zone (Tenant.time_zone).
+    "tenants.time_zone.TenantTimeZoneMiddleware",
     # Inside the tenant's transaction: a signed-in user's responses are `private, no-store`.
     "vulhub.middleware.PrivateCacheMiddleware",
     "audit.middleware.AuditContextMiddleware",
@@ -374,12 +377,53 @@ STORAGES = {
 }
 
 # --- Challenge files (challenges.ChallengeFile) -----------------------------------------
-# A local folder unless ATTACHMENT_STORAGE names a django-storages backend (docs/configuration.md).
+# docs/configuration.md, "Challenge files". Files live in the storage "attachments": the
+# local folder ATTACHMENTS_DIR, or the django-storages backend ATTACHMENT_STORAGE (e.g.
+# storages.backends.s3.S3Storage) with ATTACHMENT_STORAGE_OPTIONS as a JSON object. The
+# site itself serves these files, so a bad value stops it (unlike BACKUP_STORAGE_OPTIONS,
+# which only the backup commands read). No base_url: files are never served by URL from
+# the storage, only through the download view, which checks access first.
 ATTACHMENTS_DIR = Path(env.str("ATTACHMENTS_DIR", default=str(BASE_DIR / "var" / "attachments")))
-STORAGES["attachments"] = {
-    "BACKEND": "django.core.files.storage.FileSystemStorage",
-    "OPTIONS": {"location": ATTACHMENTS_DIR, "base_url": None},
-}
+# A file over ATTACHMENT_MAX_BYTES, or a challenge whose files would total more than
+# ATTACHMENTS_PER_CHALLENGE_MAX_BYTES, is a form error in the admin. The admin pages that
+# upload them take request bodies up to REQUEST_BODY_MAX_SIZE plus the per-challenge limit
+# (vulhub.middleware.RequestTooLargeMiddleware); every other page keeps REQUEST_BODY_MAX_SIZE.
+ATTACHMENT_MAX_BYTES = _int("ATTACHMENT_MAX_BYTES", default=50 * 1024 * 1024, minimum=1)
+ATTACHMENTS_PER_CHALLENGE_MAX_BYTES = _int("ATTACHMENTS_PER_CHALLENGE_MAX_BYTES", default=200 * 1024 * 1024, minimum=1)
+if ATTACHMENTS_PER_CHALLENGE_MAX_BYTES < ATTACHMENT_MAX_BYTES:
+    raise ImproperlyConfigured("ATTACHMENTS_PER_CHALLENGE_MAX_BYTES must be at least ATTACHMENT_MAX_BYTES.")
+ATTACHMENT_STORAGE = env.str("ATTACHMENT_STORAGE", default="").strip()
+
+
+def _attachment_storage() -> dict:
+    if not ATTACHMENT_STORAGE:
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": ATTACHMENTS_DIR, "base_url": None},
+        }
+    module, _, name = ATTACHMENT_STORAGE.rpartition(".")
+    try:
+        found = bool(module and name) and importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ImproperlyConfigured(
+            f"ATTACHMENT_STORAGE={ATTACHMENT_STORAGE!r} is not an installed storage class: use e.g. "
+            "storages.backends.s3.S3Storage, or leave it empty for the folder ATTACHMENTS_DIR."
+        )
+    raw = env.str("ATTACHMENT_STORAGE_OPTIONS", default="") or "{}"
+    try:
+        options = json.loads(raw)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"ATTACHMENT_STORAGE_OPTIONS is not valid JSON ({error}).") from None
+    if not isinstance(options, dict):
+        raise ImproperlyConfigured(
+            'ATTACHMENT_STORAGE_OPTIONS must be a JSON object such as {"bucket_name": "vulhub-attachments"}.'
+        )
+    return {"BACKEND": ATTACHMENT_STORAGE, "OPTIONS": options}
+
+
+STORAGES["attachments"] = _attachment_storage()
 
 # --- E-mail --------------------------------------------------------------------
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

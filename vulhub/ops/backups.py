@@ -8,7 +8,16 @@ A backup is a pair of files, in BACKUP_DIR or in the storage named "backups":
   the tools) and the dump's size and sha256.
 
 The manifest is written last, so a backup without one was interrupted: listings ignore
-it and report it. Counts and checksums are taken in the very snapshot that pg_dump
+it and report it.
+
+Challenge files are not in the dump: their rows are (name, size, sha256, the key of the
+stored object), their bytes stay in the attachments storage (the folder ATTACHMENTS_DIR,
+or the bucket of ATTACHMENT_STORAGE). A stored object never changes once written (a new
+upload gets a new key; the old object is deleted after the change commits), so copying
+the folder with rsync, or a bucket's versioning or replication, backs them up
+incrementally, which repeating every file in every dump would not. The manifest lists
+the objects the snapshot refers to, with their sizes and sha256 ("attachments"), and a
+restore says which of them its storage lacks. Counts and checksums are taken in the very snapshot that pg_dump
 dumps (a REPEATABLE READ transaction exports it, pg_dump imports it with --snapshot
 while that transaction stays open), so a restore can prove, table by table, that it
 holds exactly what was backed up.
@@ -56,6 +65,7 @@ from psycopg.conninfo import make_conninfo
 from tqdm import tqdm
 
 from audit.api import chain_keys, chain_sizes, verify_chains
+from challenges.models import ChallengeFile
 from vulhub.ops.destinations import COPY_CHUNK, Destination, LocalDirectory, NameTaken, StorageDestination
 
 EMBEDDED_ENGINE = "vulhub.ops.embedded_db"
@@ -457,6 +467,12 @@ class BackupResult:
     tables: int
     rows: int
     seconds: float
+    attachments: dict = field(default_factory=dict)  # the manifest's "attachments"
+
+    @property
+    def attachments_note(self) -> str:
+        """Where the challenge files are, which the dump does not hold (a line for the operator)."""
+        return attachments_note(self.attachments)
 
 
 def _sha256(path: Path, steps: Steps, name: str = "sha256") -> str:
@@ -520,6 +536,7 @@ def _dump_in_snapshot(server: Server, pg_dump: Tool, dump_path: Path, compress: 
                     steps.advance()
                     dumped += dump.report(steps.advance, dumped, len(tables))
                 migrations = _migrations(cursor)
+                attachments = _attachments_in_snapshot(cursor)
                 steps.start("dump", total=len(tables), unit="table")
                 code = dump.wait(steps.advance, len(tables))
             finally:
@@ -532,6 +549,7 @@ def _dump_in_snapshot(server: Server, pg_dump: Tool, dump_path: Path, compress: 
         "database_settings": {"encoding": encoding, "collate": collate, "ctype": ctype},
         "migrations": migrations,
         "tables": checksums,
+        "attachments": attachments,
     }
 
 
@@ -565,6 +583,7 @@ def take_backup(
                 "migrations": facts["migrations"],
                 "checksum": {"method": CHECKSUM_METHOD, "settings": TEXT_SETTINGS},
                 "tables": facts["tables"],
+                "attachments": facts["attachments"],
                 "dump": {"file": dump_name, "format": "custom", "compress": compress, "size": size, "sha256": sha256},
             }
             steps.start("save", total=2, unit="file")
@@ -591,7 +610,69 @@ def take_backup(
         tables=len(tables),
         rows=sum(table["rows"] for table in tables.values()),
         seconds=time.monotonic() - started,
+        attachments=facts["attachments"],
     )
+
+
+# --- Challenge files: where they are, what a backup refers to ------------------------------------
+
+
+def attachment_storage():
+    """The storage the app keeps challenge files in (that of ChallengeFile.file)."""
+    return ChallengeFile._meta.get_field("file").storage
+
+
+def attachment_storage_label(storage=None) -> str:
+    """ "the folder /srv/vulhub/var/attachments", "S3Storage bucket vulhub-files", ..."""
+    storage = storage or attachment_storage()
+    bucket = getattr(storage, "bucket_name", "")
+    if bucket:
+        return f"{type(storage).__name__} bucket {bucket}"
+    location = getattr(storage, "location", "")
+    if type(storage).__name__ == "FileSystemStorage":
+        return f"the folder {location}"
+    return f"{type(storage).__name__} {location}".strip()
+
+
+def _attachments_in_snapshot(cursor) -> dict:
+    """The stored objects of the challenge files the snapshot refers to, and where they live."""
+    cursor.execute("SELECT to_regclass('public.challenge_files') IS NOT NULL")
+    rows = []
+    if cursor.fetchone()[0]:
+        cursor.execute("SELECT file, size, sha256 FROM public.challenge_files ORDER BY id")
+        rows = cursor.fetchall()
+    return {
+        "storage": attachment_storage_label(),
+        "files": len(rows),
+        "bytes": sum(size for _key, size, _sha256 in rows),
+        "objects": [{"key": key, "size": size, "sha256": sha256} for key, size, sha256 in rows],
+    }
+
+
+def attachments_note(attachments: dict) -> str:
+    if not attachments:
+        return "Challenge files: this backup does not list them (taken by an older version)."
+    where = attachments.get("storage") or attachment_storage_label()
+    if not attachments.get("files"):
+        return f"Challenge files: none yet. They will live in {where}, not in the dump: back that up too."
+    return (
+        f"Challenge files are not in the dump: {attachments['files']} file(s), {human_size(attachments['bytes'])}, "
+        f"live in {where}; back that up too (the manifest lists each object and its sha256)."
+    )
+
+
+def missing_attachments(attachments: dict, storage=None) -> list[str]:
+    """The objects a backup refers to that the storage lacks (or holds at another size)."""
+    storage = storage or attachment_storage()
+    missing = []
+    for item in attachments.get("objects") or []:
+        try:
+            present = storage.exists(item["key"]) and storage.size(item["key"]) == item["size"]
+        except OSError:
+            present = False
+        if not present:
+            missing.append(item["key"])
+    return missing
 
 
 # --- Checking a backup before a restore ----------------------------------------------------------
@@ -711,6 +792,8 @@ class RestoreResult:
     migrations_unknown: list[str] = field(default_factory=list)  # in the backup, not in the code
     found: dict[str, dict] = field(default_factory=dict)  # table: its rows and checksum, as verified
     leftovers: list[str] = field(default_factory=list)  # scratch databases of interrupted runs, dropped
+    attachments_missing: list[str] = field(default_factory=list)  # stored objects the restored rows lack
+    attachments_problem: str = ""  # why they could not be checked
 
     @property
     def ok(self) -> bool:
@@ -745,6 +828,15 @@ class RestoreResult:
                 f"The backup has {len(self.migrations_unknown)} migration(s) this code does not know "
                 f"({', '.join(self.migrations_unknown[:3])}): it comes from newer code."
             )
+        if self.attachments_missing:
+            shown = ", ".join(self.attachments_missing[:3]) + (", ..." if len(self.attachments_missing) > 3 else "")
+            notes.append(
+                f"{len(self.attachments_missing)} challenge file(s) the restored database refers to are not in "
+                f"{attachment_storage_label()} ({shown}): copy them back from your copy of the challenge files "
+                "(the backup's manifest lists each one with its sha256); until then their downloads answer 404."
+            )
+        if self.attachments_problem:
+            notes.append(f"The challenge files could not be checked: {self.attachments_problem}")
         return notes
 
 
@@ -965,8 +1057,18 @@ def restore_backup(
             _drop_database(server, old)
     result.database = target
     result.leftovers = leftovers
+    if result.ok:
+        _check_attachments(checked.manifest, result)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _check_attachments(manifest: dict, result: RestoreResult) -> None:
+    """Which stored objects the restored rows refer to are missing (never failing the restore)."""
+    try:
+        result.attachments_missing = missing_attachments(manifest.get("attachments") or {})
+    except Exception as exc:  # a storage's own errors (an unreachable bucket): the restore itself succeeded
+        result.attachments_problem = one_line(exc)
 
 
 def _restore_into(

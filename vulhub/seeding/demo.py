@@ -1,14 +1,20 @@
 """The demo data of the operators' plan: one tenant, its staff and students, sample challenges.
 
 `manage.py seed` loads it. Loading is idempotent: rows are found by their natural
-keys (slug, e-mail) and left alone when they exist, so a second run changes nothing,
-not even a password a demo user has since changed.
+keys (slug, e-mail; a file by its challenge and name, a hint by its challenge and
+position) and left alone when they exist, so a second run changes nothing, not even a
+password a demo user has since changed. The forensics challenges ship real files
+(vulhub/seeding/files/, made by make_demo_files.py), stored in the attachments storage.
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.core.files import File
 
 from audit.api import recorded
-from challenges.models import Project
+from challenges.files import challenge_file_add
+from challenges.models import ChallengeFile, Hint, Project
 from challenges.services import project_publish
 from scoring.models import Badge, Submission
 from scoring.services import submission_create
@@ -81,8 +87,10 @@ CHALLENGES = [
         D.INTERMEDIATE,
         250,
         "FLAG{volatile_memories}",
-        "A memory image of a compromised workstation is attached. Find the process the attacker "
-        "injected into and the flag it holds.",
+        "A memory image of a compromised workstation is attached (`memory.raw`, 256 KiB of raw memory). "
+        "Find the process the attacker injected into and the flag it holds. The twist: the implant is a "
+        "Windows program, and Windows keeps its text in UTF-16, two bytes per character, which a plain "
+        "`strings` skips (`strings -e l` reads it).",
     ),
     (
         "packet-capture",
@@ -91,7 +99,8 @@ CHALLENGES = [
         D.BEGINNER,
         100,
         "FLAG{follow_the_tcp_stream}",
-        "A capture of an FTP session is attached. Credentials travel in clear text; so does the flag.",
+        "A capture of an FTP session is attached (`ftp-session.pcap`: open it in Wireshark, or read it with "
+        "`tcpdump -A -r`). Credentials travel in clear text; so does the flag.",
     ),
     (
         "stack-overflow",
@@ -102,6 +111,30 @@ CHALLENGES = [
         None,
         "A setuid binary copies its argument into a fixed buffer. Get a shell, then write up the "
         "exploit and the mitigations that would have stopped it.",
+    ),
+]
+
+FILES_DIR = Path(__file__).resolve().parent / "files"
+# challenge slug, the name students download it under, the file in FILES_DIR
+FILES = [
+    ("memory-forensics", "memory.raw", "memory.raw"),
+    ("packet-capture", "ftp-session.pcap", "ftp-session.pcap"),
+]
+# challenge slug, position, cost, text (Markdown)
+HINTS = [
+    (
+        "memory-forensics",
+        1,
+        0,
+        "`strings memory.raw | grep FLAG` finds a flag someone searched for in a browser: it is not the one. "
+        "Look at the text around `notepad.exe`'s injected code, read as UTF-16.",
+    ),
+    (
+        "packet-capture",
+        1,
+        10,
+        "The flag is not on the FTP control connection (port 21) but on the data connection the `PASV` reply "
+        "announces. In Wireshark: right-click one of its packets, then Follow → TCP Stream.",
     ),
 ]
 
@@ -179,6 +212,9 @@ def load_demo_data() -> SeedReport:
         else:
             report.count("challenges", False)
 
+    _attach_files(tenant, report)
+    _add_hints(tenant, report)
+
     for slug, name, icon, kind, params, description in BADGES:
         _, created = Badge.objects.get_or_create(
             tenant=tenant,
@@ -196,6 +232,36 @@ def load_demo_data() -> SeedReport:
     if not Submission.objects.for_tenant(tenant).exists():
         _play_a_little(tenant, report)
     return report
+
+
+def _attach_files(tenant, report: SeedReport) -> None:
+    """The demo's files, each attached unless its challenge has a file of that name already."""
+    projects = {p.slug: p for p in Project.objects.for_tenant(tenant).filter(slug__in={f[0] for f in FILES})}
+    present = set(
+        ChallengeFile.objects.for_tenant(tenant).filter(project__in=projects.values()).values_list("project_id", "name")
+    )
+    for slug, name, source in FILES:
+        project = projects.get(slug)
+        if project is None or (project.pk, name) in present:
+            report.count("files", False)
+            continue
+        with (FILES_DIR / source).open("rb") as content:
+            challenge_file_add(project=project, name=name, content=File(content, name=source))
+        report.count("files", True)
+
+
+def _add_hints(tenant, report: SeedReport) -> None:
+    """The demo's hints, each added unless its challenge has a hint at that position already."""
+    projects = {p.slug: p for p in Project.objects.for_tenant(tenant).filter(slug__in={h[0] for h in HINTS})}
+    present = set(
+        Hint.objects.for_tenant(tenant).filter(project__in=projects.values()).values_list("project_id", "position")
+    )
+    for slug, position, cost, text in HINTS:
+        project = projects.get(slug)
+        created = project is not None and (project.pk, position) not in present
+        if created:
+            Hint.objects.create(tenant=tenant, project=project, position=position, cost=cost, text=text)
+        report.count("hints", created)
 
 
 # Who tries what first, so the demo opens on a leaderboard, badges and a grading queue:

@@ -25,7 +25,9 @@ class Command(BaseCommand):
         "checksum of every table, taken in the dump's own snapshot; applied migrations; versions; the "
         "dump's sha256), both named vulhub-<db>-<UTC time>. They go to BACKUP_DIR, --dest DIR, or the "
         "'backups' storage when BACKUP_STORAGE is set. --keep/--keep-days then prune old backups; "
-        "--verify runs the restore drill on the newest backup instead. Exits 1 on any failure."
+        "--verify runs the restore drill on the newest backup instead. Challenge files are not in the dump: "
+        "the manifest lists them and the output says where they live (ATTACHMENTS_DIR or ATTACHMENT_STORAGE), "
+        "to back up as well. Exits 1 on any failure."
     )
 
     def add_arguments(self, parser):
@@ -110,6 +112,7 @@ class Command(BaseCommand):
             )
         )
         self.stdout.write(f"  manifest {result.manifest_name}, sha256 {result.sha256}")
+        self.stdout.write(f"  {result.attachments_note}")
         if not (options["keep"] or options["keep_days"]):  # retention reports them itself
             self._report_orphans(backups.list_backups(dest, backups.Server.of().database).orphans)
 
