@@ -96,6 +96,9 @@ def solvers(project: Project) -> int:
 def settle(project: Project, *, actor=None) -> int:
     """Bring a dynamic challenge's value, its solvers' points, ranks and badges up to date.
 
+    The solvers' leaderboard rows must be in step with their submissions when it runs
+    (a service calls it after the student's row is updated): each row moves by a difference.
+
     Returns the value. Does nothing for a static challenge, or when the value is already
     right (one count). `project.points` is set in memory too.
     """

@@ -163,10 +163,10 @@ def _submit(*, user, project, flag, writeup, link):
     submission.save()
     submission_created.send(sender=Submission, submission=submission, actor=user)
     if submission.status == Submission.Status.APPROVED:
-        if project.is_dynamic:  # one more solver: the value and every solver's points follow
+        after_scoring(user=user, actor=None)
+        if project.is_dynamic:  # one more solver: the value and every solver's points follow (rows in step first)
             dynamic.settle(project)
             submission.points_awarded = points_for(project, submission.score)
-        after_scoring(user=user, actor=None)
     return submission
 
 
@@ -221,10 +221,10 @@ def submission_grade(
     current.graded_at = timezone.now()
     current.save()
     submission_graded.send(sender=Submission, submission=current, previous=previous, actor=grader)
+    after_scoring(user=student, actor=grader)
     if current.project.is_dynamic:  # the number of solvers may have moved, and with it the value
         dynamic.settle(current.project, actor=grader)
         current.points_awarded = points_for(current.project, score) if status == Submission.Status.APPROVED else 0
-    after_scoring(user=student, actor=grader)
     return current
 
 

@@ -92,6 +92,23 @@ def test_each_change_of_value_is_one_event_a_replay_reads(tenant):
     ]
 
 
+def test_a_solver_with_other_points_is_moved_from_their_true_total(tenant):
+    """The solver's own row holds their new solve before the value moves: it never goes below its true total."""
+    project = dynamic(tenant, decay=3, minimum_points=50, initial_points=300)
+    warmup = ProjectFactory(tenant=tenant, points=50, flag="FLAG{warm}")
+    early, late = StudentFactory.create_batch(2, tenant=tenant)
+    third = StudentFactory(tenant=tenant)
+    services.submission_create(user=third, project=warmup, flag="FLAG{warm}")
+    services.submission_create(user=early, project=project, flag=FLAG)
+    services.submission_create(user=late, project=project, flag=FLAG)  # 273 each
+
+    solve = services.submission_create(user=third, project=project, flag=FLAG)
+
+    assert solve.points_awarded == 189  # ceil(300 - 250 / 9 * 4)
+    assert board(tenant) == {early.pk: 189, late.pk: 189, third.pk: 239}
+    assert leaderboard.rebuild(tenant.pk)[1:] == (0, 0)
+
+
 def test_a_partial_write_up_grade_follows_the_value_too(tenant):
     project = ProjectFactory(
         tenant=tenant, scoring="DYNAMIC", initial_points=300, minimum_points=100, decay=30, decay_function="LINEAR"
