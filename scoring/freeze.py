@@ -163,17 +163,7 @@ def compute_board(tenant_id: int, at: datetime) -> FrozenBoard:
         rows = cursor.fetchall()
     return FrozenBoard(
         at=at,
-        rows=tuple(
-            Standing(
-                rank=rank,
-                user_id=uid,
-                name=f"{first} {last}".strip() or f"Student {uid}",
-                points=points,
-                solves=solves,
-                last_scored_at=scored,
-            )
-            for rank, uid, first, last, points, solves, scored in rows
-        ),
+        rows=tuple(Standing.of(*row) for row in rows),
     )
 
 

@@ -32,6 +32,13 @@ class Standing:
     solves: int
     last_scored_at: object
 
+    @classmethod
+    def of(cls, rank, user_id, first_name, last_name, points, solves, last_scored_at) -> "Standing":
+        """A row as SQL reads it: (rank, user id, first name, last name, points, solves, last scored)."""
+        # the class sees this: a name, never an e-mail address
+        name = f"{first_name} {last_name}".strip() or f"Student {user_id}"
+        return cls(rank, user_id, name, points, solves, last_scored_at)
+
 
 def row_html(row: Standing, mine: bool = False) -> SafeString:
     return format_html(MY_ROW_HTML if mine else ROW_HTML, row.rank, row.name, row.points, row.solves)
@@ -146,20 +153,10 @@ def _load_page(tenant_id: int, number: int, page_size: int) -> LeaderboardPage |
 
 def _standings(rows: list[Leaderboard]) -> list[Standing]:
     """Rows in board order with their competition ranks (stored in the rows, kept by the database)."""
-    standings = []
-    for row in rows:
-        standings.append(
-            Standing(
-                rank=row.rank,
-                user_id=row.user_id,
-                # the class sees this: a name, never an e-mail address
-                name=f"{row.user.first_name} {row.user.last_name}".strip() or f"Student {row.user_id}",
-                points=row.points,
-                solves=row.solves,
-                last_scored_at=row.last_scored_at,
-            )
-        )
-    return standings
+    return [
+        Standing.of(r.rank, r.user_id, r.user.first_name, r.user.last_name, r.points, r.solves, r.last_scored_at)
+        for r in rows
+    ]
 
 
 # The student's row and up to `around` rows either side, in the order of
@@ -177,14 +174,4 @@ def neighbours(tenant_id: int, user_id: int, around: int = 5) -> list[Standing]:
     with connection.cursor() as cursor:
         cursor.execute(NEIGHBOURS, {"tenant": tenant_id, "user": user_id, "around": around})
         rows = cursor.fetchall()
-    return [
-        Standing(
-            rank=rank,
-            user_id=uid,
-            name=f"{first} {last}".strip() or f"Student {uid}",
-            points=points,
-            solves=solves,
-            last_scored_at=scored,
-        )
-        for rank, uid, first, last, points, solves, scored in rows
-    ]
+    return [Standing.of(*row) for row in rows]
