@@ -14,12 +14,13 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.widgets import AdminFileWidget
 from django.core.exceptions import ValidationError
-from django.forms.models import BaseInlineFormSet
 from django.template.defaultfilters import filesizeformat
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
+
+from vulhub.lib.admin import LabelledInlineFormSet
 
 from . import files
 from .models import ChallengeFile
@@ -118,7 +119,7 @@ def _download_url(attachment: ChallengeFile) -> str:
         return ""
 
 
-class ChallengeFileFormSet(BaseInlineFormSet):
+class ChallengeFileFormSet(LabelledInlineFormSet):
     """The files of one challenge: their total checked, replaced and deleted objects removed after commit."""
 
     def clean(self):

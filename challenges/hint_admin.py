@@ -2,11 +2,14 @@
 
 from django.contrib import admin
 
+from vulhub.lib.admin import LabelledInlineFormSet
+
 from .models import Hint
 
 
 class HintInline(admin.TabularInline):
     model = Hint
+    formset = LabelledInlineFormSet
     extra = 0
     fields = ["position", "text", "cost"]
     ordering = ["position", "id"]
