@@ -68,7 +68,8 @@ class Project(models.Model):
     points = models.IntegerField(
         default=100, help_text="What a full solve earns. For a dynamic challenge: its current value, kept by VulHub."
     )
-    scoring = models.CharField(max_length=8, choices=Scoring.choices, default=Scoring.STATIC)
+    # db_default too: rows written in SQL (the bulk seed, an operator) get them as well
+    scoring = models.CharField(max_length=8, choices=Scoring.choices, default=Scoring.STATIC, db_default=Scoring.STATIC)
     initial_points = models.IntegerField(
         null=True, blank=True, help_text="Dynamic scoring: the value before anyone solves it."
     )
@@ -81,7 +82,9 @@ class Project(models.Model):
         help_text="Dynamic scoring. Logarithmic: the number of solvers (after the first) at which the value reaches "
         "the minimum. Linear: the points the value loses with each solver.",
     )
-    decay_function = models.CharField(max_length=12, choices=Decay.choices, default=Decay.LOGARITHMIC)
+    decay_function = models.CharField(
+        max_length=12, choices=Decay.choices, default=Decay.LOGARITHMIC, db_default=Decay.LOGARITHMIC
+    )
     opens_at = models.DateTimeField(null=True, blank=True, help_text="Hidden from students before this time.")
     closes_at = models.DateTimeField(
         null=True, blank=True, help_text="Read-only after this time: students see it but cannot submit."

@@ -35,7 +35,10 @@ class Tenant(models.Model):
     registration_mode = models.CharField(max_length=10, choices=RegistrationMode.choices, default=RegistrationMode.OPEN)
     is_active = models.BooleanField(default=True)
     time_zone = models.CharField(
-        max_length=64, default="UTC", help_text="The class's time zone: the site shows every time in it."
+        max_length=64,
+        default="UTC",
+        db_default="UTC",  # rows written in SQL get it too
+        help_text="The class's time zone: the site shows every time in it.",
     )
     event_starts_at = models.DateTimeField(
         null=True, blank=True, help_text="No submissions before this time (empty: no start)."

@@ -44,6 +44,21 @@ APP_PRIVILEGES = [
 # Then the tables the site needs less on than read and write, each as narrow as it can be
 # (issue "defence in depth"; migration vulhub 0002 has the functions they rely on). A
 # table that does not exist yet (a database migrated part-way) is skipped.
+# The columns a NARROWED statement's {columns} names, those the table has now (a schema
+# migrated back has fewer: its grant still applies)
+GRANTED_COLUMNS = {
+    "tenants": [
+        "name",
+        "registration_mode",
+        "settings",
+        "time_zone",
+        "event_starts_at",
+        "event_ends_at",
+        "scoreboard_freeze_at",
+        "updated_at",
+    ],
+}
+
 NARROWED = {
     # the keys of tenant contexts: the owner's functions only
     "vulhub_context_key": ["REVOKE ALL ON {table} FROM {app}"],
@@ -53,8 +68,7 @@ NARROWED = {
     # tenants: read its own row (row-level security); tenant admins edit these columns only
     "tenants": [
         "REVOKE INSERT, UPDATE, DELETE ON {table} FROM {app}",
-        "GRANT UPDATE (name, registration_mode, settings, time_zone, event_starts_at, event_ends_at,"
-        " scoreboard_freeze_at, updated_at) ON {table} TO {app}",
+        "GRANT UPDATE ({columns}) ON {table} TO {app}",
     ],
     # the audit log and the event store: written only through audit_record()
     "audit_logs": ["REVOKE INSERT, UPDATE, DELETE ON {table} FROM {app}"],
@@ -268,8 +282,27 @@ def grant(app: str, alias: str = DEFAULT_DB_ALIAS) -> None:
             [list(NARROWED)],
         )
         for (table,) in cursor.fetchall():
+            columns = _existing_columns(cursor, table, GRANTED_COLUMNS.get(table, []))
             for statement in NARROWED[table]:
-                cursor.execute(sql.SQL(statement).format(table=sql.Identifier(table), app=sql.Identifier(app)))
+                cursor.execute(
+                    sql.SQL(statement).format(
+                        table=sql.Identifier(table),
+                        app=sql.Identifier(app),
+                        columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+                    )
+                )
+
+
+def _existing_columns(cursor, table: str, wanted: list[str]) -> list[str]:
+    if not wanted:
+        return []
+    cursor.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND table_name = %s AND column_name = ANY(%s)",
+        [table, wanted],
+    )
+    present = {name for (name,) in cursor.fetchall()}
+    return [name for name in wanted if name in present]
 
 
 def grant_app_privileges(alias: str = DEFAULT_DB_ALIAS) -> None:

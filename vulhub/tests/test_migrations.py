@@ -5,6 +5,7 @@ These tests rebuild the schema of the test database: whatever happens, the
 """
 
 import io
+from importlib import import_module
 
 import pytest
 from django.contrib.auth.models import Group
@@ -128,6 +129,9 @@ def test_unapplying_the_permission_groups_migration_deletes_the_groups(migrated_
 
     migrate("tenants", "0002_permission_groups")
 
+    first = import_module("tenants.migrations.0002_permission_groups").GROUPS
+    assert group_permissions() == {name: set(codes) for name, codes in first.items()}
+    migrate()  # 0008 widens them (challenge content)
     assert group_permissions() == EXPECTED_GROUPS
 
 
