@@ -52,6 +52,8 @@ from tenants.rls import install_context_key
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "wrk" / "replay.lua"
+# the same without response(), for large bodies: wrk does not copy them for Lua
+STREAM_LUA = Path(__file__).resolve().parent / "wrk" / "stream.lua"
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 # One key per benchmark process: the sessions made here are valid on the servers started here.
 SECRET_KEY = secrets.token_urlsafe(50)
@@ -324,9 +326,21 @@ class LoadResult:
 
 
 def wrk(
-    server: Server, requests: list[Request], *, seconds: float, connections: int = 8, threads: int = 2
+    server: Server,
+    requests: list[Request],
+    *,
+    seconds: float,
+    connections: int = 8,
+    threads: int = 2,
+    script: Path = LUA,
+    drain_timeout: float = 5,
 ) -> LoadResult:
-    """wrk sending `requests` round robin for `seconds` over `connections` connections."""
+    """wrk sending `requests` round robin for `seconds` over `connections` connections.
+
+    With script=STREAM_LUA (large bodies) the statuses are not counted one by one: the
+    responses that were neither 2xx nor 3xx are in `errors["status"]`. `drain_timeout`:
+    how long the probe after the run may wait for the requests still queued.
+    """
     if not requests:
         raise BenchError("wrk: no request to send")
     if not shutil.which("wrk"):
@@ -343,7 +357,7 @@ def wrk(
             "--timeout",
             "30s",
             "-s",
-            str(LUA),
+            str(script),
             server.address,
             "--",
             listing.name,
@@ -353,11 +367,14 @@ def wrk(
     # wrk leaves without waiting for the requests still queued at the server; they are
     # served anyway. A probe queued behind them returns once they are (nearly) all done,
     # so the next measurement does not start under this one's tail.
-    get(server, "localhost", "/health/")
+    send(server, Request("GET", "localhost", "/health/"), timeout=drain_timeout)
     summary = next((line for line in done.stdout.splitlines() if line.startswith("BENCH ")), None)
     if done.returncode != 0 or summary is None:
         raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}\n{server.log_tail()}")
     data = json.loads(summary.removeprefix("BENCH "))
+    status_line = next((line for line in done.stdout.splitlines() if line.startswith("BENCH_STATUS ")), None)
+    if status_line is not None:
+        data["errors"]["status"] = int(status_line.split()[1])
     return LoadResult(
         requests=data["requests"],
         seconds=data["duration_us"] / 1e6,
@@ -377,23 +394,40 @@ def paced(server: Server, requests: list[Request], *, per_second: float, seconds
     A few sender threads keep the pace when a response is slow; the rate actually
     reached is `requests / seconds` of the result.
     """
-    latencies: list[float] = []
-    statuses: Counter = Counter()
-    errors: Counter = Counter()
+    return paced_by_kind(server, [("all", r) for r in requests], per_second=per_second, seconds=seconds)["all"]
+
+
+def paced_by_kind(
+    server: Server,
+    requests: list[tuple[str, Request]],
+    *,
+    per_second: float,
+    seconds: float,
+    timeout: float = 30,
+) -> dict[str, LoadResult]:
+    """paced() over (kind, request) pairs: a LoadResult per kind, and one of them all under "all".
+
+    A request unanswered after `timeout` seconds is counted in `errors` (TimeoutError).
+    """
+    latencies: dict[str, list[float]] = {}
+    statuses: dict[str, Counter] = {}
+    errors: dict[str, Counter] = {}
     lock = threading.Lock()
 
-    def one(request: Request) -> None:
+    def one(kind: str, request: Request) -> None:
         started = time.perf_counter()
         try:
-            status = send(server, request).status
+            status = send(server, request, timeout=timeout).status
         except OSError as exc:
             with lock:
-                errors[type(exc).__name__] += 1
+                for key in {kind, "all"}:
+                    errors.setdefault(key, Counter())[type(exc).__name__] += 1
             return
         elapsed = (time.perf_counter() - started) * 1000
         with lock:
-            latencies.append(elapsed)
-            statuses[status] += 1
+            for key in {kind, "all"}:
+                latencies.setdefault(key, []).append(elapsed)
+                statuses.setdefault(key, Counter())[status] += 1
 
     count = max(1, round(per_second * seconds))
     began = time.perf_counter()
@@ -402,19 +436,22 @@ def paced(server: Server, requests: list[Request], *, per_second: float, seconds
             delay = began + i / per_second - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            pool.submit(one, requests[i % len(requests)])
+            pool.submit(one, *requests[i % len(requests)])
     took = time.perf_counter() - began
-    ordered = sorted(latencies) or [float("nan")]
-    return LoadResult(
-        requests=len(latencies),
-        seconds=max(took, seconds),
-        p50_ms=ordered[len(ordered) // 2],
-        p95_ms=p95(ordered),
-        p99_ms=ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))],
-        max_ms=ordered[-1],
-        statuses=dict(statuses),
-        errors=dict(errors),
-    )
+    results = {}
+    for kind in {"all", *(k for k, _ in requests)}:
+        ordered = sorted(latencies.get(kind, [])) or [float("nan")]
+        results[kind] = LoadResult(
+            requests=len(latencies.get(kind, [])),
+            seconds=max(took, seconds),
+            p50_ms=ordered[len(ordered) // 2],
+            p95_ms=p95(ordered),
+            p99_ms=ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))],
+            max_ms=ordered[-1],
+            statuses=dict(statuses.get(kind, {})),
+            errors=dict(errors.get(kind, {})),
+        )
+    return results
 
 
 # --- VulHub's students and answers ---------------------------------------------------------
