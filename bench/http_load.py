@@ -41,10 +41,12 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.db import connection
 from django.test.utils import override_settings
 from django.utils.crypto import get_random_string
+from django_redis import get_redis_connection
 
 from bench import APP_LIMITS
 from bench.framework import Context, p95
 from challenges.models import Project
+from scoring.leaderboard import CACHE
 from scoring.models import Leaderboard
 from scoring.selectors import PAGE_SIZE
 from tenants.models import User
@@ -537,3 +539,49 @@ def flag_post(host: str, slug: str, session: Session, flag: str) -> Request:
 
 def wrong_flag() -> str:
     return f"FLAG{{bench_wrong_{secrets.token_hex(6)}}}"
+
+
+class BoardCacheCount:
+    """How hard a stretch of load worked one tenant's leaderboard cache, read from Redis itself.
+
+    The cached pages and standings live under the tenant's version (scoring.leaderboard.CACHE),
+    which every committed change to the standings bumps. Over the stretch: the bumps (version
+    after less before) and the entries loaded, counted as the tenant's entries whose time to live
+    shows they were set during it. Each entry loaded is a miss that went to the database; two
+    workers missing the same key at once set it once, so it is a lower bound on the misses.
+    None of the figures when the cache is not Redis (the smoke run's database cache).
+    """
+
+    def __init__(self, tenant_id: int):
+        self.tenant_id = tenant_id
+        self.client = _redis_client()
+        self.before = self._version()
+        self.started = time.perf_counter()
+
+    def _version(self) -> int:
+        return CACHE.version(self.tenant_id) or 0
+
+    def stop(self) -> dict | None:
+        seconds = time.perf_counter() - self.started
+        bumps = self._version() - self.before
+        if self.client is None:
+            return None
+        loaded = 0
+        newer_than_ms = (CACHE.seconds - seconds) * 1000
+        for key in self.client.scan_iter(match=f"*:{CACHE.name}:{self.tenant_id}:v*", count=1000):
+            if self.client.pttl(key) > newer_than_ms:
+                loaded += 1
+        return {
+            "seconds": round(seconds, 2),
+            "version_bumps": bumps,
+            "entries_loaded": loaded,
+            "bumps_per_s": round(bumps / seconds, 2),
+            "loaded_per_s": round(loaded / seconds, 2),
+        }
+
+
+def _redis_client():
+    """The raw Redis client of the default cache, or None when the cache is not Redis."""
+    if "redis" not in settings.CACHES["default"]["BACKEND"].lower():
+        return None
+    return get_redis_connection("default")

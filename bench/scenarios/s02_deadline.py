@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from bench.framework import Context, Figure, Series
 from bench.http_load import (
     BenchError,
+    BoardCacheCount,
     LoadResult,
     Request,
     flag_challenges,
@@ -53,23 +54,26 @@ def run(ctx: Context) -> list[Figure]:
 
     board: list[LoadResult] = []
     flags: list[LoadResult] = []
+    caches: list[dict] = []
     with gunicorn(ctx, FLAG_ATTEMPT_LIMIT="1000000") as server:
         answer = send(server, posts[-1])
         if answer.status != 302:
             raise BenchError(f"a wrong flag answered {answer.status}, not a redirect:\n{server.log_tail()}")
         wrk(server, reads, seconds=1, connections=CONNECTIONS)  # warm: workers, pool, cache
         for _ in range(ctx.runs):
+            counting = BoardCacheCount(tenant["id"])
             with ThreadPoolExecutor(max_workers=1) as loop:
                 posting = loop.submit(paced, server, posts, per_second=FLAGS_PER_SECOND, seconds=seconds)
                 read = wrk(server, reads, seconds=seconds, connections=CONNECTIONS)
                 sent = posting.result()
+            caches.append(counting.stop())
             if read.bad or sent.bad:
                 raise BenchError(f"failed requests: leaderboard {read.statuses} {read.errors}, flags {sent.statuses}")
             board.append(read)
             flags.append(sent)
             ctx.log(
                 f"   leaderboard {read.rate:.1f} req/s, p95 {read.p95_ms:.1f} ms; "
-                f"wrong flags {sent.rate:.1f}/s, p95 {sent.p95_ms:.1f} ms"
+                f"wrong flags {sent.rate:.1f}/s, p95 {sent.p95_ms:.1f} ms; leaderboard cache {caches[-1]}"
             )
 
     where = f"{tenant['slug']}, {CONNECTIONS} wrk connections reading, {FLAGS_PER_SECOND} wrong flags/s posted"
@@ -110,4 +114,38 @@ def run(ctx: Context) -> list[Figure]:
             goal=None,
             note=f"paced at {FLAGS_PER_SECOND}/s; each adds a rejected submission to the dataset",
         ),
+        *cache_figures(SCENARIO, "deadline", caches),
     ]
+
+
+def cache_figures(scenario: str, name: str, caches: list, baseline: list | None = None) -> list[Figure]:
+    """Report-only: the class's leaderboard cache entries loaded (misses) and version bumps a second.
+
+    Every committed change to the standings bumps the class's version, and each reader's
+    next page and standing are then loaded from the database again (bench.http_load.BoardCacheCount).
+    """
+    if not caches or None in caches or (baseline is not None and None in baseline):
+        return []
+
+    def series(label: str, counts: list[dict], what: str) -> Series:
+        return Series(label, [c[what] for c in counts], "per s")
+
+    figures = []
+    for what, label in (("loaded_per_s", "leaderboard cache misses"), ("bumps_per_s", "leaderboard versions bumped")):
+        figures.append(
+            Figure(
+                scenario,
+                f"{name}: {label}",
+                ours=series(label, caches, what),
+                baseline=series("all static", baseline, what) if baseline is not None else None,
+                compare="absolute",
+                goal=None,
+                note=(
+                    "entries of the class's cached leaderboard set during the run (each a page or a standing "
+                    "loaded from the database after a miss; a lower bound) and bumps of its version, "
+                    "a second of the run, read from Redis"
+                ),
+                extra={"runs": caches, "baseline_runs": baseline},
+            )
+        )
+    return figures

@@ -35,6 +35,7 @@ from django.db import transaction
 from bench.framework import Context, Figure, Series
 from bench.http_load import (
     BenchError,
+    BoardCacheCount,
     LoadResult,
     Request,
     Server,
@@ -50,6 +51,7 @@ from bench.http_load import (
     wrk,
     wrong_flag,
 )
+from bench.scenarios.s02_deadline import cache_figures
 from bench.scenarios.s11_dynamic_solve import vacuum_leaderboards
 from challenges.models import Project
 from scoring import dynamic
@@ -69,6 +71,7 @@ HALF, OTHER, WRONG = "right flag, the half made dynamic", "right flag, the other
 class Phase:
     board: list[LoadResult] = field(default_factory=list)
     flags: list[dict[str, LoadResult]] = field(default_factory=list)
+    caches: list[dict | None] = field(default_factory=list)
 
     def p95s(self, kind: str) -> list[float]:
         return [r[kind].p95_ms for r in self.flags]
@@ -218,18 +221,21 @@ def run(ctx: Context) -> list[Figure]:
             goal=None,
             note=f"paced at {FLAGS_PER_SECOND}/s, one in {RIGHT_EVERY} right; the solves stay in the dataset",
         ),
+        *cache_figures(SCENARIO, "half dynamic", dynamic_half.caches, static.caches),
     ]
 
 
 def measure(ctx: Context, server: Server, reads: list[Request], listing, seconds: float, into: Phase, label: str):
     for _ in range(ctx.runs):
         posts = listing()
+        counting = BoardCacheCount(ctx.largest["id"])
         with ThreadPoolExecutor(max_workers=1) as loop:
             posting = loop.submit(
                 paced_by_kind, server, posts, per_second=FLAGS_PER_SECOND, seconds=seconds, timeout=WAIT_SECONDS
             )
             read = wrk(server, reads, seconds=seconds, connections=CONNECTIONS, drain_timeout=WAIT_SECONDS)
             sent = posting.result()
+        into.caches.append(counting.stop())
         if read.bad or sent["all"].bad:  # refused or failed (a timeout is counted, in the figures' extra)
             raise BenchError(
                 f"failed requests: leaderboard {read.statuses} {read.errors}, flags {sent['all'].statuses}"
@@ -239,7 +245,7 @@ def measure(ctx: Context, server: Server, reads: list[Request], listing, seconds
         ctx.log(
             f"   {label}: leaderboard {read.rate:.1f} req/s, p95 {read.p95_ms:.1f} ms; flags {sent['all'].rate:.1f}/s, "
             f"p95 {sent['all'].p95_ms:.1f} ms (right flags of the half made dynamic: max {sent[HALF].max_ms:.0f} ms, "
-            f"of the other half: max {sent[OTHER].max_ms:.0f} ms)"
+            f"of the other half: max {sent[OTHER].max_ms:.0f} ms); leaderboard cache {into.caches[-1]}"
         )
 
 
