@@ -222,6 +222,7 @@ class Entry:
     closes_at: datetime | None = None
     requires: tuple[int, ...] = ()  # the pks of its published prerequisites
     dynamic: bool = False
+    initial_points: int | None = None  # a dynamic challenge's value with no solver (shown in a freeze when new)
     solved: bool = False
     state: ChallengeState = UNTRIED  # the student's progress; the cached entries hold UNTRIED
     gates: access.Access = OPEN  # its gates for the student now (scoring.access); the cached entries hold OPEN
@@ -273,14 +274,16 @@ def _entries(tenant_id: int) -> list[Entry]:
             closes_at=p.closes_at,
             requires=tuple(sorted(p.requires)),
             dynamic=p.is_dynamic,
+            initial_points=p.value_with(0) if p.is_dynamic else None,
         )
         for p in rows
     ]
     return sorted(entries, key=_order)
 
 
-# Part of the cache key: entries cached by an earlier Entry (without windows and prerequisites) are never read.
-ENTRIES_FORMAT = 2
+# Part of the cache key: entries cached by an earlier Entry (without windows, prerequisites or
+# the initial value) are never read.
+ENTRIES_FORMAT = 3
 
 
 def cached_entries(tenant_id: int) -> list[Entry]:
@@ -328,8 +331,8 @@ def visible_entries(tenant, user, now: datetime | None = None) -> list[Entry]:
         if at_freeze is not None:
             then = at_freeze.get(entry.pk)  # None: added since the freeze (no solve counted by then)
             numbers = {"solves": then.solves if then else 0}
-            if entry.dynamic and then is not None:
-                numbers["points"] = then.value
+            if entry.dynamic:  # never the live value: one added since the freeze shows its value with no solver
+                numbers["points"] = then.value if then is not None else entry.initial_points
         result.append(Entry(**{**entry.__dict__, **numbers, "solved": state.solved, "state": state, "gates": seen}))
     if at_freeze is not None:
         result.sort(key=_order)
@@ -355,7 +358,9 @@ def catalogue(tenant, user, filters: CatalogueFilters, now: datetime | None = No
     needle = filters.q.lower()
     result = []
     for entry in visible_entries(tenant, user, now):
-        if needle and needle not in entry.search_text:
+        # a locked challenge hides its description: a search matches its name only
+        searched = entry.name.lower() if entry.gates.locked else entry.search_text
+        if needle and needle not in searched:
             continue
         if filters.category and entry.category != filters.category:
             continue

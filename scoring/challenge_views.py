@@ -132,7 +132,8 @@ def detail(request, slug):
     if frozen_at is not None:  # the numbers as of the freeze (scoring.freeze): no live one shows
         then = freeze.challenges(request.tenant.pk, frozen_at).get(project.pk)
         solves = then.solves if then else 0
-        value = then.value if then and project.is_dynamic else value
+        if project.is_dynamic:  # never the live value: one added since the freeze shows its value with no solver
+            value = then.value if then else project.value_with(0)
     attempts = list(mine.order_by("-submitted_at")[:20])
     return render(
         request,

@@ -106,6 +106,8 @@ def _before_user_delete(sender, instance: User, **kwargs) -> None:
         return
     solved = Submission.objects.filter(user_id=instance.pk, status=APPROVED, project__scoring=Project.Scoring.DYNAMIC)
     instance._vulhub_dynamic_solved = sorted(set(solved.values_list("project_id", flat=True)))
+    for project_id in instance._vulhub_dynamic_solved:  # before the cascade locks their rows: the lock order
+        dynamic.lock_solves(project_id)
 
 
 def _after_user_delete(sender, instance: User, **kwargs) -> None:

@@ -46,7 +46,8 @@ SOLVERS = """
 # by the change of their net points. Answers how many submissions changed and the rows moved.
 REVALUE = """
     WITH old AS MATERIALIZED (
-        SELECT s.id, s.user_id, s.points_awarded AS old_points, (%(value)s * s.score + 50) / 100 AS new_points,
+        SELECT s.id, s.user_id, s.points_awarded AS old_points,
+               ((%(value)s::bigint * s.score + 50) / 100)::int AS new_points,
                coalesce((SELECT sum(u.cost) FROM hint_unlocks u
                          WHERE u.tenant_id = s.tenant_id AND u.user_id = s.user_id
                            AND u.project_id = s.project_id), 0) AS cost
@@ -93,20 +94,23 @@ def solvers(project: Project) -> int:
         return cursor.fetchone()[0]
 
 
-def settle(project: Project, *, actor=None) -> int:
+def settle(project: Project, *, actor=None, caches_invalidated: bool = False) -> int:
     """Bring a dynamic challenge's value, its solvers' points, ranks and badges up to date.
 
     The solvers' leaderboard rows must be in step with their submissions when it runs
     (a service calls it after the student's row is updated): each row moves by a difference.
 
     Returns the value. Does nothing for a static challenge, or when the value is already
-    right (one count). `project.points` is set in memory too.
+    right (one count). `project.points` is set in memory too. `caches_invalidated`: the
+    caller's transaction already invalidates the tenant's leaderboard and catalogue.
     """
     if not project.is_dynamic:
         return project.points
     lock_solves(project.pk)
+    # the stored value, read under the lock: the caller's copy may be older than another settle
+    project.points = Project.objects.filter(pk=project.pk).values_list("points", flat=True).get()
     value = project.value_with(solvers(project))
-    if value == project.points:
+    if value == project.points and not _scored_otherwise(project, value):
         return value
     previous = project.points
     leaderboard.lock_tenant(project.tenant_id)
@@ -119,9 +123,21 @@ def settle(project: Project, *, actor=None) -> int:
         project._vulhub_points_before = value  # scoring.changes: this is no instructor's change
         _settle_badges(project.tenant_id, dict(moved), actor=actor)
         project_rescored.send(sender=Project, project=project, previous_points=previous, rescored=rescored, actor=actor)
-    leaderboard.CACHE.invalidate_on_commit(project.tenant_id)
-    CATALOGUE.invalidate_on_commit(project.tenant_id)
+    if not caches_invalidated:  # a solve or a grading has asked already: readers miss once, not twice
+        leaderboard.CACHE.invalidate_on_commit(project.tenant_id)
+        CATALOGUE.invalidate_on_commit(project.tenant_id)
     return value
+
+
+def _scored_otherwise(project: Project, value: int) -> bool:
+    """Whether an approval of the challenge is scored at another value (it was static until this save)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM submissions WHERE tenant_id = %s AND project_id = %s "
+            "AND status = 'APPROVED' AND points_awarded <> (%s::bigint * score + 50) / 100)",
+            [project.tenant_id, project.pk, value],
+        )
+        return cursor.fetchone()[0]
 
 
 def _settle_badges(tenant_id: int, points: dict[int, int], *, actor) -> None:

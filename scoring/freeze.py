@@ -89,13 +89,16 @@ def challenges(tenant_id: int, at: datetime) -> dict[int, ChallengeAtFreeze]:
 
 
 def _challenges(tenant_id: int, at: datetime) -> dict[int, ChallengeAtFreeze]:
+    # solvers as of the freeze: an approval of then counts though a better grade superseded it since
     approvals = (
-        Submission.objects.filter(project=OuterRef("pk"), status=Submission.Status.APPROVED)
+        Submission.objects.filter(
+            project=OuterRef("pk"), status__in=[Submission.Status.APPROVED, Submission.Status.SUPERSEDED]
+        )
         .alias(scored_at=Coalesce("graded_at", "submitted_at"))
         .filter(scored_at__lte=at)
         .order_by()
         .values("project")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("user", distinct=True))
         .values("n")
     )
     projects = (
@@ -114,11 +117,15 @@ FROZEN_STANDINGS = """
     WITH frozen_values AS (
         SELECT * FROM unnest(%(projects)s::bigint[], %(values)s::int[]) AS v (project_id, value)
     ),
-    approved AS (
-        SELECT s.user_id, s.project_id, s.score, s.points_awarded, coalesce(s.graded_at, s.submitted_at) AS scored_at
-        FROM submissions s
-        WHERE s.tenant_id = %(tenant)s AND s.status = 'APPROVED'
+    approved AS (  -- what counted at the freeze: each student's latest approval of a challenge by then,
+                   -- though a better grade superseded it since (a superseded row keeps its score and time)
+        SELECT DISTINCT ON (s.user_id, s.project_id)
+               s.user_id, s.project_id, s.score, p.points AS project_points,
+               coalesce(s.graded_at, s.submitted_at) AS scored_at
+        FROM submissions s JOIN projects p ON p.id = s.project_id
+        WHERE s.tenant_id = %(tenant)s AND s.status IN ('APPROVED', 'SUPERSEDED')
           AND coalesce(s.graded_at, s.submitted_at) <= %(at)s
+        ORDER BY s.user_id, s.project_id, coalesce(s.graded_at, s.submitted_at) DESC, s.id DESC
     ),
     costs AS (
         SELECT h.user_id, h.project_id, sum(h.cost) AS cost
@@ -128,7 +135,8 @@ FROZEN_STANDINGS = """
     ),
     scored AS (
         SELECT a.user_id, a.scored_at,
-               greatest(coalesce((v.value * a.score + 50) / 100, a.points_awarded) - coalesce(c.cost, 0), 0) AS points
+               greatest((coalesce(v.value, a.project_points)::bigint * a.score + 50) / 100 - coalesce(c.cost, 0), 0)
+                   AS points
         FROM approved a
         LEFT JOIN frozen_values v ON v.project_id = a.project_id
         LEFT JOIN costs c ON c.user_id = a.user_id AND c.project_id = a.project_id

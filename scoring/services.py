@@ -165,7 +165,7 @@ def _submit(*, user, project, flag, writeup, link):
     if submission.status == Submission.Status.APPROVED:
         after_scoring(user=user, actor=None)
         if project.is_dynamic:  # one more solver: the value and every solver's points follow (rows in step first)
-            dynamic.settle(project)
+            dynamic.settle(project, caches_invalidated=True)
             submission.points_awarded = points_for(project, submission.score)
     return submission
 
@@ -223,7 +223,7 @@ def submission_grade(
     submission_graded.send(sender=Submission, submission=current, previous=previous, actor=grader)
     after_scoring(user=student, actor=grader)
     if current.project.is_dynamic:  # the number of solvers may have moved, and with it the value
-        dynamic.settle(current.project, actor=grader)
+        dynamic.settle(current.project, actor=grader, caches_invalidated=True)
         current.points_awarded = points_for(current.project, score) if status == Submission.Status.APPROVED else 0
     return current
 

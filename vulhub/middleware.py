@@ -2,6 +2,7 @@ import logging
 import re
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpResponse
 from django.template.loader import render_to_string
@@ -135,7 +136,8 @@ class RequestTooLargeMiddleware:
                 view = resolve(request.path_info).view_name
             except Resolver404:
                 view = ""
-            if view in FILE_UPLOAD_VIEWS:
+            # signed in only: a stranger's upload is refused at the site's limit, before its body is read
+            if view in FILE_UPLOAD_VIEWS and request.session.get(SESSION_KEY):
                 return settings.REQUEST_BODY_MAX_SIZE + settings.ATTACHMENTS_PER_CHALLENGE_MAX_BYTES
         return settings.REQUEST_BODY_MAX_SIZE
 

@@ -514,6 +514,19 @@ def test_an_upload_over_the_challenge_pages_body_limit_is_a_413(staff, challenge
     assert not ChallengeFile.objects.exists()
 
 
+def test_a_stranger_gets_the_sites_body_limit_on_the_challenge_page(tenant, challenge, client_for, settings):
+    """Signed out, the larger limit does not apply: a big body is refused before it is read."""
+    settings.REQUEST_BODY_MAX_SIZE = 64 * KB
+    settings.ATTACHMENTS_PER_CHALLENGE_MAX_BYTES = 512 * KB
+
+    response = client_for(tenant).post(
+        f"/admin/challenges/project/{challenge.pk}/change/", {"files-0-file": upload("big.bin", b"m" * (200 * KB))}
+    )
+
+    assert response.status_code == 413
+    assert not ChallengeFile.objects.exists()
+
+
 def test_other_pages_keep_the_sites_body_limit(tenant, student, client_for, challenge, settings):
     settings.REQUEST_BODY_MAX_SIZE = 64 * KB
     settings.ATTACHMENTS_PER_CHALLENGE_MAX_BYTES = 512 * KB

@@ -332,3 +332,14 @@ def test_a_locked_challenges_page_costs_no_more_than_an_open_one(client, tenant)
         require(locked, challenge(tenant, f"step-{n}"))
 
     assert count_queries(client, "/challenges/locked-lab/") <= count_queries(client, "/challenges/open-lab/")
+
+
+def test_a_search_does_not_read_a_locked_challenges_description(tenant, student, client_for):
+    """The page hides a locked challenge's description; the catalogue's search must not match it either."""
+    first = ProjectFactory(tenant=tenant, name="Warm Up", slug="warm-up", flag="FLAG{w}")
+    locked = ProjectFactory(tenant=tenant, name="Vault", slug="vault", description="the flag is FLAG{secret_bits}")
+    Prerequisite.objects.create(tenant=tenant, project=locked, required=first)
+    client = client_for(tenant, student)
+
+    assert "Vault" not in client.get("/challenges/", {"q": "secret_bits"}).content.decode()
+    assert "Vault" in client.get("/challenges/", {"q": "vau"}).content.decode()

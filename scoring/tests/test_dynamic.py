@@ -252,3 +252,33 @@ def test_the_database_refuses_a_dynamic_challenge_that_cannot_decay(tenant, valu
                 )
             ]
         )
+
+
+def test_switching_a_solved_challenge_to_dynamic_rescores_its_solvers(tenant):
+    """The value the instructor typed may equal the dynamic one: the solvers' points follow all the same."""
+    project = ProjectFactory(tenant=tenant, points=100, flag=FLAG)
+    alice = StudentFactory(tenant=tenant)
+    services.submission_create(user=alice, project=project, flag=FLAG)
+
+    project.scoring, project.initial_points, project.minimum_points, project.decay = "DYNAMIC", 200, 50, 5
+    project.points = 200  # typed: the value with one solver
+    project.save()
+
+    assert board(tenant) == {alice.pk: 200}
+    assert replay.replay(tenant.pk)[1:] == (0, 0)
+
+
+def test_a_stale_copy_of_the_challenge_does_not_skip_a_new_value(tenant):
+    """settle() reads the stored value under the lock: a copy loaded before another settle is no guide."""
+    project = dynamic(tenant)
+    grader = InstructorFactory(tenant=tenant)
+    alice, bob, carol = StudentFactory.create_batch(3, tenant=tenant)
+    services.submission_create(user=alice, project=project, flag=FLAG)
+    bobs = services.submission_create(user=bob, project=project, flag=FLAG)
+    stale = Project.objects.get(pk=project.pk)  # 475: two solvers
+    services.submission_grade(submission=bobs, status="REJECTED", score=0, grader=grader)  # 500: one solver
+
+    services.submission_create(user=carol, project=stale, flag=FLAG)  # two solvers again: 475, as the copy says
+
+    assert board(tenant) == {alice.pk: 475, carol.pk: 475}
+    assert Project.objects.get(pk=project.pk).points == 475

@@ -286,3 +286,16 @@ def test_during_a_freeze_a_dynamic_challenges_value_is_the_one_at_the_freeze(ten
 
     assert (page.context["value"], page.context["solves"]) == (500, 1)
     assert (entry.points, entry.solves) == (500, 1)
+
+
+def test_a_grade_superseded_after_the_freeze_still_counts_on_the_frozen_board(tenant, people, instructor):
+    """A 60/100 at the freeze, then the right flag after it: the frozen board keeps the 60 (nothing moves)."""
+    lab = ProjectFactory(tenant=tenant, points=200)
+    first = services.submission_create(user=people["ann"], project=lab, writeup="half of it")
+    services.submission_grade(submission=first, status="APPROVED", score=60, grader=instructor)
+    at = timezone.now()
+    second = services.submission_create(user=people["ann"], project=lab, writeup="all of it")
+    services.submission_grade(submission=second, status="APPROVED", score=100, grader=instructor)
+
+    assert frozen(tenant, at) == [(1, "Ann A", 120, 1)]
+    assert frozen(tenant, timezone.now()) == [(1, "Ann A", 200, 1)]

@@ -10,11 +10,10 @@ made from the database, and a write still commits without its bump (logged).
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
@@ -38,26 +37,20 @@ class TenantCache:
             return None
 
     def invalidate_on_commit(self, tenant_id: int) -> None:
-        """After commit, move the tenant's entries to a new version (the old ones expire).
+        """After commit, move the tenant's entries to a new version (the old ones expire)."""
 
-        Once per transaction: a second call (a solve that also moves a dynamic challenge's
-        value) adds nothing, so readers miss the cache once, not twice.
-        """
-        bump = _Bump(self, tenant_id)
-        if connection.in_atomic_block and any(entry[1] == bump for entry in connection.run_on_commit):
-            return
-        transaction.on_commit(bump)
-
-    def bump(self, tenant_id: int) -> None:
-        key = self.version_key(tenant_id)
-        try:
+        def bump():
+            key = self.version_key(tenant_id)
             try:
-                cache.incr(key)
-            except ValueError:  # no version yet
-                cache.set(key, 2, timeout=None)
-        except Exception:
-            # The change is committed; a cache that is down must not turn it into an error.
-            logger.warning("%s cache of tenant %s not invalidated", self.name, tenant_id, exc_info=True)
+                try:
+                    cache.incr(key)
+                except ValueError:  # no version yet
+                    cache.set(key, 2, timeout=None)
+            except Exception:
+                # The change is committed; a cache that is down must not turn it into an error.
+                logger.warning("%s cache of tenant %s not invalidated", self.name, tenant_id, exc_info=True)
+
+        transaction.on_commit(bump)
 
     def get_or_load(self, tenant_id: int, version: int | None, what: str, load: Callable[[], Any]) -> Any:
         """`load()`, kept under the tenant's `version` (read once per page with `version()`).
@@ -79,14 +72,3 @@ class TenantCache:
                 with contextlib.suppress(Exception):
                     cache.set(key, value, self.seconds)
         return value
-
-
-@dataclass(frozen=True)
-class _Bump:
-    """A version bump waiting for the commit; equal to another of the same cache and tenant."""
-
-    cache: TenantCache
-    tenant_id: int
-
-    def __call__(self) -> None:
-        self.cache.bump(self.tenant_id)
