@@ -113,7 +113,13 @@ def detail(request, slug):
             elif submission.status == Submission.Status.APPROVED:
                 messages.success(request, f"Correct! +{submission.points_awarded} points.")
             elif submission.status == Submission.Status.REJECTED:
-                messages.error(request, "That is not the flag. Try again.")
+                left = getattr(submission, "tries_left", None)
+                if left == 0:
+                    messages.error(request, "That is not the flag, and that was your last try for now.")
+                elif left is not None and left < 3:  # a warning before the limit, not only after it
+                    messages.error(request, f"That is not the flag. {left} tr{'y' if left == 1 else 'ies'} left.")
+                else:
+                    messages.error(request, "That is not the flag. Try again.")
             else:
                 messages.info(request, "Write-up submitted. It is waiting for an instructor to grade it.")
             return redirect("challenges:detail", slug=project.slug)

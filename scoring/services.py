@@ -135,12 +135,11 @@ def _submit(*, user, project, flag, writeup, link):
             status=Submission.Status.REJECTED,
             submitted_at__gte=now - limit.window,
         )
-        if wrong.count() >= limit.attempts:
-            minutes = int(limit.window.total_seconds() // 60)
-            raise TooManyAttempts(
-                f"Too many wrong flags: {limit.attempts} in {minutes} minutes. Wait a little and try again."
-            )
+        wrong_so_far = wrong.count()
+        if wrong_so_far >= limit.attempts:
+            raise TooManyAttempts(_limit_message(limit, wrong, wrong_so_far, now))
         right = project.check_flag(flag)
+        submission.tries_left = None if right else limit.attempts - wrong_so_far - 1  # for the page, not stored
         submission.kind = Submission.Kind.FLAG
         submission.answer = flag.strip()[:500]
         submission.status = Submission.Status.APPROVED if right else Submission.Status.REJECTED
@@ -168,6 +167,25 @@ def _submit(*, user, project, flag, writeup, link):
             dynamic.settle(project, caches_invalidated=True)
             submission.points_awarded = points_for(project, submission.score)
     return submission
+
+
+def _limit_message(limit: AttemptLimit, wrong, count: int, now) -> str:
+    """The refusal at the limit: how many wrong flags in how long, and when the next try is taken.
+
+    A try is taken again once fewer than the limit lie in the window: when the wrong flag
+    that many places from the newest leaves it.
+    """
+    minutes = int(limit.window.total_seconds() // 60)
+    if limit.attempts <= 0:
+        return "This class takes no flags on this challenge."
+    leaving = wrong.order_by("submitted_at").values_list("submitted_at", flat=True)[count - limit.attempts]
+    opens = leaving + limit.window
+    wait = max(int((opens - now).total_seconds() // 60) + 1, 1)
+    at = timezone.localtime(opens).strftime("%H:%M")
+    return (
+        f"Too many wrong flags: {limit.attempts} in {minutes} minutes. "
+        f"Your next try is taken from {at} (in {wait} minute{'s' if wait != 1 else ''}); the flag you typed is kept."
+    )
 
 
 @audit.recorded

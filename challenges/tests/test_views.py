@@ -158,8 +158,26 @@ def test_over_the_limit_the_page_says_wait(client, flagged, tenant):
     response = client.post("/challenges/cookie-jar/", {"flag": FLAG})
 
     assert response.status_code == 429
-    assert "Too many wrong flags" in response.content.decode()
+    html = response.content.decode()
+    assert "Too many wrong flags" in html
+    assert "Your next try is taken from" in html and "(in 10 minutes)" in html
+    assert f'value="{FLAG}"' in html  # the flag typed is kept in the form
     assert Submission.objects.count() == 2
+
+
+def test_the_last_tries_before_the_limit_are_announced(client, flagged, tenant):
+    tenant.settings = {"flag_attempts": {"limit": 4, "window_minutes": 10}}
+    tenant.save()
+
+    first = client.post("/challenges/cookie-jar/", {"flag": "FLAG{no}"}, follow=True).content.decode()
+    second = client.post("/challenges/cookie-jar/", {"flag": "FLAG{no}"}, follow=True).content.decode()
+    last = client.post("/challenges/cookie-jar/", {"flag": "FLAG{no}"}, follow=True).content.decode()
+    spent = client.post("/challenges/cookie-jar/", {"flag": "FLAG{no}"}, follow=True).content.decode()
+
+    assert "That is not the flag. Try again." in first  # 3 left: no warning yet
+    assert "That is not the flag. 2 tries left." in second
+    assert "That is not the flag. 1 try left." in last
+    assert "that was your last try for now" in spent
 
 
 def test_a_solved_challenge_refuses_another_answer_politely(client, flagged):
