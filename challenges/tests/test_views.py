@@ -141,6 +141,15 @@ def test_a_write_up_is_pending(client, essay, student):
     assert Submission.objects.get(user=student).status == "PENDING"
 
 
+def test_a_link_without_its_scheme_is_taken_and_given_https(client, essay, student):
+    page = client.get("/challenges/memory-lane/").content.decode()
+    assert 'type="url"' not in page  # the browser would refuse a bare domain before the server sees it
+
+    client.post("/challenges/memory-lane/", {"writeup": "Steps.", "link": "gist.github.com/alice/abc"})
+
+    assert Submission.objects.get(user=student).link == "https://gist.github.com/alice/abc"
+
+
 def test_an_empty_form_is_a_400_with_the_error_on_the_field(client, essay):
     response = client.post("/challenges/memory-lane/", {"writeup": ""})
 
