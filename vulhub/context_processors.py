@@ -10,3 +10,8 @@ def class_summary(request):
     if user is None or tenant is None or not request.path.startswith("/admin/") or not user.is_staff:
         return {}
     return {"class_summary": SimpleLazyObject(lambda: summary(tenant.pk))}
+
+
+def notifications(request):
+    """The header's unread count: filled in by the news app (issue 27)."""
+    return {}

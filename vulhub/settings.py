@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "tenants",
     "challenges",
     "scoring",
+    "news",
     "audit",
 ]
 
@@ -146,6 +147,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "vulhub.context_processors.class_summary",
+                "vulhub.context_processors.notifications",
             ],
         },
     },
@@ -458,6 +460,8 @@ ADMINS = _admins()
 _https = _bool("SECURE_COOKIES", default=not DEBUG)
 SESSION_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https
+# a refused form gets a page in the site's look that offers to send it again (vulhub.errors)
+CSRF_FAILURE_VIEW = "vulhub.errors.csrf_failure"
 # Behind a TLS-terminating proxy: trust its X-Forwarded-Proto, and the last PROXY_COUNT
 # entries of X-Forwarded-For for the client's address (vulhub.lib.client_ip). Without
 # BEHIND_PROXY both headers are ignored: a TLS proxy then needs BEHIND_PROXY=true, or the

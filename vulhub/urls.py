@@ -20,6 +20,7 @@ urlpatterns = [
     path("profile/", views.profile, name="profile"),
     path("challenges/", include("scoring.challenge_urls")),
     path("", include("scoring.urls")),
+    path("news/", include("news.urls")),
 ]
 
 handler500 = "vulhub.errors.server_error"
