@@ -431,6 +431,18 @@ STORAGES["attachments"] = _attachment_storage()
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="VulHub <noreply@vulhub.localhost>")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+# the SMTP server for EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = _int("EMAIL_PORT", default=25, minimum=1)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = _bool("EMAIL_USE_TLS", default=False)
+# a slow mail server never holds a worker for long (notification e-mails are sent after commit)
+EMAIL_TIMEOUT = _int("EMAIL_TIMEOUT", default=10, minimum=1)
+
+# --- Notifications (news) ---------------------------------------------------
+# the header's unread count (one query per page); off: no count and no query
+NOTIFICATIONS_ENABLED = _bool("NOTIFICATIONS_ENABLED", default=True)
 
 
 def _admins() -> list[tuple[str, str]]:
