@@ -11,15 +11,19 @@ from .models import Leaderboard
 
 PAGE_SIZE = 50
 # Part of every cache key: a change to what a cached page holds gets keys of its own.
-PAGE_FORMAT = 2
+PAGE_FORMAT = 3
 
 # A row of the standings table, as the class sees it and as its own student does
 # (scoring/leaderboard.html puts them in its <tbody>). A page's rows are formatted once,
 # when the page is cached, so serving a cached page renders no row at all.
-ROW_HTML = '<tr><td class="num rank">{}</td><th scope="row">{}</th><td class="num">{}</td><td class="num">{}</td></tr>'
+ROW_HTML = (
+    '<tr><td class="num rank" data-label="Rank">{}</td><th scope="row">{}</th>'
+    '<td class="num" data-label="Points">{}</td><td class="num" data-label="Solves">{}</td></tr>'
+)
 MY_ROW_HTML = (
-    '<tr class="me" id="me" aria-current="true"><td class="num rank">{}</td>'
-    '<th scope="row">{} <span class="pill pill--you">You</span></th><td class="num">{}</td><td class="num">{}</td></tr>'
+    '<tr class="me" id="me" aria-current="true"><td class="num rank" data-label="Rank">{}</td>'
+    '<th scope="row">{} <span class="pill pill--you">You</span></th>'
+    '<td class="num" data-label="Points">{}</td><td class="num" data-label="Solves">{}</td></tr>'
 )
 
 

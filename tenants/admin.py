@@ -39,6 +39,7 @@ EDITABLE_COLUMNS = [
     "event_starts_at",
     "event_ends_at",
     "scoreboard_freeze_at",
+    "public_profiles",
     "updated_at",
 ]
 # The event window and the freeze, as the settings page shows them (after the other settings).
@@ -81,8 +82,11 @@ class TenantSettingsForm(forms.ModelForm):
 
     class Meta:
         model = Tenant
-        fields = ["name", "registration_mode", *SCHEDULE_FIELDS]
+        fields = ["name", "registration_mode", "public_profiles", *SCHEDULE_FIELDS]
         help_texts = {
+            "public_profiles": "Each student gets a page the class can open from the leaderboard: their name "
+            "(never their e-mail), points, rank, badges, solved challenges and progress chart. Off: only the "
+            "student and the staff open it.",
             "event_starts_at": "Before this time students see no challenges and no answer is taken (empty: no start).",
             "event_ends_at": "After this time the challenges are read-only: no answer is taken (empty: no end).",
             "scoreboard_freeze_at": "From this time students see the standings as they were then; instructors see "
@@ -176,6 +180,7 @@ class TenantAdmin(StrictInputAdminMixin, admin.ModelAdmin):
             "logo",
             "flag_attempt_limit",
             "flag_attempt_window",
+            "public_profiles",
             *SCHEDULE_FIELDS,
         ]
         return ["slug", "domain", *editable, "is_active"] if request.user.is_superuser else editable

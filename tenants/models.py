@@ -52,6 +52,12 @@ class Tenant(models.Model):
         help_text="From this time students see the standings as they were then; instructors see live ones. "
         "Empty the field to unfreeze.",
     )
+    public_profiles = models.BooleanField(
+        default=False,
+        db_default=False,  # rows written in SQL get it too
+        help_text="Each student has a page the class can open (name, points, rank, badges, solves, progress), "
+        "linked from the leaderboard. Off: only the student and the staff open it.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

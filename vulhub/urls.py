@@ -18,6 +18,7 @@ urlpatterns = [
     path("accounts/register/", tenant_views.register, name="register"),
     path("", views.dashboard, name="dashboard"),
     path("profile/", views.profile, name="profile"),
+    path("students/<int:student_id>/", views.public_profile, name="student-profile"),
     path("challenges/", include("scoring.challenge_urls")),
     path("", include("scoring.urls")),
     path("news/", include("news.urls")),

@@ -55,6 +55,7 @@ GRANTED_COLUMNS = {
         "event_starts_at",
         "event_ends_at",
         "scoreboard_freeze_at",
+        "public_profiles",
         "updated_at",
     ],
 }
