@@ -7,3 +7,9 @@ class NewsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "news"
     verbose_name = "News"
+
+    def ready(self):
+        from . import receivers, records
+
+        records.register()  # what it records in the audit log and the event store
+        receivers.connect()  # badges, grades and challenge openings become notifications

@@ -14,8 +14,17 @@ TENANT_ADMINS_GROUP = "Tenant admins"
 # The permissions of each group are those of the migrations that created and widened them.
 _groups = import_module("tenants.migrations.0002_permission_groups")
 _content = import_module("tenants.migrations.0008_content_permissions")
-INSTRUCTOR_PERMISSIONS = [*_groups.INSTRUCTOR_PERMISSIONS, *_content.INSTRUCTOR_PERMISSIONS]
-TENANT_ADMIN_PERMISSIONS = [*_groups.TENANT_ADMIN_PERMISSIONS, *_content.TENANT_ADMIN_PERMISSIONS]
+_news = import_module("tenants.migrations.0011_news_permissions")
+INSTRUCTOR_PERMISSIONS = [
+    *_groups.INSTRUCTOR_PERMISSIONS,
+    *_content.INSTRUCTOR_PERMISSIONS,
+    *_news.INSTRUCTOR_PERMISSIONS,
+]
+TENANT_ADMIN_PERMISSIONS = [
+    *_groups.TENANT_ADMIN_PERMISSIONS,
+    *_content.TENANT_ADMIN_PERMISSIONS,
+    *_news.TENANT_ADMIN_PERMISSIONS,
+]
 
 GROUP_PERMISSIONS = {
     INSTRUCTORS_GROUP: INSTRUCTOR_PERMISSIONS,

@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.utils.functional import SimpleLazyObject
 
+from news.selectors import HeaderNotifications, gets_notifications
 from scoring.summary import class_summary as summary
 
 
@@ -13,5 +15,17 @@ def class_summary(request):
 
 
 def notifications(request):
-    """The header's unread count: filled in by the news app (issue 27)."""
-    return {}
+    """The header's link to the notification centre, for a signed-in student of the tenant.
+
+    Nothing is read unless a page shows it: the user and the tenant are looked at when a
+    template first uses `notifications`, and the unread count (one query) when it shows
+    `notifications.unread`. settings.NOTIFICATIONS_ENABLED off: the link without a count,
+    and no query at all.
+    """
+
+    def header():
+        if not gets_notifications(getattr(request, "user", None), getattr(request, "tenant", None)):
+            return None
+        return HeaderNotifications(request, counting=settings.NOTIFICATIONS_ENABLED)
+
+    return {"notifications": SimpleLazyObject(header)}

@@ -443,6 +443,11 @@ EMAIL_TIMEOUT = _int("EMAIL_TIMEOUT", default=10, minimum=1)
 # --- Notifications (news) ---------------------------------------------------
 # the header's unread count (one query per page); off: no count and no query
 NOTIFICATIONS_ENABLED = _bool("NOTIFICATIONS_ENABLED", default=True)
+# after the commit, a thread of the web process sends notification e-mails; off: only
+# `manage.py send_notification_emails` (cron) does (docs/notifications.md)
+NOTIFICATION_EMAILS_IN_BACKGROUND = _bool("NOTIFICATION_EMAILS_IN_BACKGROUND", default=True)
+# tries of one notification's e-mail before it is given up (2, 4, 8 … minutes apart)
+NOTIFICATION_EMAIL_MAX_ATTEMPTS = _int("NOTIFICATION_EMAIL_MAX_ATTEMPTS", default=5, minimum=1)
 
 
 def _admins() -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import dateformat, timezone
 from django.views.decorators.http import require_http_methods
 
+from news import selectors as news
 from scoring import access, freeze, progress
 from scoring import selectors as scoring
 from scoring.catalogue import CatalogueFilters, ProgressCounts, catalogue, student_challenges
@@ -61,6 +62,7 @@ def dashboard(request):
             "progress": ProgressCounts.of(entry.state for entry in challenges),
             "students": chart.ranked,
             "newcomer": newcomer,
+            "announcements": news.recent_announcements(tenant),
             "chart": progress_chart(chart, viewer=request.user, subject_name="You"),
             "frozen_at": frozen_at,
             "event_notice": access.event_notice(tenant, now),
@@ -92,6 +94,9 @@ def profile(request):
             "badge_count": UserBadge.objects.for_tenant(request.tenant).filter(user=request.user).count(),
             "solves": chart.subject.solves,
             "chart": progress_chart(chart, viewer=request.user, subject_name="You"),
+            "email_preference": news.email_preference_form(request.user)
+            if news.gets_notifications(request.user, request.tenant)
+            else None,
         },
         status=400 if form.errors else 200,
     )

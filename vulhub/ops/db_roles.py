@@ -58,6 +58,20 @@ GRANTED_COLUMNS = {
         "public_profiles",
         "updated_at",
     ],
+    # a notification's text follows its challenge; its e-mail state moves as it is sent
+    "notifications": [
+        "title",
+        "body",
+        "visible_at",
+        "email_status",
+        "email_attempts",
+        "email_next_try_at",
+        "emailed_at",
+        "email_error",
+        "emailed_through_user_id",
+    ],
+    # a student's read mark and e-mail choice
+    "notification_readers": ["read_until", "email_enabled"],
 }
 
 NARROWED = {
@@ -71,6 +85,9 @@ NARROWED = {
         "REVOKE INSERT, UPDATE, DELETE ON {table} FROM {app}",
         "GRANT UPDATE ({columns}) ON {table} TO {app}",
     ],
+    # notifications and read marks: the columns the site moves, nothing else of a row
+    "notifications": ["REVOKE UPDATE ON {table} FROM {app}", "GRANT UPDATE ({columns}) ON {table} TO {app}"],
+    "notification_readers": ["REVOKE UPDATE ON {table} FROM {app}", "GRANT UPDATE ({columns}) ON {table} TO {app}"],
     # the audit log and the event store: written only through audit_record()
     "audit_logs": ["REVOKE INSERT, UPDATE, DELETE ON {table} FROM {app}"],
     "event_store": ["REVOKE INSERT, UPDATE, DELETE ON {table} FROM {app}"],

@@ -19,11 +19,12 @@ from django.db.migrations.recorder import MigrationRecorder
 from tenants.roles import GROUP_PERMISSIONS
 from vulhub.tests.append_only import allow_test_flush
 
-PROJECT_APPS = ["tenants", "challenges", "scoring", "audit", "vulhub"]
+PROJECT_APPS = ["tenants", "challenges", "scoring", "news", "audit", "vulhub"]
 APP_TABLES = {
     "tenants": {"tenants", "users", "users_groups", "users_user_permissions"},
     "challenges": {"projects"},
     "scoring": {"submissions", "badges", "user_badges", "leaderboards"},
+    "news": {"notifications", "notification_readers", "announcements"},
     "audit": {"audit_logs", "event_store"},
     "vulhub": set(),  # row-level security on the others' tables (checked by schema_objects below)
 }

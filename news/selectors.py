@@ -1,0 +1,125 @@
+"""Reads of news for pages: a student's notifications and unread count, the recent announcements."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.functional import cached_property
+
+from challenges.markdown import render_markdown
+from tenants.models import User
+from vulhub.lib.tenant_cache import TenantCache
+
+from .forms import EmailPreferenceForm
+from .models import Announcement, Kind, Notification, Reader
+
+# the header counts up to this many and shows "99+" beyond: the count stays cheap for anyone
+UNREAD_CAP = 100
+PAGE_SIZE = 20
+# the dashboard's announcements, rendered once per change (news.receivers bumps it on every
+# save and delete of an announcement): a dashboard view renders no Markdown
+ANNOUNCEMENTS = TenantCache("announcements", seconds=300)
+
+
+def gets_notifications(user, tenant) -> bool:
+    """A signed-in student of `tenant`: the people notifications are for."""
+    return (
+        user is not None
+        and user.is_authenticated
+        and tenant is not None
+        and user.tenant_id == tenant.pk
+        and user.role == User.Role.STUDENT
+    )
+
+
+def _read_mark(user):
+    """Where the student's read mark is, as SQL: their reader row's, or the day they joined."""
+    mark = Reader.objects.filter(user_id=user.pk).values("read_until")[:1]
+    return Coalesce(Subquery(mark), Value(user.date_joined))
+
+
+def unread_count(user, now: datetime | None = None) -> int:
+    """How many of the student's notifications became visible after their read mark (up to UNREAD_CAP). One query."""
+    now = now or timezone.now()
+    unread = Notification.objects.visible_to(user, now).filter(visible_at__gt=_read_mark(user))
+    return unread.order_by()[:UNREAD_CAP].count()
+
+
+def read_until(user) -> datetime:
+    """The student's read mark (the day they joined before their first visit of the centre)."""
+    mark = Reader.objects.for_tenant(user.tenant_id).filter(user_id=user.pk).values_list("read_until", flat=True)
+    return mark.first() or user.date_joined
+
+
+def notifications_page(user, page_number, now: datetime, *, new_after: datetime | None = None) -> Page:
+    """A page of what the user is shown, newest first; each row knows if it is `is_new` (after `new_after`)."""
+    if user.tenant_id is None:  # a platform account: nobody's notifications
+        rows = Notification.objects.none()
+    elif user.role == User.Role.STUDENT:
+        rows = Notification.objects.visible_to(user, now)
+    else:  # staff see what their class is told, none of a student's own
+        rows = Notification.objects.for_tenant(user.tenant_id).filter(user__isnull=True, visible_at__lte=now)
+    rows = rows.select_related("project", "announcement").order_by("-visible_at", "-id")
+    page = Paginator(rows, PAGE_SIZE).get_page(page_number)
+    for notification in page.object_list:
+        notification.is_new = new_after is not None and notification.visible_at > new_after
+        if notification.kind == Kind.ANNOUNCEMENT:
+            notification.html = render_markdown(notification.announcement.body)
+    return page
+
+
+@dataclass(frozen=True)
+class PostedAnnouncement:
+    """An announcement as the dashboard shows it: its body already rendered sanitised."""
+
+    pk: int
+    title: str
+    posted_at: datetime
+    html: str
+
+
+def recent_announcements(tenant, limit: int = 3) -> list[PostedAnnouncement]:
+    """The tenant's latest announcements, newest first, rendered; from the cache, else one query."""
+    tenant_id = getattr(tenant, "pk", tenant)
+
+    def load() -> list[PostedAnnouncement]:
+        rows = Announcement.objects.for_tenant(tenant_id).order_by("-posted_at", "-id")[:limit]
+        return [PostedAnnouncement(a.pk, a.title, a.posted_at, render_markdown(a.body)) for a in rows]
+
+    return ANNOUNCEMENTS.get_or_load(tenant_id, ANNOUNCEMENTS.version(tenant_id), f"recent:{limit}", load)
+
+
+def email_preference_form(user) -> EmailPreferenceForm:
+    """The profile's e-mail choice, as the student has it now (off unless they turned it on). One query."""
+    enabled = Reader.objects.for_tenant(user.tenant_id).filter(user_id=user.pk, email_enabled=True).exists()
+    return EmailPreferenceForm(initial={"email_enabled": enabled})
+
+
+@dataclass
+class HeaderNotifications:
+    """The header's link to the notification centre, with the unread count read only if a page shows it.
+
+    `counting` False (settings.NOTIFICATIONS_ENABLED off): the link without a count, and no query.
+    A page that knows the count already (the centre, which has just marked everything
+    read) sets `request.notifications_unread`, and no query is made either.
+    """
+
+    request: object
+    counting: bool = True
+
+    @cached_property
+    def unread(self) -> int:
+        known = getattr(self.request, "notifications_unread", None)
+        if known is not None:
+            return known
+        if not self.counting:
+            return 0
+        return unread_count(self.request.user)
+
+    @property
+    def unread_text(self) -> str:
+        """The count as shown: "3", or "99+" past the cap."""
+        return f"{UNREAD_CAP - 1}+" if self.unread >= UNREAD_CAP else str(self.unread)
