@@ -61,6 +61,11 @@ class Submission(models.Model):
     )
     submitted_at = models.DateTimeField(default=timezone.now)
     graded_at = models.DateTimeField(null=True, blank=True)
+    # a write-up is edited by its author while it waits (scoring.services.writeup_edit); the
+    # count is a version: a grading form can tell that the text moved since it was read.
+    # db_default: rows copied in bulk (vulhub.seeding.bulk_load) leave it out
+    edited_at = models.DateTimeField(null=True, blank=True, editable=False)
+    edit_count = models.IntegerField(default=0, db_default=0, editable=False)
 
     objects = SubmissionQuerySet.as_manager()
 

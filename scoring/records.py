@@ -4,6 +4,8 @@ An event's payload is enough to rebuild the standings from the event store alone
 (scoring.replay); the bulk seed writes these same payloads (vulhub.seeding.generated).
 """
 
+import hashlib
+
 from audit import api as audit
 
 from . import signals
@@ -38,6 +40,34 @@ def graded_payload(submission: Submission, previous: dict | None = None, **signa
         "previous_score": previous.get("score"),
         "previous_points_awarded": previous.get("points_awarded", 0),
         "regrade": previous.get("status") not in (None, "PENDING"),
+    }
+
+
+def _fingerprint(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def writeup_edited_payload(submission: Submission, previous: dict, **signal) -> dict:
+    """An edit of a pending write-up: which text it replaced with which (their lengths and hashes).
+
+    The texts themselves are in the audit log's diff of the row; the event says that the
+    write-up changed and proves which versions, without copying them. It moves no points:
+    the replay (scoring.replay) reads only SubmissionCreated and SubmissionGraded.
+    """
+    before = previous.get("answer", "")
+    return {
+        "submission_id": submission.pk,
+        "tenant_id": submission.tenant_id,
+        "user_id": submission.user_id,
+        "project_id": submission.project_id,
+        "edit_count": submission.edit_count,
+        "edited_at": audit.json_value(submission.edited_at),
+        "previous_length": len(before),
+        "length": len(submission.answer),
+        "previous_sha256": _fingerprint(before),
+        "sha256": _fingerprint(submission.answer),
+        "previous_link": previous.get("link", ""),
+        "link": submission.link,
     }
 
 
@@ -110,6 +140,10 @@ EVENTS = (
     ),
     audit.DomainEvent(
         signals.submission_graded, "SubmissionGraded", "Submission", subject="submission", payload=graded_payload
+    ),
+    # the author edits a pending write-up: recorded, no points move
+    audit.DomainEvent(
+        signals.writeup_edited, "WriteupEdited", "Submission", subject="submission", payload=writeup_edited_payload
     ),
     # a badge's events belong to the student's history
     audit.DomainEvent(

@@ -26,7 +26,7 @@ from . import access, badges, dynamic, leaderboard
 from .catalogue import challenge_state
 from .dynamic import lock_solves
 from .models import Badge, Submission, UserBadge
-from .signals import badge_awarded, badge_revoked, submission_created, submission_graded
+from .signals import badge_awarded, badge_revoked, submission_created, submission_graded, writeup_edited
 
 
 class ScoringError(Exception):
@@ -51,6 +51,10 @@ class TooManyAttempts(ScoringError):
 
 class AwaitingGrading(ScoringError):
     pass
+
+
+class AlreadyGraded(ScoringError):
+    """A write-up was graded before the edit reached it: the grade stands, the edit is not saved."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,49 @@ def _submit(*, user, project, flag, writeup, link):
     return submission
 
 
+@audit.recorded
+def writeup_edit(*, submission: Submission, user: User, writeup: str, link: str = "") -> Submission:
+    """The author edits their write-up while it waits for grading: its text and link.
+
+    Taken only from its author, only while it is pending (AlreadyGraded once an
+    instructor has graded it: the grade was given to the text they read), and only while
+    the challenge takes answers (closed, locked or outside the event: NotAllowed, as a
+    new submission would be). The row is locked, so a grading and an edit of the same
+    write-up apply one after the other, never half of each. An edit counts up
+    `edit_count`, sets `edited_at` and sends `writeup_edited` (a WriteupEdited event;
+    the audit log keeps the old and new text); points do not move. The same text and
+    link again: nothing is saved or recorded, and the submission comes back as it was.
+    """
+    if submission.user_id != user.pk or submission.tenant_id != user.tenant_id:
+        raise NotAllowed("Only its author edits a write-up.")
+    if submission.kind != Submission.Kind.WRITEUP:
+        raise NotAllowed("Only a write-up can be edited; a flag is checked when it is sent.")
+    refusal = access.challenge_access(user, submission.project).refusal()
+    if refusal:
+        raise NotAllowed(refusal)
+    writeup, link = (writeup or "").strip(), (link or "").strip()
+    if not writeup:
+        raise InvalidAnswer("Write up how you solved it before saving.")
+    current = Submission.objects.select_for_update(no_key=True, of=("self",)).get(pk=submission.pk)
+    if current.status != Submission.Status.PENDING:
+        raise AlreadyGraded(
+            "An instructor graded this write-up before your edit arrived: the grade is for the text they read, "
+            "and your edit was not saved. Your edited text is below; if the grade is below full marks, "
+            "send it as an improved write-up on the challenge's page."
+        )
+    current.project = submission.project
+    if current.answer == writeup and current.link == link:
+        return current
+    previous = {"answer": current.answer, "link": current.link}
+    current.answer = writeup
+    current.link = link
+    current.edited_at = timezone.now()
+    current.edit_count += 1
+    current.save(update_fields=["answer", "link", "edited_at", "edit_count"])
+    writeup_edited.send(sender=Submission, submission=current, previous=previous, actor=user)
+    return current
+
+
 def _limit_message(limit: AttemptLimit, wrong, count: int, now) -> str:
     """The refusal at the limit: how many wrong flags in how long, and when the next try is taken.
 
@@ -190,7 +237,13 @@ def _limit_message(limit: AttemptLimit, wrong, count: int, now) -> str:
 
 @audit.recorded
 def submission_grade(
-    *, submission: Submission, status: str, score: int, grader: User, feedback: str = ""
+    *,
+    submission: Submission,
+    status: str,
+    score: int,
+    grader: User,
+    feedback: str = "",
+    seen_edit_count: int | None = None,
 ) -> Submission:
     """Grade a submission, or regrade it: status, score 0..100 and feedback, by staff of its tenant.
 
@@ -209,6 +262,10 @@ def submission_grade(
 
     Regrading the approved submission itself (even below a superseded one's score)
     changes its points; the superseded ones stay as they are.
+
+    `seen_edit_count`: the write-up's `edit_count` when the grader read it (a grading
+    form passes it). If its author has edited it since (writeup_edit), the grade is
+    refused (InvalidAnswer): it would be given to a text the grader has not read.
     """
     if not (grader.is_superuser or (grader.is_staff and grader.tenant_id == submission.tenant_id)):
         raise NotAllowed("Only the instructors of this class grade its submissions.")
@@ -221,6 +278,10 @@ def submission_grade(
     current = (
         Submission.objects.select_for_update(no_key=True, of=("self",)).select_related("project").get(pk=submission.pk)
     )
+    if seen_edit_count is not None and current.edit_count != seen_edit_count:
+        raise InvalidAnswer(
+            "The student edited this write-up after you opened it: read it again before grading it. Nothing was saved."
+        )
     counting = None
     if status == Submission.Status.APPROVED:
         counting = Submission.objects.other_approvals_of(current).select_for_update(no_key=True, of=("self",)).first()

@@ -22,3 +22,5 @@ project_rescored = Signal()
 student_deleted = Signal()
 # unlock (a HintUnlock), actor
 hint_unlocked = Signal()
+# submission (a pending write-up, edited by its author), previous (dict: answer, link before the edit), actor
+writeup_edited = Signal()
