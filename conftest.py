@@ -113,6 +113,13 @@ def _empty_redis_cache(settings):
 
 
 @pytest.fixture(autouse=True)
+def _notification_emails_without_a_thread(settings):
+    # The web process's e-mail thread (news.emails) would outlive a test that commits for
+    # real and race its flush; the tests of that thread turn it back on themselves.
+    settings.NOTIFICATION_EMAILS_IN_BACKGROUND = False
+
+
+@pytest.fixture(autouse=True)
 def _any_test_host(settings):
     # Tenants in tests live on *.localhost names; allow whatever a test invents.
     settings.ALLOWED_HOSTS = ["*"]

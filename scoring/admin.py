@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 from import_export.admin import ExportMixin
@@ -46,18 +47,31 @@ class GradeForm(forms.ModelForm):
         "approving a better grade than an earlier approved one supersedes it.",
     )
 
+    # the write-up's edit count when the grader opened it: a grade is refused if the student
+    # edited it since (services.submission_grade's seen_edit_count)
+    seen_edit_count = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
     class Meta:
         model = Submission
         fields = ["status", "score", "feedback"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["seen_edit_count"].initial = self.instance.edit_count
         if self.instance.status == Submission.Status.SUPERSEDED:
             # shown as it is; saving it needs a grade (services.submission_grade)
             self.fields["status"].choices = [(self.instance.status, self.instance.get_status_display()), *GRADES]
 
     def clean(self):
         cleaned = super().clean()
+        seen = cleaned.get("seen_edit_count")
+        if seen is not None and seen != self.instance.edit_count:
+            # shown again with the new text and its count: the next save grades what was read
+            self.data = self.data.copy()
+            self.data[self.add_prefix("seen_edit_count")] = self.instance.edit_count
+            raise forms.ValidationError(
+                "The student edited this write-up after you opened it. Read the text below again, then grade it."
+            )
         status, score = cleaned.get("status"), cleaned.get("score")
         if status == Submission.Status.SUPERSEDED:
             self.add_error("status", "A superseded submission changes only by a new grade: approve or reject it.")
@@ -91,6 +105,7 @@ class SubmissionAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
         "submitted_at",
         "answer_shown",
         "link",
+        "edited",
         "points_awarded",
         "graded_by",
         "graded_at",
@@ -102,6 +117,8 @@ class SubmissionAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
         "submitted_at",
         "answer_shown",
         "link",
+        "edited",
+        "seen_edit_count",
         "status",
         "score",
         "feedback",
@@ -142,6 +159,13 @@ class SubmissionAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
             return "(flag)"
         return Truncator(obj.answer).chars(80)
 
+    @admin.display(description="edited by the student")
+    def edited(self, obj):
+        if not obj.edit_count:
+            return "no"
+        times = "once" if obj.edit_count == 1 else f"{obj.edit_count} times"
+        return f"{times}, last on {date_format(timezone.localtime(obj.edited_at), 'DATETIME_FORMAT')}"
+
     @admin.display(description="answer")
     def answer_shown(self, obj):
         return "(a flag: not shown)" if obj.kind == Submission.Kind.FLAG else obj.answer
@@ -166,8 +190,9 @@ class SubmissionAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
                 score=form.cleaned_data["score"],
                 feedback=form.cleaned_data.get("feedback", ""),
                 grader=request.user,
+                seen_edit_count=form.cleaned_data.get("seen_edit_count"),
             )
-        except services.NotAllowed as refusal:
+        except services.ScoringError as refusal:  # not theirs to grade; or edited in the instant since clean()
             raise PermissionDenied(str(refusal)) from refusal
 
     def _grade_selection(self, request, queryset, status, score):

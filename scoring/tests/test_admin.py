@@ -17,6 +17,7 @@ from audit.models import AuditLog, EventStore
 from challenges.factories import ProjectFactory
 from challenges.models import Project
 from challenges.tests.admin_forms import NO_INLINE_ROWS
+from scoring import services
 from scoring.factories import BadgeFactory, SubmissionFactory, UserBadgeFactory
 from scoring.models import Badge, Leaderboard, Submission, UserBadge
 from tenants.factories import InstructorFactory, StudentFactory
@@ -533,3 +534,25 @@ def test_other_queue_views_stay_capped_too(client, tenant):
         assert response.status_code == 200, query
         counts = counts_on_submissions(captured.captured_queries)
         assert counts and all(CAPPED_COUNT.match(sql) for sql in counts), (query, counts)
+
+
+def test_a_write_up_edited_after_the_grading_form_opened_is_not_graded_unread(client, tenant, student, project):
+    submission = services.submission_create(user=student, project=project, writeup="First draft")
+    page = client.get(f"{QUEUE}{submission.pk}/change/")
+    seen = page.context["adminform"].form["seen_edit_count"].value()
+    assert seen == 0 and "Edited by the student" in page.content.decode()
+    services.writeup_edit(submission=submission, user=student, writeup="Second draft, with the steps")
+
+    stale = client.post(f"{QUEUE}{submission.pk}/change/", {**grade_form(), "seen_edit_count": seen})
+
+    assert stale.status_code == 200
+    assert "edited this write-up after you opened it" in stale.content.decode()
+    assert "Second draft, with the steps" in stale.content.decode()
+    submission.refresh_from_db()
+    assert submission.status == "PENDING"
+    # the form shown again carries the new count: saving it now grades the text just read
+    again = stale.context["adminform"].form["seen_edit_count"].value()
+    assert again == 1
+    assert client.post(f"{QUEUE}{submission.pk}/change/", {**grade_form(), "seen_edit_count": again}).status_code == 302
+    submission.refresh_from_db()
+    assert (submission.status, submission.answer) == ("APPROVED", "Second draft, with the steps")
