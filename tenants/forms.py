@@ -28,6 +28,9 @@ class RegistrationForm(forms.Form):
         max_length=PASSWORD_MAX_LENGTH,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
         strip=False,
+        # the rules of AUTH_PASSWORD_VALIDATORS, shown before a first try fails them (as on
+        # the password change page); lazy, so they follow the settings
+        help_text=password_validation.password_validators_help_text_html(),
     )
     invite_code = forms.CharField(label="Invite code", required=False, max_length=100)
 

@@ -1,17 +1,23 @@
 import logging
 import re
+from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY
+from django.contrib import messages
+from django.contrib.auth import REDIRECT_FIELD_NAME, SESSION_KEY
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpResponse
+from django.shortcuts import resolve_url
 from django.template.loader import render_to_string
 from django.urls import Resolver404, resolve
 from django.utils.cache import patch_cache_control, patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from audit.api import new_request_id
 
 from .health import health
+from .lib import drafts
 
 # What we accept from an incoming X-Request-ID: short, printable, no spaces.
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
@@ -167,3 +173,46 @@ class RequestTooLargeMiddleware:
             "max_body": limit,
         }
         return HttpResponse(render_to_string("413.html", context), status=413)
+
+
+class KeepAnswersThroughLoginMiddleware:
+    """An answer sent after the session ended is kept through the login instead of dropped.
+
+    A page that requires login answers an anonymous request with a redirect to the login
+    page (`login_required`): for a POST that carried a flag or a write-up, the answer was
+    lost. Here the answer fields (never anything else, bounded: vulhub.lib.drafts) are kept
+    in the session, which `login()` keeps, and the login page says so; the page then shows
+    them back in its form once (`drafts.take`).
+
+    It looks at the view's answer, so it runs only after the CSRF check has passed: a
+    form from another site is refused there (vulhub.errors.csrf_failure) and keeps
+    nothing. `next=` is the page's own path, never a URL a client wrote.
+    """
+
+    MESSAGE = "Your session had ended. Sign in and your answer will be back in the form."
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.method != "POST" or not self.sent_to_login(request, response):
+            return response
+        user = getattr(request, "user", None)
+        if user is None or user.is_authenticated or not drafts.keep(request, request.POST):
+            return response
+        messages.info(request, self.MESSAGE, fail_silently=True)
+        here = request.get_full_path()
+        return redirect_to_login(here if url_has_allowed_host_and_scheme(here, allowed_hosts=None) else "")
+
+    @staticmethod
+    def sent_to_login(request, response) -> bool:
+        """Whether `response` sends this request to the login page, to come back to it after (login_required)."""
+        if response.status_code not in (301, 302, 303) or not response.has_header("Location"):
+            return False
+        target = urlsplit(response["Location"])
+        login = urlsplit(resolve_url(settings.LOGIN_URL))
+        if target.path != login.path or target.netloc not in ("", request.get_host()):
+            return False
+        back = parse_qs(target.query).get(REDIRECT_FIELD_NAME, [""])[0]
+        return urlsplit(back).path == request.path

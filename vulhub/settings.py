@@ -128,6 +128,9 @@ MIDDLEWARE = [
     "vulhub.middleware.PrivateCacheMiddleware",
     "audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After the CSRF check, sessions and messages: an answer POSTed once the session had
+    # ended is kept through the login instead of dropped (docs/security.md, "Error paths").
+    "vulhub.middleware.KeepAnswersThroughLoginMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
@@ -477,8 +480,13 @@ ADMINS = _admins()
 _https = _bool("SECURE_COOKIES", default=not DEBUG)
 SESSION_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https
-# a refused form gets a page in the site's look that offers to send it again (vulhub.errors)
+# A refused form gets a page in the site's look that explains and offers to send an answer
+# again (vulhub.errors). The token lives in its own cookie, not the session
+# (CSRF_USE_SESSIONS off): a session that ended does not fail the check, so an answer sent
+# then reaches the login (vulhub.middleware.KeepAnswersThroughLoginMiddleware); a login
+# rotates the token, so a tab left open across one fails it and gets that page.
 CSRF_FAILURE_VIEW = "vulhub.errors.csrf_failure"
+CSRF_USE_SESSIONS = False
 # Behind a TLS-terminating proxy: trust its X-Forwarded-Proto, and the last PROXY_COUNT
 # entries of X-Forwarded-For for the client's address (vulhub.lib.client_ip). Without
 # BEHIND_PROXY both headers are ignored: a TLS proxy then needs BEHIND_PROXY=true, or the

@@ -238,15 +238,17 @@ def page_queries(client, path):
 # the request (its tenant context and role put back) are not logged.
 SESSION = int(django_settings.SESSION_ENGINE != "vulhub.sessions")
 PAGE_QUERIES = {
-    # + the student's states (one grouped query), the students on the board, pending write-ups, badges
-    "/": 6,
+    # + the student's states (one grouped query), pending write-ups, badges; the students on the
+    # board (the leaderboard's first page) and the points-over-time chart come from the cache
+    "/": 5,
     # + the student's states; the challenges and their solve counts come from the cache
     "/challenges/": 3,
     # + the challenge, its solves with the student's state (one aggregate), the student's attempts,
     # its files, its hints with the student's unlocks (one query each)
     "/challenges/partial-lab/": 7,
     "/challenges/fresh-lab/": 7,
-    # + the student's states with their number of submissions (one grouped query), badges
+    # + the student's states with their number of submissions (one grouped query), badges; the
+    # chart and the solves list come from the cache
     "/profile/": 4,
     # + the count and the page of submissions
     "/submissions/": 4,
