@@ -10,8 +10,11 @@ from urllib.parse import urlsplit
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
+
+from vulhub.lib import drafts
 
 from . import access, freeze, services
 from .catalogue import challenge_state
@@ -78,14 +81,25 @@ def writeup(request, pk):
 def writeup_edit(request, pk):
     submission = get_writeup_for(request, pk)
     if request.method == "GET":
+        # an edit sent after the session ended, kept through the login (vulhub.lib.drafts)
+        kept = drafts.take(request)
         context = _context(request, submission)
+        if kept and (submission.status != Submission.Status.PENDING or context["access"].refusal()):
+            # no longer editable: the challenge's page shows it back, to copy or send anew
+            detail = reverse("challenges:detail", args=[submission.project.slug])
+            drafts.keep(request, kept, path=detail)
+            return redirect(detail)
         if submission.status != Submission.Status.PENDING:
             messages.info(request, "This write-up has been graded: it can no longer be edited.")
             return redirect("scoring:writeup", pk=submission.pk)
         if context["access"].refusal():
             messages.error(request, f"{context['access'].refusal()} Your write-up can no longer be edited.")
             return redirect("scoring:writeup", pk=submission.pk)
-        form = WriteupForm(initial={"writeup": submission.answer, "link": submission.link})
+        initial = {"writeup": submission.answer, "link": submission.link}
+        if kept:
+            messages.info(request, "You were signed out before your edit was saved: it is back in the form; save it.")
+            initial = {"writeup": kept.get("writeup", ""), "link": kept.get("link", "")}
+        form = WriteupForm(initial=initial)
         return render(request, "scoring/writeup_edit.html", context | {"form": form})
     form = WriteupForm(request.POST)
     status = 400

@@ -48,7 +48,9 @@ def run(ctx: Context) -> list[Figure]:
                 for state, server in servers.items():
                     result = wrk(server, requests, seconds=seconds, connections=CONNECTIONS)
                     if result.bad:
-                        raise BenchError(f"{page} ({state}): {result.bad} failed of {result.requests}: {result.statuses}")
+                        raise BenchError(
+                            f"{page} ({state}): {result.bad} failed of {result.requests}: {result.statuses}"
+                        )
                     results.setdefault((page, state), []).append(result)
                     ctx.log(f"   {page:11} {state:3} {result.rate:8.1f} req/s, p95 {result.p95_ms:6.1f} ms")
 
@@ -64,9 +66,7 @@ def run(ctx: Context) -> list[Figure]:
             baseline=series(f"{path} (count off)", results[(page, "off")]),
             goal=0.9,
             note=f"{size}; {PERSONAL} personal and {TENANT_WIDE} tenant-wide notifications per viewer, half read",
-            extra={
-                state: {"p95_ms": [round(r.p95_ms, 1) for r in results[(page, state)]]} for state in ("on", "off")
-            },
+            extra={state: {"p95_ms": [round(r.p95_ms, 1) for r in results[(page, state)]]} for state in ("on", "off")},
         )
         for page, path in PAGES.items()
     ]
@@ -101,7 +101,10 @@ def add_notifications(ctx: Context, tenant_id: int, students) -> None:
     with transaction.atomic():
         made = Notification.objects.bulk_create(rows)
         marks = Reader.objects.bulk_create(
-            [Reader(tenant_id=tenant_id, user_id=s.pk, read_until=now - timedelta(hours=PERSONAL // 2)) for s in students],
+            [
+                Reader(tenant_id=tenant_id, user_id=s.pk, read_until=now - timedelta(hours=PERSONAL // 2))
+                for s in students
+            ],
             ignore_conflicts=True,
         )
     ids = [n.pk for n in made]

@@ -237,21 +237,23 @@ def page_queries(client, path):
 # when sessions are not read through the cache), as live: a test's own statements around
 # the request (its tenant context and role put back) are not logged.
 SESSION = int(django_settings.SESSION_ENGINE != "vulhub.sessions")
+# the header's unread notification count (news: one query, on every page of a student)
+NOTIFICATIONS = 1
 PAGE_QUERIES = {
     # + the student's states (one grouped query), pending write-ups, badges; the students on the
     # board (the leaderboard's first page) and the points-over-time chart come from the cache
-    "/": 5,
+    "/": 5 + NOTIFICATIONS,
     # + the student's states; the challenges and their solve counts come from the cache
-    "/challenges/": 3,
+    "/challenges/": 3 + NOTIFICATIONS,
     # + the challenge, its solves with the student's state (one aggregate), the student's attempts,
     # its files, its hints with the student's unlocks (one query each)
-    "/challenges/partial-lab/": 7,
-    "/challenges/fresh-lab/": 7,
+    "/challenges/partial-lab/": 7 + NOTIFICATIONS,
+    "/challenges/fresh-lab/": 7 + NOTIFICATIONS,
     # + the student's states with their number of submissions (one grouped query), badges; the
-    # chart and the solves list come from the cache
-    "/profile/": 4,
+    # chart and the solves list come from the cache; the student's e-mail choice
+    "/profile/": 5 + NOTIFICATIONS,
     # + the count and the page of submissions
-    "/submissions/": 4,
+    "/submissions/": 4 + NOTIFICATIONS,
 }
 
 

@@ -675,3 +675,31 @@ def test_a_waiting_write_up_adds_no_query_to_the_challenges_page(client, student
         return len(queries)
 
     assert count("/challenges/memory-lane/") == count(f"/challenges/{fresh.slug}/")
+
+
+def test_an_edit_sent_after_the_session_ended_comes_back_in_the_edit_form(tenant, student, sent, client_for):
+    browser = client_for(tenant)  # the session has ended: an anonymous POST of the edit
+    bounced = browser.post(edit(sent.pk), {"writeup": "My edit, typed for an hour", "link": ""})
+    assert bounced.status_code == 302 and "/accounts/login/" in bounced["Location"]
+
+    browser.force_login(student)
+    page = browser.get(edit(sent.pk))
+
+    assert page.status_code == 200
+    assert page.context["form"].initial["writeup"] == "My edit, typed for an hour"
+    assert any("signed out before your edit was saved" in m for m in messages_of(page))
+    assert browser.get(edit(sent.pk)).context["form"].initial["writeup"] == sent.answer  # taken once
+
+
+def test_a_kept_edit_of_a_write_up_graded_meanwhile_goes_to_the_challenge_page(
+    tenant, student, sent, essay, instructor, client_for
+):
+    browser = client_for(tenant)
+    browser.post(edit(sent.pk), {"writeup": "My late edit", "link": ""})
+    services.submission_grade(submission=sent, status="APPROVED", score=60, grader=instructor)
+
+    browser.force_login(student)
+    landed = browser.get(edit(sent.pk), follow=True)
+
+    assert landed.redirect_chain[-1][0] == f"/challenges/{essay.slug}/"
+    assert "My late edit" in landed.content.decode()
