@@ -19,7 +19,7 @@ from scoring.signals import badge_awarded, submission_graded
 from tenants.models import Tenant
 
 from . import selectors, services
-from .models import Announcement
+from .models import Announcement, Notification
 
 
 def on_badge_awarded(sender, user_badge, **kwargs) -> None:
@@ -47,6 +47,12 @@ def on_announcement_changed(sender, instance: Announcement, raw=False, **kwargs)
         selectors.ANNOUNCEMENTS.invalidate_on_commit(instance.tenant_id)
 
 
+def on_notification_changed(sender, instance: Notification, raw=False, **kwargs) -> None:
+    # a count that included or missed it is read afresh (bulk inserts and updates: news.services)
+    if not raw:
+        selectors.forget_unread(instance.tenant_id, instance.user_id)
+
+
 def connect() -> None:
     badge_awarded.connect(on_badge_awarded, dispatch_uid="news.badge_awarded")
     submission_graded.connect(on_submission_graded, dispatch_uid="news.submission_graded")
@@ -54,3 +60,5 @@ def connect() -> None:
     post_save.connect(on_tenant_saved, sender=Tenant, dispatch_uid="news.tenant_saved")
     post_save.connect(on_announcement_changed, sender=Announcement, dispatch_uid="news.announcement_saved")
     post_delete.connect(on_announcement_changed, sender=Announcement, dispatch_uid="news.announcement_deleted")
+    post_save.connect(on_notification_changed, sender=Notification, dispatch_uid="news.notification_saved")
+    post_delete.connect(on_notification_changed, sender=Notification, dispatch_uid="news.notification_deleted")

@@ -1,10 +1,14 @@
 """Reads of news for pages: a student's notifications and unread count, the recent announcements."""
 
+import contextlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.cache import cache
 from django.core.paginator import Page, Paginator
-from django.db.models import Subquery, Value
+from django.db import connection, transaction
+from django.db.models import Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -22,6 +26,10 @@ PAGE_SIZE = 20
 # the dashboard's announcements, rendered once per change (news.receivers bumps it on every
 # save and delete of an announcement): a dashboard view renders no Markdown
 ANNOUNCEMENTS = TenantCache("announcements", seconds=300)
+# the header's unread counts: a version per tenant (its tenant-wide news), an entry per student
+UNREAD = TenantCache("news-unread", seconds=300)
+
+logger = logging.getLogger(__name__)
 
 
 def gets_notifications(user, tenant) -> bool:
@@ -42,10 +50,78 @@ def _read_mark(user):
 
 
 def unread_count(user, now: datetime | None = None) -> int:
-    """How many of the student's notifications became visible after their read mark (up to UNREAD_CAP). One query."""
+    """How many of the student's notifications became visible after their read mark (up to UNREAD_CAP).
+
+    From the cache (one round trip to it) while nothing has changed for the student:
+    each entry carries the tenant's version of its tenant-wide news (bumped when one is
+    written, moved or deleted; forget_unread) and lives until the next scheduled
+    notification of theirs shows (a challenge that opens at 14:00), five minutes at
+    most. A miss is one query; a cache that is down is that query every time.
+    """
     now = now or timezone.now()
+    tenant_id = user.tenant_id
+    version_key, entry_key = UNREAD.version_key(tenant_id), _unread_key(tenant_id, user.pk)
+    try:
+        found = cache.get_many([version_key, entry_key])
+    except Exception:
+        logger.warning("notification count cache unreachable", exc_info=True)
+        return _count_and_next(user, now)[0]
+    version, entry = found.get(version_key), found.get(entry_key)
+    if version is not None and entry is not None and entry[0] == version:
+        return entry[1]
+    count, next_at = _count_and_next(user, now)
+    if version is None:
+        version = UNREAD.version(tenant_id)
+    seconds = UNREAD.seconds if next_at is None else (next_at - now).total_seconds() + 1
+    if version is not None and seconds >= 1:
+        with contextlib.suppress(Exception):
+            cache.set(entry_key, (version, count), min(int(seconds), UNREAD.seconds))
+    return count
+
+
+def _count_and_next(user, now: datetime) -> tuple[int, datetime | None]:
+    """The unread count (capped) and when the next of the student's scheduled notifications shows: one query."""
     unread = Notification.objects.visible_to(user, now).filter(visible_at__gt=_read_mark(user))
-    return unread.order_by()[:UNREAD_CAP].count()
+    counted, count_params = unread.order_by().values("pk")[:UNREAD_CAP].query.sql_with_params()
+    scheduled = (
+        Notification.objects.for_tenant(user.tenant_id)
+        .filter(Q(user_id=user.pk) | Q(user__isnull=True), visible_at__gt=now)
+        .order_by("visible_at")
+        .values("visible_at")[:1]
+    )
+    upcoming, upcoming_params = scheduled.query.sql_with_params()
+    with connection.cursor() as cursor:
+        # both parts are querysets compiled by Django, their values passed as parameters
+        sql = f"SELECT (SELECT count(*) FROM ({counted}) AS unread), ({upcoming})"  # noqa: S608
+        cursor.execute(sql, (*count_params, *upcoming_params))
+        count, next_at = cursor.fetchone()
+    return count, next_at
+
+
+def _unread_key(tenant_id: int, user_id: int) -> str:
+    return f"{UNREAD.name}:{tenant_id}:user:{user_id}"
+
+
+def forget_unread(tenant_id: int, user_id: int | None = None) -> None:
+    """Count again for a student (`user_id`), or for all the tenant (its tenant-wide news).
+
+    At once, and again after the commit: a page that counted between the two, still
+    without the change, does not keep its count.
+    """
+
+    def forget():
+        try:
+            if user_id is None:
+                cache.incr(UNREAD.version_key(tenant_id))
+            else:
+                cache.delete(_unread_key(tenant_id, user_id))
+        except ValueError:  # no version yet: no count cached either
+            pass
+        except Exception:
+            logger.warning("notification counts of tenant %s not forgotten", tenant_id, exc_info=True)
+
+    forget()
+    transaction.on_commit(forget)
 
 
 def read_until(user) -> datetime:

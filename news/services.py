@@ -17,7 +17,7 @@ from challenges.models import Project
 from scoring.models import Submission, UserBadge
 from tenants.models import Tenant, User
 
-from . import emails
+from . import emails, selectors
 from .models import Announcement, EmailStatus, Kind, Notification, Reader
 from .signals import announcement_posted
 
@@ -142,6 +142,7 @@ def sync_opening(*, project: Project, now: datetime | None = None) -> Notificati
             ignore_conflicts=True,
         )
         row = rows.get()
+        selectors.forget_unread(project.tenant_id)  # a bulk insert sends no post_save
         emails.send_after_commit(row)
         return row
     changes = {name: value for name, value in fields.items() if getattr(row, name) != value}
@@ -149,6 +150,8 @@ def sync_opening(*, project: Project, now: datetime | None = None) -> Notificati
         changes.update(visible_at=visible_at, **_email_again())
     if changes:
         rows.filter(pk=row.pk).update(**changes)
+        if "visible_at" in changes:
+            selectors.forget_unread(project.tenant_id)
         for name, value in changes.items():
             setattr(row, name, value)
         if "visible_at" in changes:
@@ -236,6 +239,7 @@ def notifications_mark_read(*, user: User, until: datetime) -> None:
         Reader.objects.bulk_create(
             [Reader(user_id=user.pk, tenant_id=user.tenant_id, read_until=until)], ignore_conflicts=True
         )
+    selectors.forget_unread(user.tenant_id, user.pk)
 
 
 @audit.recorded

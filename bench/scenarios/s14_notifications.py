@@ -6,8 +6,9 @@ and one with it off (no count, no query); wrk reads each page at 8 connections a
 students of the largest class, the two servers in turn, run by run.
 
 So that the count has rows to look at, each viewer gets PERSONAL notifications of their
-own (badges, grades) and the class TENANT_WIDE ones (announcements, openings), some of
-them read (before the viewer's read mark) and some not; they are removed afterwards.
+own (badges) and the class TENANT_WIDE announcements (the dashboard shows the latest
+three), some of them read (before the viewer's read mark) and some not; all are removed
+afterwards.
 """
 
 from datetime import timedelta
@@ -17,7 +18,7 @@ from django.utils import timezone
 
 from bench.framework import Context, Figure, Series
 from bench.http_load import BenchError, LoadResult, Request, get, gunicorn, page_one_students, sessions_for, wrk
-from news.models import Notification, Reader
+from news.models import Announcement, Notification, Reader
 
 SCENARIO = "14 Notifications"
 CONNECTIONS = 8
@@ -75,16 +76,27 @@ def run(ctx: Context) -> list[Figure]:
 def add_notifications(ctx: Context, tenant_id: int, students) -> None:
     """Each viewer's own notifications and the class's, spread over the last days; half before their read mark."""
     now = timezone.now()
+    with transaction.atomic():
+        posted = Announcement.objects.bulk_create(
+            Announcement(
+                tenant_id=tenant_id,
+                title=f"Bench announcement {i}",
+                body=f"Lab **{i}** opens *today*: read [the notes](https://example.edu/{i}).",
+                posted_at=now - timedelta(hours=i),
+            )
+            for i in range(TENANT_WIDE)
+        )
     rows = [
         Notification(
             tenant_id=tenant_id,
             user_id=None,
             kind=Notification.Kind.ANNOUNCEMENT,
-            title=f"Bench announcement {i}",
-            visible_at=now - timedelta(hours=i),
+            announcement=announcement,
+            title=announcement.title,
+            visible_at=announcement.posted_at,
             email_status=Notification.EmailStatus.SKIPPED,
         )
-        for i in range(TENANT_WIDE)
+        for announcement in posted
     ]
     for student in students:
         rows += [
@@ -112,6 +124,7 @@ def add_notifications(ctx: Context, tenant_id: int, students) -> None:
 
     def remove() -> None:
         Notification.objects.filter(pk__in=ids).delete()
+        Announcement.objects.filter(pk__in=[a.pk for a in posted]).delete()
         Reader.objects.filter(tenant_id=tenant_id, user_id__in=readers).delete()
 
     ctx.scratch.setdefault("cleanups", []).append(remove)

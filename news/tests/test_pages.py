@@ -132,12 +132,39 @@ def test_the_header_count_adds_exactly_one_query_to_a_page(client, news, setting
     settings.NOTIFICATIONS_ENABLED = True
     with_count = page_queries(client, path)
 
-    # the one added: SELECT COUNT(*) FROM (SELECT … FROM notifications WHERE … visible_at > COALESCE(
-    #   (SELECT read_until FROM notification_readers …), <date joined>) LIMIT 100)
+    # the one added, cold: SELECT (SELECT count(*) FROM (SELECT … FROM notifications WHERE …
+    #   visible_at > COALESCE((SELECT read_until FROM notification_readers …), <date joined>)
+    #   LIMIT 100)), (the next scheduled one's visible_at)
     assert len(with_count) == len(without) + 1
     [added] = [sql for sql in with_count if '"notifications"' in sql]
-    assert "COUNT(*)" in added and '"notification_readers"' in added
+    assert "count(*)" in added.lower() and '"notification_readers"' in added
     assert not [sql for sql in without if '"notifications"' in sql]
+    # warm, the count comes from the cache: no query at all
+    with CaptureQueriesContext(connection) as warm:
+        assert client.get(path).status_code == 200
+    assert not [q["sql"] for q in warm.captured_queries if '"notifications"' in q["sql"]]
+
+
+def test_the_cached_count_follows_each_change_and_the_schedule(client, tenant, student, instructor):
+    import time
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from news.selectors import unread_count
+
+    assert unread_count(student) == 0
+    NotificationFactory(tenant=tenant, user=student)  # personal
+    assert unread_count(student) == 1
+    announce(tenant, instructor, "Lab 3 is up")  # tenant-wide
+    assert unread_count(student) == 2
+    soon = timezone.now() + timedelta(seconds=1)
+    ProjectFactory(tenant=tenant, opens_at=soon)  # an opening that shows in a second
+    assert unread_count(student) == 2
+    time.sleep(max(0, (soon - timezone.now()).total_seconds()) + 1.1)
+    assert unread_count(student) == 3  # the cached count lived only until the opening showed
+    client.get("/news/")  # read
+    assert unread_count(student) == 0
 
 
 def test_the_header_count_costs_the_same_at_any_size(client, tenant, student, instructor):
