@@ -11,8 +11,9 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
+from vulhub.lib.tenant_tables import row_level_security, same_tenant_references
 
-RULE = "tenant_id = (SELECT vulhub_current_tenant())"
+
 TABLES = ["challenge_files", "hints", "project_prerequisites"]
 # child table, column, parent table
 REFERENCES = [
@@ -20,41 +21,6 @@ REFERENCES = [
     ("hints", "project_id", "projects"),
     ("project_prerequisites", "project_id", "projects"),
     ("project_prerequisites", "required_id", "projects"),
-]
-
-
-def fk_name(table, column):
-    return f"fk_{table}_{column.removesuffix('_id')}_same_tenant"
-
-
-def enable(table: str) -> str:
-    return f"""
-        ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
-        ALTER TABLE {table} FORCE ROW LEVEL SECURITY;
-        CREATE POLICY tenant_isolation ON {table} USING ({RULE}) WITH CHECK ({RULE});
-    """
-
-
-def disable(table: str) -> str:
-    return f"""
-        DROP POLICY tenant_isolation ON {table};
-        ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY;
-        ALTER TABLE {table} DISABLE ROW LEVEL SECURITY;
-    """
-
-
-SAME_TENANT = [
-    # hint_unlocks (scoring 0015) refers to a hint of its own tenant
-    "ALTER TABLE hints ADD CONSTRAINT uniq_hints_id_tenant UNIQUE (id, tenant_id);",
-    *[
-        f"ALTER TABLE {table} ADD CONSTRAINT {fk_name(table, column)} FOREIGN KEY ({column}, tenant_id) "
-        f"REFERENCES {parent} (id, tenant_id) DEFERRABLE INITIALLY DEFERRED;"
-        for table, column, parent in REFERENCES
-    ],
-]
-SAME_TENANT_BACK = [
-    *[f"ALTER TABLE {table} DROP CONSTRAINT {fk_name(table, column)};" for table, column, _ in REFERENCES],
-    "ALTER TABLE hints DROP CONSTRAINT uniq_hints_id_tenant;",
 ]
 
 
@@ -334,6 +300,7 @@ class Migration(migrations.Migration):
                 violation_error_message="A challenge cannot require itself.",
             ),
         ),
-        *[migrations.RunSQL(enable(table), reverse_sql=disable(table)) for table in TABLES],
-        migrations.RunSQL(SAME_TENANT, reverse_sql=SAME_TENANT_BACK),
+        *[row_level_security(table) for table in TABLES],
+        # hints get a unique (id, tenant_id): hint_unlocks (scoring 0015) refers to a hint of its own tenant
+        same_tenant_references(REFERENCES, referenced=("hints",)),
     ]
