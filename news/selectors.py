@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 from django.db import connection, transaction
@@ -59,6 +60,8 @@ def unread_count(user, now: datetime | None = None) -> int:
     most. A miss is one query; a cache that is down is that query every time.
     """
     now = now or timezone.now()
+    if not cache_is_separate():
+        return _count_and_next(user, now)[0]
     tenant_id = user.tenant_id
     version_key, entry_key = UNREAD.version_key(tenant_id), _unread_key(tenant_id, user.pk)
     try:
@@ -77,6 +80,12 @@ def unread_count(user, now: datetime | None = None) -> int:
         with contextlib.suppress(Exception):
             cache.set(entry_key, (version, count), min(int(seconds), UNREAD.seconds))
     return count
+
+
+def cache_is_separate() -> bool:
+    """Whether the cache is a server of its own (Redis): the database cache (the embedded
+    default's) would answer a cached count or list with more queries than it saves."""
+    return "DatabaseCache" not in settings.CACHES["default"]["BACKEND"]
 
 
 def _count_and_next(user, now: datetime) -> tuple[int, datetime | None]:
@@ -120,8 +129,9 @@ def forget_unread(tenant_id: int, user_id: int | None = None) -> None:
         except Exception:
             logger.warning("notification counts of tenant %s not forgotten", tenant_id, exc_info=True)
 
-    forget()
-    transaction.on_commit(forget)
+    if cache_is_separate():
+        forget()
+        transaction.on_commit(forget)
 
 
 def read_until(user) -> datetime:
@@ -165,6 +175,8 @@ def recent_announcements(tenant, limit: int = 3) -> list[PostedAnnouncement]:
         rows = Announcement.objects.for_tenant(tenant_id).order_by("-posted_at", "-id")[:limit]
         return [PostedAnnouncement(a.pk, a.title, a.posted_at, render_markdown(a.body)) for a in rows]
 
+    if not cache_is_separate():
+        return load()
     return ANNOUNCEMENTS.get_or_load(tenant_id, ANNOUNCEMENTS.version(tenant_id), f"recent:{limit}", load)
 
 

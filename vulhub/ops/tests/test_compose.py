@@ -57,7 +57,7 @@ def test_the_database_and_the_web_app_share_debian_and_its_locale():
 def test_every_service_says_what_happens_when_it_stops():
     for name, service in SERVICES.items():
         assert service.get("restart") in {"no", "always", "unless-stopped", "on-failure"}, name
-    assert set(long_running()) == {"postgres", "pitr", "redis", "web", "backups"}
+    assert set(long_running()) == {"postgres", "pitr", "redis", "web", "backups", "mailer"}
 
 
 @pytest.mark.parametrize("name", ["postgres", "redis", "web"])
@@ -75,7 +75,7 @@ def test_migrations_run_once_as_a_job_that_the_web_containers_wait_for():
     migrate = SERVICES["migrate"]
     assert migrate["restart"] == "no"
     assert migrate["command"][-3:] == ["manage.py", "migrate", "--no-input"]
-    for name in ("web", "backups"):
+    for name in ("web", "backups", "mailer"):
         assert SERVICES[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
         assert "migrate" not in " ".join(SERVICES[name]["command"]), name
     assert "migrate --no-input &&" not in DOCKERFILE  # a container of the image never migrates by itself
