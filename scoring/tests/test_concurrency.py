@@ -297,8 +297,10 @@ def test_concurrent_submissions_and_gradings_lose_nothing_and_keep_the_leaderboa
     assert not Submission.objects.filter(tenant=tenant, status="PENDING").exists()
     assert len(gradings) > 20
     graded_events = EventStore.objects.filter(tenant=tenant, event_type="SubmissionGraded")
-    # and each approval a better grade superseded, once (instructors grade only pending ones here)
-    superseded = Submission.objects.filter(tenant=tenant, status="SUPERSEDED").count()
+    # and each approval a better grade superseded, once: counted from the events, since an
+    # instructor working from a list read earlier may grade a superseded one again afterwards
+    superseded = graded_events.filter(payload__status="SUPERSEDED").count()
+    assert superseded >= Submission.objects.filter(tenant=tenant, status="SUPERSEDED").count()
     assert graded_events.count() == len(gradings) + superseded
     last = {}
     for aggregate_id, payload in graded_events.order_by("position").values_list("aggregate_id", "payload"):
