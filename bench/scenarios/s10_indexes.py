@@ -48,6 +48,7 @@ KEEP = {
     "idx_hint_unlocks_project": "a challenge's unlocks: its hint costs on the rebuild and on deletion",
     "hints_project_id_be21d593": "a challenge's hints in order on its page (no scenario opens one)",
     "project_prerequisites_required_id_9ef1b09c": "deleting a challenge that others require; the lock check",
+    "notifications_project_id_e4d4f192": "deleting a challenge cascades to its notifications; its opening row",
     "idx_notifications_tenant_wide": "the header's unread count of tenant-wide news (a cache miss; scenario 14)",
     "idx_notifications_user_visible": "the header's unread count of a student's own news (a cache miss; scenario 14)",
     "django_session_expire_date_a5c62663": "clearsessions deletes expired sessions by date",
