@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "challenges",
     "scoring",
     "news",
+    "classroom",
     "audit",
 ]
 

@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("vulhub", "tenants", "challenges", "scoring", "news", "audit")
+PACKAGES = ("vulhub", "tenants", "challenges", "scoring", "news", "classroom", "audit")
 
 
 def _package_of(module: str) -> str:

@@ -1,0 +1,1 @@
+"""The class roster and the gradebook in the admin (registered after the apps they read)."""
