@@ -1,17 +1,17 @@
 from django.conf import settings
 from django.utils.functional import SimpleLazyObject
 
+from classroom.summary import class_home
 from news.selectors import HeaderNotifications, gets_notifications
-from scoring.summary import class_summary as summary
 
 
 def class_summary(request):
-    """The admin home's class overview for staff of a tenant, computed only if a page shows it."""
+    """The admin home's view of the class (classroom.summary) for staff of a tenant, read only if a page shows it."""
     user = getattr(request, "user", None)
     tenant = getattr(request, "tenant", None)
     if user is None or tenant is None or not request.path.startswith("/admin/") or not user.is_staff:
         return {}
-    return {"class_summary": SimpleLazyObject(lambda: summary(tenant.pk))}
+    return {"class_summary": SimpleLazyObject(lambda: class_home(tenant))}
 
 
 def notifications(request):
