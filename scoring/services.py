@@ -400,11 +400,31 @@ def badge_award(*, badge: Badge, user: User, actor: User) -> UserBadge:
 
 @audit.recorded
 def badge_revoke(*, badge: Badge, user: User, actor: User, reason: str = "") -> None:
-    """Take a badge back by hand (staff of the badge's tenant)."""
+    """Take a badge back by hand (staff of the badge's tenant), saying why.
+
+    The reason is in the BadgeRevoked event and in a "revoke" audit row written beside
+    the award's "delete" row (which says what was deleted, not why).
+    """
     if not (actor.is_superuser or (actor.is_staff and actor.tenant_id == badge.tenant_id)):
         raise NotAllowed("Only the instructors of this class revoke its badges.")
     lock_student(user)
-    award = UserBadge.objects.for_tenant(badge.tenant_id).filter(user=user, badge=badge).select_related("badge").first()
+    award = (
+        UserBadge.objects.for_tenant(badge.tenant_id)
+        .filter(user=user, badge=badge)
+        .select_related("badge", "user")  # its name in the audit rows: "First Blood for Alice Anderson"
+        .first()
+    )
     if award is None:
         raise InvalidAnswer(f"{user.get_full_name()} does not have the badge “{badge.name}”.")
-    _revoke(award=award, actor=actor, reason=reason or "Revoked by an instructor.")
+    reason = reason.strip() or "Revoked by an instructor."
+    award_id, award_text = award.pk, str(award)  # the pk is gone once deleted
+    _revoke(award=award, actor=actor, reason=reason)
+    audit.record(
+        action="revoke",
+        object_type=UserBadge._meta.label_lower,
+        object_id=award_id,
+        object_text=award_text,
+        changes={"reason": [None, reason]},
+        tenant_id=award.tenant_id,
+        actor=actor,
+    )

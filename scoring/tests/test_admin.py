@@ -307,25 +307,28 @@ def test_awarding_a_badge_twice_is_refused(client, tenant, student, instructor, 
     assert len(events("BadgeAwarded")) == 1
 
 
-def test_deleting_an_award_revokes_it_through_the_service(client, tenant, student, instructor, badge):
+def test_revoking_an_award_goes_through_the_service(client, tenant, student, instructor, badge):
+    # awards are revoked with a reason, never deleted: scoring/tests/test_badge_admin.py has the rest
     award = UserBadgeFactory(tenant=tenant, user=student, badge=badge, awarded_by=instructor)
 
-    assert client.get(f"{AWARDS}{award.pk}/delete/").status_code == 200
-    response = client.post(f"{AWARDS}{award.pk}/delete/", {"post": "yes"})
+    assert client.post(f"{AWARDS}{award.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.get(f"{AWARDS}{award.pk}/revoke/").status_code == 200
+    response = client.post(f"{AWARDS}{award.pk}/revoke/", {"reason": "Given by mistake."})
 
     assert response.status_code == 302
     assert not UserBadge.objects.filter(pk=award.pk).exists()
     [event] = events("BadgeRevoked", aggregate_id=str(student.pk))
     assert event.payload["badge_id"] == badge.pk
     assert event.payload["revoked_by_id"] == instructor.pk
-    assert event.payload["reason"] == "Revoked in the admin."
+    assert event.payload["reason"] == "Given by mistake."
 
 
-def test_deleting_selected_awards_revokes_each(client, tenant, instructor, badge):
+def test_revoking_selected_awards_revokes_each(client, tenant, instructor, badge):
     awards = [UserBadgeFactory(tenant=tenant, badge=badge, user=StudentFactory(tenant=tenant)) for _ in range(3)]
 
     response = client.post(
-        AWARDS, {"action": "delete_selected", "_selected_action": [a.pk for a in awards[:2]], "post": "yes"}
+        AWARDS,
+        {"action": "revoke_selected", "_selected_action": [a.pk for a in awards[:2]], "post": "yes", "reason": "x"},
     )
 
     assert response.status_code == 302
@@ -337,8 +340,8 @@ def test_deleting_selected_awards_revokes_each(client, tenant, instructor, badge
 def test_another_tenants_award_cannot_be_revoked(client, other_tenant, other_student):
     theirs = UserBadgeFactory(tenant=other_tenant, user=other_student)
 
-    assert client.post(f"{AWARDS}{theirs.pk}/delete/", {"post": "yes"}).status_code == 404
-    client.post(AWARDS, {"action": "delete_selected", "_selected_action": [theirs.pk], "post": "yes"})
+    assert client.post(f"{AWARDS}{theirs.pk}/revoke/", {"reason": "x"}).status_code == 404
+    client.post(AWARDS, {"action": "revoke_selected", "_selected_action": [theirs.pk], "post": "yes", "reason": "x"})
 
     assert UserBadge.objects.filter(pk=theirs.pk).exists()
     assert not events("BadgeRevoked")

@@ -95,7 +95,7 @@ CASES = [
     # a bare GET of the grading queue redirects to the pending filter (scoring/tests/test_admin.py)
     Case("scoring", "submission", "instructor", "student@alpha", False, False, listing="?status__exact=PENDING"),
     Case("scoring", "badge", "instructor", "Alpha Star", can_add=True, can_delete=False),
-    Case("scoring", "userbadge", "instructor", "student@alpha", can_add=True, can_delete=True),
+    Case("scoring", "userbadge", "instructor", "student@alpha", can_add=True, can_delete=False),
     Case("scoring", "leaderboard", "instructor", "student@alpha", can_add=False, can_delete=False),
     Case("audit", "auditlog", "instructor", "SQL Injection", can_add=False, can_delete=False),
     Case("audit", "eventstore", "instructor", "ProjectPublished", can_add=False, can_delete=False),

@@ -1014,7 +1014,7 @@ def test_grading_form(world, target, data):
     [
         ("scoring/submission", ("approve_full", "reject", "delete_selected")),
         ("challenges/project", ("publish", "unpublish", "delete_selected")),
-        ("scoring/userbadge", ("delete_selected",)),
+        ("scoring/userbadge", ("delete_selected", "revoke_selected")),
     ],
 )
 @hostile_settings(25)
