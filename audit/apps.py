@@ -4,7 +4,7 @@ from django.apps import AppConfig
 class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "audit"
-    verbose_name = "Audit log and events"
+    verbose_name = "Audit trail"
 
     def ready(self):
         from . import receivers

@@ -1,9 +1,34 @@
+import re
+
+from django.apps import apps
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from vulhub.lib.tenancy import TenantQuerySet
+
+# How an audit row's action reads in a sentence ("ada@example.edu changed …"); others read as written.
+ACTION_WORDS = {
+    "create": "added",
+    "update": "changed",
+    "delete": "deleted",
+    "login": "logged in as",
+    "logout": "logged out as",
+    "login_failed": "failed to log in as",
+    "revoke": "revoked",
+    "flag_attempt_refused": "was refused a flag attempt at",
+}
+
+
+def type_words(object_type: str) -> str:
+    """ "challenges.project" as its model names itself ("challenge"); an unknown type as written."""
+    if not object_type:
+        return ""
+    try:
+        return str(apps.get_model(object_type)._meta.verbose_name)
+    except (LookupError, ValueError):
+        return object_type
 
 
 class AuditLog(models.Model):
@@ -61,6 +86,8 @@ class AuditLog(models.Model):
 
     class Meta:
         db_table = "audit_logs"
+        verbose_name = "audit record"
+        verbose_name_plural = "audit log"
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -74,7 +101,14 @@ class AuditLog(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_text or 'system'} {self.action} {self.object_type}"
+        """ "ada@example.edu changed challenge “SQL Injection 101” (2025-03-01 14:02 UTC)"."""
+        who = self.actor_text or "VulHub"
+        did = ACTION_WORDS.get(self.action, self.action.replace("_", " "))
+        what = " ".join(
+            part for part in (type_words(self.object_type), f"“{self.object_text}”" * bool(self.object_text)) if part
+        )
+        when = f"{self.created_at:%Y-%m-%d %H:%M %Z}" if self.created_at else ""
+        return " ".join(part for part in (who, did, what, f"({when})" if when else "") if part)
 
 
 class AuditChainHead(models.Model):
@@ -135,6 +169,8 @@ class EventStore(models.Model):
 
     class Meta:
         db_table = "event_store"
+        verbose_name = "event"
+        verbose_name_plural = "events"
         ordering = ["position"]
         constraints = [
             # Optimistic concurrency: two writers of the same version cannot both commit.
@@ -148,4 +184,7 @@ class EventStore(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.position} {self.event_type} {self.aggregate_type}:{self.aggregate_id} v{self.version}"
+        """ "Submission graded: submission 12, version 2 (event 1234)"."""
+        happened = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", self.event_type).capitalize()
+        of = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", self.aggregate_type).lower()
+        return f"{happened}: {of} {self.aggregate_id}, version {self.version} (event {self.position})"

@@ -109,6 +109,8 @@ class Project(models.Model):
 
     class Meta:
         db_table = "projects"
+        verbose_name = "challenge"
+        verbose_name_plural = "challenges"
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(

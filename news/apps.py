@@ -6,7 +6,7 @@ class NewsConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "news"
-    verbose_name = "News"
+    verbose_name = "Class news"
 
     def ready(self):
         from . import receivers, records

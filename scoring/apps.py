@@ -4,6 +4,7 @@ from django.apps import AppConfig
 class ScoringConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "scoring"
+    verbose_name = "Grading and badges"
 
     def ready(self):
         from . import changes, records

@@ -100,8 +100,18 @@ class Submission(models.Model):
         ]
 
     def __str__(self) -> str:
-        # No related rows here: the audit log calls str() on every save.
-        return f"Submission {self.pk} ({self.get_status_display().lower()})"
+        """Whose attempt at what: "Alice Anderson's write-up for SQL Injection 101".
+
+        Named from the student and the challenge only when they are loaded already (the
+        services and the admin's lists load them): the audit log calls str() on every save,
+        in bulk too, and must not read a row for it.
+        """
+        kind = "flag" if self.kind == SubmissionKind.FLAG else "write-up"
+        user = self.user if type(self).user.is_cached(self) else None
+        project = self.project if type(self).project.is_cached(self) else None
+        if user is None or project is None:
+            return f"{kind.capitalize()} {self.pk or '(new)'} ({self.get_status_display().lower()})"
+        return f"{user.get_full_name()}’s {kind} for {project.name}"
 
 
 class BadgeRuleKind(models.TextChoices):
@@ -172,6 +182,8 @@ class UserBadge(models.Model):
 
     class Meta:
         db_table = "user_badges"
+        verbose_name = "badge award"
+        verbose_name_plural = "badges awarded"
         ordering = ["-awarded_at"]
         constraints = [
             models.UniqueConstraint(
@@ -185,7 +197,14 @@ class UserBadge(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Badge {self.badge_id} of user {self.user_id}"
+        """ "First Blood for Alice Anderson" (the e-mail when no name), from the badge and the student loaded with it.
+
+        A bulk path that loaded neither (a rescore taking back hundreds of awards) gets their
+        ids instead of two queries per row.
+        """
+        badge = self.badge.name if type(self).badge.is_cached(self) else f"Badge {self.badge_id}"
+        user = self.user.get_full_name() if type(self).user.is_cached(self) else f"user {self.user_id}"
+        return f"{badge} for {user}"
 
 
 class LeaderboardQuerySet(TenantQuerySet):
@@ -217,6 +236,8 @@ class Leaderboard(models.Model):
 
     class Meta:
         db_table = "leaderboards"
+        verbose_name = "leaderboard row"
+        verbose_name_plural = "leaderboard"
         ordering = ["-points", "last_scored_at"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "user"], name="uniq_leaderboards_tenant_user"),
@@ -231,7 +252,7 @@ class Leaderboard(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user} ({self.points} points)"
+        return f"{self.user.get_full_name()}: rank {self.rank}, {self.points} points"
 
 
 class HintUnlock(models.Model):
@@ -257,6 +278,8 @@ class HintUnlock(models.Model):
 
     class Meta:
         db_table = "hint_unlocks"
+        verbose_name = "hint unlocked"
+        verbose_name_plural = "hints unlocked"
         ordering = ["-unlocked_at"]
         constraints = [
             models.UniqueConstraint(
@@ -272,4 +295,17 @@ class HintUnlock(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Hint {self.hint_id} unlocked by user {self.user_id}"
+        """ "Hint 2 of SQL Injection 101, unlocked by Alice Anderson", from rows already loaded (see Submission)."""
+        user = self.user if type(self).user.is_cached(self) else None
+        project = self.project if type(self).project.is_cached(self) else None
+        hint = self.hint if type(self).hint.is_cached(self) else None
+        if user is None or project is None:
+            return f"Hint unlocked {self.pk or '(new)'}"
+        which = (
+            f"Hint {hint.position}"
+            if hint is not None
+            else "A hint (since deleted)"
+            if self.hint_id is None
+            else "A hint"
+        )
+        return f"{which} of {project.name}, unlocked by {user.get_full_name()}"

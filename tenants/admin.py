@@ -7,9 +7,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.http import Http404, HttpResponseRedirect
-from django.urls import reverse
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from import_export.admin import ImportExportMixin
 from import_export.formats.base_formats import CSV
@@ -25,7 +27,15 @@ from vulhub.lib.admin import (
 from vulhub.lib.admin_secrets import SecretFieldsAdminMixin
 
 from .models import Tenant, User
-from .resources import RosterResource, UserExportResource, roster_upload_problem
+from .resources import (
+    COLUMN_HELP,
+    ROLE_CHOICES,
+    RosterResource,
+    UserExportResource,
+    roster_template_csv,
+    roster_upload_problem,
+    row_problems,
+)
 from .services import user_register
 from .time_zone import ADMIN_DATETIME, zone_names
 from .welcome import send_welcome_on_commit
@@ -225,6 +235,14 @@ PENDING_ROSTER = "roster_import_pending"  # session key: the file name of the ad
 class RosterImportForm(ImportForm):
     """The roster upload: a file that cannot be a roster is a form error (one sentence), before any row is read."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["import_file"].label = "Roster file (CSV)"
+        self.fields["import_file"].help_text = (
+            "Saved from your spreadsheet as CSV (UTF-8). Nothing is saved yet: you see what the file would change "
+            "first."
+        )
+
     def clean_import_file(self):
         upload = self.cleaned_data["import_file"]
         problem = roster_upload_problem(upload)
@@ -249,6 +267,37 @@ class UserAdmin(TenantScopedAdminMixin, ImportExportMixin, admin.ModelAdmin):
     export_formats = [CSV]
     import_form_class = RosterImportForm
     import_template_name = "admin/tenants/user/import.html"  # errors as sentences, never a traceback
+
+    def get_urls(self):
+        template = path(
+            "import/template.csv",
+            self.admin_site.admin_view(self.import_template_csv),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_import_template",
+        )
+        return [template, *super().get_urls()]
+
+    def import_template_csv(self, request):
+        """A roster to fill in: the columns the import reads and two example rows."""
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        response = HttpResponse(roster_template_csv(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="class-roster-template.csv"'
+        return response
+
+    def get_import_context_data(self, **kwargs):
+        # what the page explains beside the upload: the columns, the roles, the template file
+        return {
+            **super().get_import_context_data(**kwargs),
+            "roster_columns": COLUMN_HELP,
+            "roster_roles": ROLE_CHOICES,
+        }
+
+    def import_action(self, request, **kwargs):
+        response = super().import_action(request, **kwargs)
+        result = getattr(response, "context_data", {}).get("result")
+        if result is not None:  # the preview: its refused rows as a table (row, e-mail, name, what to fix)
+            response.context_data["row_problems"] = row_problems(result)
+        return response
 
     def get_import_resource_kwargs(self, request, **kwargs):
         return {"tenant": request.user.tenant, "actor": request.user, "request": request}
@@ -277,12 +326,37 @@ class UserAdmin(TenantScopedAdminMixin, ImportExportMixin, admin.ModelAdmin):
     def process_result(self, result, request):
         if result.has_errors() or result.has_validation_errors():  # nothing was written (RosterResource.import_data)
             errors = [str(error.error) for error in result.base_errors] or ["Some rows are not valid."]
-            return self.import_refused(request, f"Nothing was imported. {' '.join(errors)}")
+            return self.import_refused(request, f"Nothing was imported. {' '.join(errors)}", result=result)
         return super().process_result(result, request)
 
-    def import_refused(self, request, message: str):
+    def import_refused(self, request, message: str, result=None):
+        """Back to the upload, nothing imported; rows refused at the confirmation are listed as in a preview.
+
+        (The class changed between the preview and the confirmation: another admin added
+        one of these e-mails, say.) The file is gone: the admin uploads the fixed one.
+        """
         self.message_user(request, message, messages.ERROR)
-        return HttpResponseRedirect(reverse("admin:tenants_user_import"))
+        problems = row_problems(result) if result is not None else []
+        if not problems:
+            return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import"))
+        form = self.get_import_form_class(request)(
+            self.get_import_formats(),
+            self.get_import_resource_classes(request),
+            initial=self.get_import_form_initial(request),
+        )
+        context = {
+            **self.get_import_context_data(),
+            **self.admin_site.each_context(request),
+            "title": "Import",
+            "form": form,
+            "opts": self.opts,
+            "media": self.media + form.media,
+            "result": result,
+            "row_problems": problems,
+            "import_error_display": self.import_error_display,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, [self.import_template_name], context, status=409)
 
     def get_export_resource_classes(self, request):
         return self.export_resource_classes

@@ -5,7 +5,7 @@ from django.db.models.signals import post_migrate
 class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "tenants"
-    verbose_name = "Tenants and users"
+    verbose_name = "Class and people"
 
     def ready(self):
         from django.contrib.auth.models import update_last_login

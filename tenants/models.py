@@ -65,6 +65,8 @@ class Tenant(models.Model):
 
     class Meta:
         db_table = "tenants"
+        verbose_name = "class"
+        verbose_name_plural = "class settings"
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(Lower("domain"), name="uniq_tenants_domain_ci"),
@@ -151,6 +153,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     class Meta:
         db_table = "users"
+        verbose_name = "person"
+        verbose_name_plural = "people"
         ordering = ["email"]
         constraints = [
             models.UniqueConstraint(
@@ -179,7 +183,9 @@ class User(AbstractBaseUser, PermissionsMixin):
         ]
 
     def __str__(self) -> str:
-        return self.email
+        """ "Alice Anderson (alice@example.edu)": two students may share a name, never an e-mail."""
+        name = f"{self.first_name} {self.last_name}".strip()
+        return f"{name} ({self.email})" if name else self.email
 
     @property
     def is_staff(self) -> bool:

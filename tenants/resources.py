@@ -21,14 +21,18 @@ import codecs
 import csv
 import io
 import logging
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.core.exceptions import ValidationError
 from django.db.models.functions import Lower
 from django.template.defaultfilters import filesizeformat
+from django.utils.encoding import force_str
+from django.utils.html import format_html
 from django.utils.text import Truncator
 from import_export import fields, resources
+from import_export.resources import Diff
 from import_export.results import Error, Result
 from import_export.widgets import CharWidget
 
@@ -43,6 +47,89 @@ logger = logging.getLogger(__name__)
 
 ROLES = {role.value for role in User.Role}
 COLUMNS = ("email", "first_name", "last_name", "role")  # "email" required, the others optional
+# What each column holds, as the import page and the template file explain them.
+COLUMN_HELP = (
+    ("email", True, "The person's e-mail: they log in with it. An e-mail already in the class updates that person."),
+    ("first_name", False, "First name."),
+    ("last_name", False, "Last name."),
+    ("role", False, "One of the roles below, by its code or its name. Empty: Student."),
+)
+# The roles a roster may give, in the order the import page lists them (students first).
+ROLE_CHOICES = (
+    (User.Role.STUDENT.value, User.Role.STUDENT.label, "Plays the challenges; sees only the student pages."),
+    (User.Role.INSTRUCTOR.value, User.Role.INSTRUCTOR.label, "Authors challenges, grades, awards badges in the admin."),
+    (
+        User.Role.ADMIN.value,
+        User.Role.ADMIN.label,
+        "Everything an instructor does, plus the class settings and the roster.",
+    ),
+)
+TEMPLATE_ROWS = (
+    ("ada.lovelace@example.edu", "Ada", "Lovelace", User.Role.STUDENT.value),
+    ("grace.hopper@example.edu", "Grace", "Hopper", User.Role.INSTRUCTOR.value),
+)
+
+
+def roles_in_words() -> str:
+    """ "STUDENT (Student), INSTRUCTOR (Instructor) or ADMIN (Tenant admin)"."""
+    named = [f"{code} ({label})" for code, label, _ in ROLE_CHOICES]
+    return f"{', '.join(named[:-1])} or {named[-1]}"
+
+
+def roster_template_csv() -> str:
+    """A roster a tenant admin fills in: the header the import reads and two example rows."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    writer.writerows(TEMPLATE_ROWS)
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A row the import refused, as the import page lists it: where it is, whose it is, what to fix."""
+
+    line: int  # the row as a spreadsheet numbers it: the header is row 1
+    email: str
+    name: str
+    messages: tuple[str, ...]
+
+
+def _column_message(field: str, message: str) -> str:
+    column = field if field in COLUMNS else ""
+    return f"{column}: {message}" if column else message
+
+
+def row_problems(result) -> list[RowProblem]:
+    """Every refused row of an import's result, in file order, each message a sentence.
+
+    Rows whose fields are wrong (result.invalid_rows) and rows the import could not save
+    (result.row_errors: an unexpected error, told without its internals) alike.
+    """
+    headers = getattr(result, "roster_headers", None) or list(COLUMNS)
+    problems: dict[int, RowProblem] = {}
+
+    def add(number, row, messages):
+        row = {column_name(key): value for key, value in dict(row or {}).items()}
+        name = f"{row.get('first_name') or ''} {row.get('last_name') or ''}".strip()
+        known = problems.get(number)
+        messages = (*known.messages, *messages) if known else tuple(messages)
+        problems[number] = RowProblem(number + 1, str(row.get("email") or "").strip(), name, messages)
+
+    for invalid in result.invalid_rows:
+        messages = [
+            _column_message(field, str(message)) for field, errors in invalid.error_dict.items() for message in errors
+        ]
+        add(invalid.number, zip(headers, invalid.values, strict=False), messages)
+    for number, errors in result.row_errors():
+        messages = [
+            str(error.error)
+            if isinstance(error.error, ValueError | ValidationError)
+            else "This row could not be saved. Check its e-mail and role, then upload the file again."
+            for error in errors
+        ]
+        add(number, errors[0].row if errors else None, messages)
+    return [problems[number] for number in sorted(problems)]
 
 
 class _Discard(Exception):
@@ -122,11 +209,41 @@ def roster_upload_problem(upload) -> str | None:
 
 
 class RoleWidget(CharWidget):
+    """A role by its code or its name, in any letter case ("student", "Tenant admin"); empty: a student."""
+
     def clean(self, value, row=None, **kwargs):
-        role = str(value or "").strip().upper() or User.Role.STUDENT
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(sorted(ROLES))} (got {value!r})")
+        written = " ".join(str(value or "").split())
+        if not written:
+            return User.Role.STUDENT
+        by_name = {label.lower(): code for code, label, _ in ROLE_CHOICES}
+        role = written.upper() if written.upper() in ROLES else by_name.get(written.lower())
+        if role is None:
+            shown = Truncator(written).chars(40)
+            raise ValueError(
+                f"The role “{shown}” is not one a roster may give: write {roles_in_words()}, "
+                "or leave it empty for a student."
+            )
         return role
+
+
+class RosterDiff(Diff):
+    """A preview cell: the value, or the old one struck out before the new one.
+
+    The package's cells carry inline style attributes (diff_match_patch), which the
+    Content-Security-Policy refuses; these are plain <del>/<ins>, styled by the admin's sheet.
+    """
+
+    def as_html(self):
+        cells = []
+        for old, new in zip(self.left, self.right, strict=False):
+            old, new = force_str(old if old is not None else ""), force_str(new if new is not None else "")
+            if self.new or old == new:
+                cells.append(format_html("{}", new))
+            else:
+                cells.append(
+                    format_html("<del>{}</del> <ins>{}</ins>", old, new) if old else format_html("<ins>{}</ins>", new)
+                )
+        return cells
 
 
 class RosterResource(resources.ModelResource):
@@ -153,6 +270,9 @@ class RosterResource(resources.ModelResource):
     def get_queryset(self):
         return User.objects.for_tenant(self.tenant)
 
+    def get_diff_class(self):
+        return RosterDiff
+
     def import_data(self, dataset, dry_run=False, **kwargs):
         """A dataset that is no roster is refused whole, before any row; the class's users are read in one query.
 
@@ -164,15 +284,21 @@ class RosterResource(resources.ModelResource):
             return self.refused(problem)
         self.existing = self.existing_users(dataset["email"])
         if dry_run:
-            return super().import_data(dataset, dry_run=True, **kwargs)
+            return self.with_headers(super().import_data(dataset, dry_run=True, **kwargs), dataset)
         try:
             with in_bulk():
-                result = super().import_data(dataset, dry_run=False, **kwargs)
+                result = self.with_headers(super().import_data(dataset, dry_run=False, **kwargs), dataset)
                 if result.has_errors() or result.has_validation_errors():
                     raise _Discard(result)  # leave the block by rolling back: no records, no mail
                 return result
         except _Discard as discard:
             return discard.result
+
+    @staticmethod
+    def with_headers(result: Result, dataset) -> Result:
+        """The file's columns, for naming a refused row's e-mail and name (row_problems)."""
+        result.roster_headers = list(dataset.headers or [])
+        return result
 
     def refused(self, problem: str) -> Result:
         result = self.get_result_class()()

@@ -35,7 +35,7 @@ def test_create_change_and_list(db):
         (["set", "alpha", "--domain", "https://x.edu/"], "is not a host name"),
         (["set", "alpha", "--domain", "bad_name!"], "is not a host name"),
         (["set", "alpha", "--domain", "beta.localhost"], "another tenant is already served on beta.localhost"),
-        (["create", "--name", "A", "--slug", "alpha", "--domain", "a2.localhost"], "slug: Tenant with this Slug"),
+        (["create", "--name", "A", "--slug", "alpha", "--domain", "a2.localhost"], "slug: Class with this Slug"),
     ],
 )
 def test_bad_input_is_one_line_and_changes_nothing(db, args, message):
