@@ -221,7 +221,12 @@ class SubmissionAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
         # The queue opens on what needs grading; any explicit filter (or "all") wins.
         if not request.GET and request.method == "GET":
             return HttpResponseRedirect(f"{request.path}?status__exact=PENDING")
-        extra_context = {**(extra_context or {}), "is_pending_queue": self._is_pending_queue(request)}
+        pending = self._is_pending_queue(request)
+        extra_context = {
+            "title": "Grading queue" if pending else "Submissions",
+            **(extra_context or {}),
+            "is_pending_queue": pending,
+        }
         return super().changelist_view(request, extra_context)
 
     @staticmethod

@@ -48,7 +48,9 @@ class Submission(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions", db_index=False
     )
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="submissions", db_index=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="submissions", db_index=False, verbose_name="challenge"
+    )
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.WRITEUP)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     score = models.SmallIntegerField(null=True, blank=True, help_text="0 to 100; required once graded.")
@@ -194,6 +196,8 @@ class UserBadge(models.Model):
         ]
         indexes = [
             models.Index(fields=["user", "tenant"], name="idx_user_badges_user_tenant"),
+            # the admin home's recent awards and this week's count, newest first
+            models.Index(fields=["tenant", "-awarded_at"], name="idx_user_badges_recent"),
         ]
 
     def __str__(self) -> str:
@@ -269,7 +273,9 @@ class HintUnlock(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="hint_unlocks", db_index=False
     )
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="hint_unlocks", db_index=False)
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="hint_unlocks", db_index=False, verbose_name="challenge"
+    )
     hint = models.ForeignKey(Hint, on_delete=models.SET_NULL, null=True, blank=True, related_name="unlocks")
     cost = models.IntegerField(default=0)
     unlocked_at = models.DateTimeField(default=timezone.now)

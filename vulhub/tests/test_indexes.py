@@ -185,6 +185,7 @@ def a_student(student_ids):
         ("idx_submissions_project_status", "submissions", ["project_id", "status"]),
         ("idx_projects_category_difficulty", "projects", ["category", "difficulty"]),
         ("idx_user_badges_user_tenant", "user_badges", ["user_id", "tenant_id"]),
+        ("idx_user_badges_recent", "user_badges", ["tenant_id", "awarded_at"]),
     ],
 )
 def test_index_exists_on_its_columns_in_order(name, table, columns):
