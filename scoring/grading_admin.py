@@ -26,11 +26,11 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.text import Truncator
-from django.utils.timesince import timesince
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
 from vulhub.lib.admin import CappedCountPaginator, TenantScopedAdminMixin
+from vulhub.lib.ages import waited
 
 from . import services
 from .admin_filters import TenantChallengeFilter
@@ -278,7 +278,7 @@ class SubmissionAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
 
     @admin.display(description="waiting for", ordering="submitted_at")
     def age(self, obj):
-        return timesince(obj.submitted_at, timezone.now())
+        return waited(obj.submitted_at, timezone.now())
 
     @admin.display(description="write-up")
     def excerpt(self, obj):
