@@ -6,27 +6,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('challenges', '0007_admin_names'),
-        ('scoring', '0019_admin_names'),
-        ('tenants', '0013_admin_names'),
+        ("challenges", "0007_admin_names"),
+        ("scoring", "0019_admin_names"),
+        ("tenants", "0013_admin_names"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='hintunlock',
-            name='project',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='hint_unlocks', to='challenges.project', verbose_name='challenge'),
+            model_name="hintunlock",
+            name="project",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="hint_unlocks",
+                to="challenges.project",
+                verbose_name="challenge",
+            ),
         ),
         migrations.AlterField(
-            model_name='submission',
-            name='project',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='submissions', to='challenges.project', verbose_name='challenge'),
+            model_name="submission",
+            name="project",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="submissions",
+                to="challenges.project",
+                verbose_name="challenge",
+            ),
         ),
         migrations.AddIndex(
-            model_name='userbadge',
-            index=models.Index(fields=['tenant', '-awarded_at'], name='idx_user_badges_recent'),
+            model_name="userbadge",
+            index=models.Index(fields=["tenant", "-awarded_at"], name="idx_user_badges_recent"),
         ),
     ]

@@ -343,7 +343,8 @@ def test_a_superseded_submission_shows_its_status_on_the_grading_page(instructor
 
     response = instructor_client.get(f"{QUEUE}{first.pk}/change/")
     assert re.search(
-        r'<input type="radio" name="status" value="SUPERSEDED"[^>]* checked[ >][^>]*>\s*<span>Superseded by a better grade</span>',
+        r'<input type="radio" name="status" value="SUPERSEDED"[^>]* checked[ >][^>]*>\s*'
+        r"<span>Superseded by a better grade</span>",
         response.content.decode(),
     )
 
