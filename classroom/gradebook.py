@@ -22,7 +22,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from challenges.models import Project
-from scoring.leaderboard import NET_POINTS
+from scoring.leaderboard import APPROVED_WITH_HINT_COSTS, NET_POINTS
 from scoring.models import Submission
 from tenants.models import User
 from tenants.time_zone import zone_of
@@ -31,12 +31,7 @@ from vulhub.lib.exports import neutralise_formula
 # The points each student scores on each challenge, as the leaderboard counts them.
 POINTS_PER_CHALLENGE = f"""
     SELECT s.user_id, s.project_id, sum({NET_POINTS})::int AS points
-    FROM submissions s
-    LEFT JOIN (
-        SELECT user_id, project_id, sum(cost) AS cost FROM hint_unlocks
-        WHERE tenant_id = %(tenant)s GROUP BY user_id, project_id
-    ) AS h ON h.user_id = s.user_id AND h.project_id = s.project_id
-    WHERE s.tenant_id = %(tenant)s AND s.status = 'APPROVED'
+    {APPROVED_WITH_HINT_COSTS}
     GROUP BY s.user_id, s.project_id
 """  # noqa: S608  (constant SQL, values are parameters)
 

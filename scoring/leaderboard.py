@@ -37,16 +37,21 @@ STUDENT_TOTALS = f"""
     WHERE s.tenant_id = %(tenant)s AND s.user_id = %(user)s AND s.status = 'APPROVED'
 """  # noqa: S608  (constant SQL)
 
-# The whole standings of a tenant, from the approved submissions of its students.
-STANDINGS = f"""
-    SELECT s.user_id, sum({NET_POINTS})::int AS points, count(*) AS solves,
-           max(coalesce(s.graded_at, s.submitted_at)) AS last_scored_at
+# A tenant's approved submissions (s), each with the hint costs (h.cost) its student paid on its challenge.
+APPROVED_WITH_HINT_COSTS = """
     FROM submissions s
     LEFT JOIN (
         SELECT user_id, project_id, sum(cost) AS cost FROM hint_unlocks
         WHERE tenant_id = %(tenant)s GROUP BY user_id, project_id
     ) AS h ON h.user_id = s.user_id AND h.project_id = s.project_id
     WHERE s.tenant_id = %(tenant)s AND s.status = 'APPROVED'
+"""
+
+# The whole standings of a tenant, from the approved submissions of its students.
+STANDINGS = f"""
+    SELECT s.user_id, sum({NET_POINTS})::int AS points, count(*) AS solves,
+           max(coalesce(s.graded_at, s.submitted_at)) AS last_scored_at
+    {APPROVED_WITH_HINT_COSTS}
     GROUP BY s.user_id
 """  # noqa: S608  (constant SQL)
 
