@@ -10,7 +10,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -20,14 +19,19 @@ from news.factories import AnnouncementFactory
 from scoring import services
 from scoring.factories import BadgeFactory
 from scoring.models import Submission
-from tenants.factories import InstructorFactory, StudentFactory, TenantFactory
+from tenants.factories import StudentFactory
 
-from .conftest import SCREENSHOTS
+from .pages import (
+    SIZES,
+    admin_log_in,
+    alpha_academy,
+    assert_accessible,
+    assert_fits,
+    base_url,
+    instructor_ines,
+    screenshot,
+)
 
-PASSWORD = "correct-horse-battery"
-SIZES = {"desktop": {"width": 1366, "height": 800}, "phone": {"width": 390, "height": 844}}
-# as in test_challenge_content: axe's preload would inject <style> elements the CSP refuses
-AXE_OPTIONS = {"resultTypes": ["violations"], "preload": False}
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Table headers of the page squeezed narrower than their longest word (the old home's
@@ -37,24 +41,11 @@ SQUEEZED_HEADERS = """() => [...document.querySelectorAll("#content th")]
   .filter((th) => th.getBoundingClientRect().height > 3 * parseFloat(getComputedStyle(th).lineHeight || 16) + 24)
   .map((th) => th.innerText.trim())"""
 
-# The elements that stick out past the right edge of the window (what makes a phone scroll sideways).
-OVERFLOWING = """() => {
-  const width = document.documentElement.clientWidth;
-  return [...document.querySelectorAll("body *")]
-    .filter((e) => e.getBoundingClientRect().right > width + 1)
-    .slice(0, 5)
-    .map((e) => `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""}.${[...e.classList].join(".")}`);
-}"""
-
 
 @pytest.fixture
 def school(live_server, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    tenant = TenantFactory(name="Alpha Academy", slug="alpha", domain="localhost")
-    port = live_server.url.rsplit(":", 1)[1]
-    ines = InstructorFactory(
-        tenant=tenant, email="ines@alpha.test", first_name="Ines", last_name="Instructor", password=PASSWORD
-    )
+    tenant = alpha_academy(settings)
+    ines = instructor_ines(tenant)
     names = ["Alice Anderson", "Bob Baker", "Chidinma Okonkwo-Adebayo", "Dana Dubois", "Esteban Etxeberria"]
     students = [
         StudentFactory(
@@ -80,21 +71,12 @@ def school(live_server, settings):
     badge = BadgeFactory(tenant=tenant, name="Helping Hand", slug="helping-hand")
     services.badge_award(badge=badge, user=students[2], actor=ines)
     AnnouncementFactory(tenant=tenant, author=ines, title="Lab 2 is open", body="Start with **Cookie Monster**.")
-    return {"base": f"http://localhost:{port}", "ines": ines}
-
-
-def admin_log_in(page, base, email):
-    page.goto(f"{base}/admin/login/")
-    page.get_by_label(re.compile("e-?mail", re.I)).fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    expect(page).to_have_url(f"{base}/admin/")
+    return {"base": base_url(live_server), "ines": ines}
 
 
 def test_the_admin_home_shows_the_class_at_desktop_and_phone_width(school, page_at):
     page = page_at("desktop")
     admin_log_in(page, school["base"], school["ines"].email)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for size, viewport in SIZES.items():
         page.set_viewport_size(viewport)
         page.goto(f"{school['base']}/admin/")
@@ -110,15 +92,10 @@ def test_the_admin_home_shows_the_class_at_desktop_and_phone_width(school, page_
         else:
             assert apps["y"] >= cards["y"] + cards["height"], "the app list is not below the class"
 
-        results = Axe().run(page, options=AXE_OPTIONS)
-        serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
-        assert serious == [], f"admin home ({size}): " + "; ".join(
-            f"{v['id']}: {v['help']} ({', '.join(str(n['target']) for n in v['nodes'][:4])})" for v in serious
-        )
+        assert_accessible(page, f"admin home ({size})")
         assert page.evaluate(SQUEEZED_HEADERS) == []
-        scroll = page.evaluate("document.documentElement.scrollWidth")
-        assert scroll <= viewport["width"], f"the admin home is {scroll} px wide: {page.evaluate(OVERFLOWING)}"
-        page.screenshot(path=str(SCREENSHOTS / f"admin-home-{size}.png"), full_page=True)
+        assert_fits(page, f"admin home ({size})")
+        screenshot(page, "admin-home", size)
 
 
 def test_the_numbers_lead_to_their_lists(school, page_at):

@@ -11,8 +11,6 @@ The data is a small class made through the services, so every list has rows.
 import re
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import expect
 
 from challenges.factories import ProjectFactory
 from challenges.models import Hint
@@ -20,23 +18,17 @@ from challenges.services import project_save
 from news.factories import AnnouncementFactory
 from scoring import services
 from scoring.factories import BadgeFactory
-from tenants.factories import InstructorFactory, StudentFactory, TenantAdminFactory, TenantFactory
+from tenants.factories import StudentFactory, TenantAdminFactory
 
-PASSWORD = "correct-horse-battery"
-SIZES = {"desktop": {"width": 1366, "height": 800}, "phone": {"width": 390, "height": 844}}
-# as in test_challenge_content: axe's preload would inject <style> elements the CSP refuses
-AXE_OPTIONS = {"resultTypes": ["violations"], "preload": False}
+from .pages import PASSWORD, SIZES, admin_log_in, alpha_academy, axe_problems, base_url, instructor_ines, width_problem
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def school(live_server, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    tenant = TenantFactory(name="Alpha Academy", slug="alpha", domain="localhost")
-    port = live_server.url.rsplit(":", 1)[1]
-    ines = InstructorFactory(
-        tenant=tenant, email="ines@alpha.test", first_name="Ines", last_name="Instructor", password=PASSWORD
-    )
+    tenant = alpha_academy(settings)
+    ines = instructor_ines(tenant)
     ada = TenantAdminFactory(
         tenant=tenant, email="ada@alpha.test", first_name="Ada", last_name="Admin", password=PASSWORD
     )
@@ -56,15 +48,7 @@ def school(live_server, settings):
     badge = BadgeFactory(tenant=tenant, name="Helping Hand", slug="helping-hand")
     services.badge_award(badge=badge, user=students[2], actor=ines)
     AnnouncementFactory(tenant=tenant, author=ines, title="Lab 2 is open", body="Start with **Cookie Monster**.")
-    return {"base": f"http://localhost:{port}", "ines": ines, "ada": ada}
-
-
-def admin_log_in(page, base, email):
-    page.goto(f"{base}/admin/login/")
-    page.get_by_label(re.compile("e-?mail", re.I)).fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    expect(page).to_have_url(f"{base}/admin/")
+    return {"base": base_url(live_server), "ines": ines, "ada": ada}
 
 
 def admin_pages(page, base) -> list[str]:
@@ -93,18 +77,11 @@ def scan(page, base, path, size):
     page.set_viewport_size(SIZES[size])
     response = page.goto(base + path)
     assert response.status == 200, f"{path}: HTTP {response.status}"
-    results = Axe().run(page, options=AXE_OPTIONS)
-    serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
-    problems = [
-        f"{path} ({size}) {v['id']}: {v['help']} ({', '.join(str(n['target']) for n in v['nodes'][:3])})"
-        for v in serious
-    ]
+    problems = axe_problems(page, f"{path} ({size})")
     if "Django" in page.inner_text("body") or "Django" in page.title():
         problems.append(f"{path} ({size}) says Django: {page.title()}")
-    if size == "phone":
-        width = page.evaluate("document.documentElement.scrollWidth")
-        if width > SIZES["phone"]["width"]:
-            problems.append(f"{path} is {width} px wide on a phone")
+    if size == "phone" and (too_wide := width_problem(page, f"{path} ({size})")):
+        problems.append(too_wide)
     return problems
 
 

@@ -12,82 +12,46 @@ import hashlib
 import re
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
 from audit.models import EventStore
 from challenges.factories import ProjectFactory
 from challenges.models import ChallengeFile, Hint, Project
 from challenges.tests.attachments import attachments_in
-from tenants.factories import InstructorFactory, TenantFactory
 
-from .conftest import SCREENSHOTS
+from .pages import (
+    SIZES,
+    add_inline_file_and_hint,
+    admin_log_in,
+    alpha_academy,
+    base_url,
+    check_page,
+    instructor_ines,
+    open_page,
+)
 
-PASSWORD = "correct-horse-battery"
 FLAG = "FLAG{r3ad_th3_c00kie}"
-SIZES = {"desktop": {"width": 1366, "height": 800}, "phone": {"width": 390, "height": 844}}
-AXE_OPTIONS = {"resultTypes": ["violations"], "preload": False}  # see e2e/test_challenge_content.py
 CAPTURE = bytes(range(256)) * 8
 pytestmark = pytest.mark.django_db(transaction=True)
-
-# The elements that stick out past the right edge of the window (what makes a phone scroll sideways).
-OVERFLOWING = """() => {
-  const width = document.documentElement.clientWidth;
-  return [...document.querySelectorAll("body *")]
-    .filter((e) => e.getBoundingClientRect().right > width + 1 && !e.closest(".tabular, [role=region]"))
-    .slice(0, 5)
-    .map((e) => `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""}.${[...e.classList].join(".")}`);
-}"""
 
 
 @pytest.fixture
 def school(live_server, settings, tmp_path):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    alpha = TenantFactory(name="Alpha Academy", slug="alpha", domain="localhost")
-    port = live_server.url.rsplit(":", 1)[1]
+    alpha = alpha_academy(settings)
     ProjectFactory(tenant=alpha, name="SQL Basics", slug="sql-basics", category="Web Security")
     ProjectFactory(tenant=alpha, name="Memory Lane", slug="memory-lane", category="Forensics")
     with attachments_in(tmp_path / "attachments") as storage:
         yield {
-            "base": f"http://localhost:{port}",
+            "base": base_url(live_server),
             "tenant": alpha,
             "storage": storage,
-            "ines": InstructorFactory(
-                tenant=alpha, email="ines@alpha.test", first_name="Ines", last_name="Instructor", password=PASSWORD
-            ),
+            "ines": instructor_ines(alpha),
         }
-
-
-def check_page(page, name, *, shots=True):
-    """axe finds nothing serious at either width, the page fits a phone; a screenshot of each."""
-    for size, viewport in SIZES.items():
-        page.set_viewport_size(viewport)
-        results = Axe().run(page, options=AXE_OPTIONS)
-        serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
-        assert serious == [], f"{name} ({size}): " + "; ".join(
-            f"{v['id']}: {v['help']} ({', '.join(str(n['target']) for n in v['nodes'][:4])})" for v in serious
-        )
-        if size == "phone":
-            scroll = page.evaluate("document.documentElement.scrollWidth")
-            assert scroll <= viewport["width"], f"{name} is {scroll} px wide on a phone: {page.evaluate(OVERFLOWING)}"
-        if shots:
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / f"{name}-{size}.png"), full_page=True)
-    page.set_viewport_size(SIZES["desktop"])
-
-
-def admin_log_in(page, base, email):
-    page.goto(f"{base}/admin/login/")
-    page.get_by_label(re.compile("e-?mail", re.I)).fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    expect(page).to_have_url(f"{base}/admin/")
 
 
 def test_an_instructor_authors_publishes_and_tests_the_flag(school, page_at):
     base, tenant = school["base"], school["tenant"]
-    page = page_at("desktop")
-    page.set_viewport_size(SIZES["desktop"])
+    page = open_page(page_at, "desktop")
     admin_log_in(page, base, "ines@alpha.test")
 
     page.goto(f"{base}/admin/challenges/project/add/")
@@ -129,14 +93,8 @@ def test_an_instructor_authors_publishes_and_tests_the_flag(school, page_at):
     expect(page.locator("#id_new_flag")).to_have_attribute("type", "password")
 
     # a file and a hint, on the same page
-    page.get_by_role("button", name=re.compile("add another file", re.I)).click()
-    page.locator('input[name="files-0-file"]').set_input_files(
-        {"name": "cookie.bin", "mimeType": "application/octet-stream", "buffer": CAPTURE}
-    )
-    page.get_by_role("button", name=re.compile("add another hint", re.I)).click()
-    page.locator('textarea[name="hints-0-text"]').fill("The cookie is **base64**.")
-    page.locator('input[name="hints-0-cost"]').fill("10")
-    check_page(page, "admin-authoring-new", shots=False)
+    add_inline_file_and_hint(page, file_name="cookie.bin", content=CAPTURE, hint="The cookie is **base64**.", cost=10)
+    check_page(page, "admin-authoring-new", shot=False)
 
     published.check()
     page.get_by_role("button", name="Save and continue editing").click()
@@ -180,13 +138,13 @@ def test_an_instructor_authors_publishes_and_tests_the_flag(school, page_at):
     cookie.refresh_from_db()
     assert not cookie.is_published
     assert EventStore.objects.filter(event_type="ProjectUnpublished", aggregate_id=str(cookie.pk)).count() == 1
-    check_page(page, "admin-authoring-hidden", shots=False)
+    check_page(page, "admin-authoring-hidden", shot=False)
 
     # the answer page a browser without JavaScript gets (the form posted as such a browser posts it)
     page.get_by_label("Test a flag").fill("FLAG{nope}")
     page.evaluate("document.getElementById('flag-test-form').submit()")
     expect(page.get_by_role("status")).to_have_text("Does not match the stored flag.")
-    check_page(page, "admin-authoring-flag-test", shots=False)
+    check_page(page, "admin-authoring-flag-test", shot=False)
     page.get_by_role("link", name=re.compile("Back to")).click()
     expect(page.get_by_label("Test a flag")).to_be_visible()
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from django.core.files.base import ContentFile
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
@@ -28,14 +27,22 @@ from challenges.factories import ProjectFactory
 from challenges.models import ChallengeFile, Hint, Project
 from challenges.tests.attachments import attachments_in, stored_objects
 from scoring import services
-from tenants.factories import InstructorFactory, StudentFactory, TenantFactory
+from tenants.factories import StudentFactory
 from tenants.models import Tenant
 
-from .conftest import SCREENSHOTS
+from .pages import (
+    PASSWORD,
+    add_inline_file_and_hint,
+    admin_log_in,
+    alpha_academy,
+    base_url,
+    check_page,
+    instructor_ines,
+    log_in,
+    open_page,
+)
 
-PASSWORD = "correct-horse-battery"
 ZONE = ZoneInfo("Asia/Kolkata")
-SIZES = {"desktop": {"width": 1366, "height": 800}, "phone": {"width": 390, "height": 844}}
 # a small capture, as the packet-capture challenge ships: bytes that are not text
 CAPTURE = bytes(range(256)) * 12 + b"FLAG{in_the_packets}\n"
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,11 +57,9 @@ def storage(tmp_path):
 
 @pytest.fixture
 def school(live_server, settings, storage):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    alpha = TenantFactory(name="Alpha Academy", slug="alpha", domain="localhost", time_zone="Asia/Kolkata")
-    port = live_server.url.rsplit(":", 1)[1]
+    alpha = alpha_academy(settings, time_zone="Asia/Kolkata")
     return {
-        "base": f"http://localhost:{port}",
+        "base": base_url(live_server),
         "tenant": alpha,
         "sam": StudentFactory(
             tenant=alpha, email="sam@alpha.test", first_name="Sam", last_name="Student", password=PASSWORD
@@ -62,9 +67,7 @@ def school(live_server, settings, storage):
         "rita": StudentFactory(
             tenant=alpha, email="rita@alpha.test", first_name="Rita", last_name="Rival", password=PASSWORD
         ),
-        "ines": InstructorFactory(
-            tenant=alpha, email="ines@alpha.test", first_name="Ines", last_name="Instructor", password=PASSWORD
-        ),
+        "ines": instructor_ines(alpha),
     }
 
 
@@ -77,61 +80,6 @@ def local(moment) -> str:
     """A moment as the site should write it in the class's zone: "9 Dec 2026 at 19:30 IST"."""
     shown = moment.astimezone(ZONE)
     return f"{shown.day} {shown:%b %Y} at {shown:%H:%M} IST"
-
-
-# axe's "preload" fetches a page's @import-ed stylesheets and injects their text as <style>
-# elements: the site's Content-Security-Policy refuses them (page_at fails the test), and it
-# resolves Django admin's `@import url('widgets.css')` against the page's URL, not the sheet's.
-# It only serves css-orientation-lock, which reads the stylesheets the page itself loaded.
-AXE_OPTIONS = {"resultTypes": ["violations"], "preload": False}
-
-# The elements that stick out past the right edge of the window (what makes a phone scroll sideways).
-OVERFLOWING = """() => {
-  const width = document.documentElement.clientWidth;
-  return [...document.querySelectorAll("body *")]
-    .filter((e) => e.getBoundingClientRect().right > width + 1 && !e.closest(".table-wrap, [role=region]"))
-    .slice(0, 5)
-    .map((e) => `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""}.${[...e.classList].join(".")}`);
-}"""
-
-
-def check_page(page, name):
-    """axe finds nothing serious at either width, the page fits a phone, and a screenshot of each."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for size, viewport in SIZES.items():
-        page.set_viewport_size(viewport)
-        results = Axe().run(page, options=AXE_OPTIONS)
-        serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
-        assert serious == [], f"{name} ({size}): " + "; ".join(
-            f"{v['id']}: {v['help']} ({', '.join(str(n['target']) for n in v['nodes'][:4])})" for v in serious
-        )
-        if size == "phone":
-            scroll = page.evaluate("document.documentElement.scrollWidth")
-            assert scroll <= viewport["width"], f"{name} is {scroll} px wide on a phone: {page.evaluate(OVERFLOWING)}"
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{size}.png"), full_page=True)
-    page.set_viewport_size(SIZES["desktop"])
-
-
-def open_page(page_at, size="desktop"):
-    page = page_at(size)
-    page.set_viewport_size(SIZES[size])
-    return page
-
-
-def log_in(page, base, email):
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    expect(page).to_have_url(f"{base}/")
-
-
-def admin_log_in(page, base, email):
-    page.goto(f"{base}/admin/login/")
-    page.get_by_label(re.compile("e-?mail", re.I)).fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    expect(page).to_have_url(f"{base}/admin/")
 
 
 def submit_flag(page, flag):
@@ -458,13 +406,7 @@ def test_an_instructor_adds_a_file_and_a_hint_inline(school, page_at, storage):
     admin_log_in(page, base, "ines@alpha.test")
 
     page.goto(change_url(base, memory))
-    page.get_by_role("button", name=re.compile("add another file", re.I)).click()
-    page.locator('input[name="files-0-file"]').set_input_files(
-        {"name": "memory.raw", "mimeType": "application/octet-stream", "buffer": CAPTURE}
-    )
-    page.get_by_role("button", name=re.compile("add another hint", re.I)).click()
-    page.locator('textarea[name="hints-0-text"]').fill("Start with `pslist`.")
-    page.locator('input[name="hints-0-cost"]').fill("25")
+    add_inline_file_and_hint(page, file_name="memory.raw", content=CAPTURE, hint="Start with `pslist`.", cost=25)
     page.get_by_role("button", name="Save and continue editing").click()
     expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
 
@@ -490,12 +432,7 @@ def test_an_empty_file_or_a_close_before_the_open_is_a_form_error_and_nothing_is
     admin_log_in(page, base, "ines@alpha.test")
 
     page.goto(change_url(base, memory))
-    page.get_by_role("button", name=re.compile("add another file", re.I)).click()
-    page.locator('input[name="files-0-file"]').set_input_files(
-        {"name": "empty.raw", "mimeType": "application/octet-stream", "buffer": b""}
-    )
-    page.get_by_role("button", name=re.compile("add another hint", re.I)).click()
-    page.locator('textarea[name="hints-0-text"]').fill("Not saved: the file beside it is wrong.")
+    add_inline_file_and_hint(page, file_name="empty.raw", content=b"", hint="Not saved: the file beside it is wrong.")
     page.get_by_role("button", name="Save and continue editing").click()
     expect(page.locator(".errornote")).to_be_visible()
     expect(page.locator("#files-group")).to_contain_text("The file is empty: upload a file with something in it.")

@@ -19,7 +19,8 @@ from scoring import services
 from scoring.models import Submission
 from tenants.factories import InstructorFactory, StudentFactory, TenantFactory
 
-from .conftest import SCREENSHOTS, SIZES
+from .conftest import SIZES
+from .pages import SCREENSHOTS
 
 FLAG = "FLAG{kept_in_the_browser}"
 PASSWORD = "correct-horse-battery"

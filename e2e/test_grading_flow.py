@@ -12,7 +12,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -20,39 +19,19 @@ from challenges.factories import ProjectFactory
 from scoring import services
 from scoring.factories import SubmissionFactory
 from scoring.models import Submission
-from tenants.factories import InstructorFactory, StudentFactory, TenantFactory
+from tenants.factories import StudentFactory
 
-from .conftest import SCREENSHOTS
+from .pages import DESKTOP, admin_log_in, alpha_academy, base_url, check_page, instructor_ines, open_page
 
-PASSWORD = "correct-horse-battery"
 pytestmark = pytest.mark.django_db(transaction=True)
-
-# axe's "preload" would inject the admin's @import-ed sheets as <style> elements, which the
-# Content-Security-Policy refuses (see e2e/test_challenge_content.py)
-AXE_OPTIONS = {"resultTypes": ["violations"], "preload": False}
-DESKTOP = {"width": 1366, "height": 800}
-PHONE = {"width": 390, "height": 844}
-
-# the elements that stick out past the right edge of the window
-OVERFLOWING = """() => {
-  const width = document.documentElement.clientWidth;
-  return [...document.querySelectorAll("body *")]
-    .filter((e) => e.getBoundingClientRect().right > width + 1 && !e.closest(".results, [role=region]"))
-    .slice(0, 5)
-    .map((e) => `${e.tagName.toLowerCase()}${e.id ? "#" + e.id : ""}.${[...e.classList].join(".")}`);
-}"""
 
 
 @pytest.fixture
 def school(live_server, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.NOTIFICATION_EMAILS_IN_BACKGROUND = False
-    alpha = TenantFactory(name="Alpha Academy", slug="alpha", domain="localhost")
-    port = live_server.url.rsplit(":", 1)[1]
+    alpha = alpha_academy(settings)
     memory = ProjectFactory(tenant=alpha, name="Memory Lane", slug="memory-lane", category="Forensics", points=300)
-    teacher = InstructorFactory(
-        tenant=alpha, email="ines@alpha.test", first_name="Ines", last_name="Instructor", password=PASSWORD
-    )
+    teacher = instructor_ines(alpha)
     ann, ben, cat = (
         StudentFactory(tenant=alpha, first_name=name, last_name="Student", email=f"{name.lower()}@alpha.test")
         for name in ("Ann", "Ben", "Cat")
@@ -77,33 +56,7 @@ def school(live_server, settings):
         )
         for who, days in ((ann, 3), (ben, 2), (cat, 1))
     ]
-    return {"base": f"http://localhost:{port}", "waiting": waiting, "teacher": teacher}
-
-
-def admin_log_in(page, base):
-    page.goto(f"{base}/admin/login/")
-    page.get_by_label(re.compile("e-?mail", re.I)).fill("ines@alpha.test")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    expect(page).to_have_url(f"{base}/admin/")
-
-
-def check_page(page, name, screenshot=None):
-    """No axe violation at 1366x800 or 390x844, no sideways scroll on a phone; screenshots."""
-    for size, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
-        page.set_viewport_size(viewport)
-        violations = Axe().run(page, options=AXE_OPTIONS).response["violations"]
-        assert violations == [], f"{name} ({size}): " + "; ".join(
-            f"{v['id']} ({v['impact']}): {v['help']} ({', '.join(str(n['target']) for n in v['nodes'][:4])})"
-            for v in violations
-        )
-        if size == "phone":
-            scroll = page.evaluate("document.documentElement.scrollWidth")
-            assert scroll <= viewport["width"], f"{name} is {scroll} px wide on a phone: {page.evaluate(OVERFLOWING)}"
-        if screenshot:
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / f"{screenshot}-{size}.png"), full_page=True)
-    page.set_viewport_size(DESKTOP)
+    return {"base": base_url(live_server), "waiting": waiting, "teacher": teacher}
 
 
 def change_path(submission):
@@ -112,9 +65,8 @@ def change_path(submission):
 
 def test_an_instructor_grades_the_queue_from_the_keyboard(school, page_at):
     base, (first, second, third) = school["base"], school["waiting"]
-    page = page_at("desktop")
-    page.set_viewport_size(DESKTOP)
-    admin_log_in(page, base)
+    page = open_page(page_at, "desktop")
+    admin_log_in(page, base, "ines@alpha.test")
 
     # the queue: the pending ones, oldest first, every column in view at 1366 px
     page.goto(f"{base}/admin/scoring/submission/")
@@ -130,7 +82,7 @@ def test_an_instructor_grades_the_queue_from_the_keyboard(school, page_at):
         box = cell.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= DESKTOP["width"], cell.inner_text()
     expect(page.locator("#result_list tbody tr").first.locator(".field-excerpt")).to_contain_text("Ann's steps")
-    check_page(page, "grading queue")
+    check_page(page, "grading queue", shot=False, every_violation=True)
 
     # the first write-up: read beside the grade, no decision chosen, the decision focused
     grade_links.first.click()
@@ -163,7 +115,7 @@ def test_an_instructor_grades_the_queue_from_the_keyboard(school, page_at):
     expect(preview).to_have_text("Rejecting gives no points.")
     page.keyboard.press("ArrowUp")
     expect(preview).to_have_text("Approving with 85/100 gives 255 points.")
-    check_page(page, "grading form", screenshot="admin-grading")
+    check_page(page, "grading form", shot="admin-grading", every_violation=True)
 
     # Enter: saved, and the next write-up opens
     page.get_by_label("Score").focus()
@@ -227,9 +179,8 @@ def test_the_preview_uses_a_dynamic_challenges_value_now(school, page_at):
     for solver in StudentFactory.create_batch(3, tenant=tenant):
         services.submission_create(user=solver, project=rally, flag=flag)
     essay = SubmissionFactory(tenant=tenant, project=rally, answer="my steps")
-    page = page_at("desktop")
-    page.set_viewport_size(DESKTOP)
-    admin_log_in(page, school["base"])
+    page = open_page(page_at, "desktop")
+    admin_log_in(page, school["base"], "ines@alpha.test")
 
     page.goto(f"{school['base']}{change_path(essay)}")
     page.get_by_label("Approve").check()

@@ -11,29 +11,24 @@ is saved as docs/screenshots/notifications-*.png.
 import re
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
 from challenges.factories import ProjectFactory
 from news.models import Reader
 from scoring.factories import BadgeFactory
-from tenants.factories import InstructorFactory, StudentFactory, TenantFactory
+from tenants.factories import StudentFactory
 
-from .conftest import SCREENSHOTS
+from . import pages
+from .pages import PASSWORD, alpha_academy, base_url, instructor_ines, log_in, open_page
 
-PASSWORD = "correct-horse-battery"
 FLAG = "FLAG{told_you_so}"
-SIZES = {"desktop": {"width": 1366, "height": 800}, "phone": {"width": 390, "height": 844}}
-# axe's preload injects @import-ed sheets as <style> elements, which the CSP refuses (see test_challenge_content)
-AXE_OPTIONS = {"resultTypes": ["violations"], "preload": False}
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def school(live_server, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.NOTIFICATION_EMAILS_IN_BACKGROUND = False  # the e-mail is the command's (news/tests)
-    alpha = TenantFactory(name="Alpha Academy", slug="alpha", domain="localhost")
+    alpha = alpha_academy(settings)
     ProjectFactory(
         tenant=alpha,
         name="Cookie Jar",
@@ -47,43 +42,19 @@ def school(live_server, settings):
     BadgeFactory(
         tenant=alpha, name="First Blood", slug="first-blood", rule_kind="FIRST_SOLVE", description="First to solve one."
     )
-    port = live_server.url.rsplit(":", 1)[1]
     return {
-        "base": f"http://localhost:{port}",
+        "base": base_url(live_server),
         # joined after the challenge was published: its opening is not news to them
         "sam": StudentFactory(
             tenant=alpha, email="sam@alpha.test", first_name="Sam", last_name="Student", password=PASSWORD
         ),
-        "ines": InstructorFactory(
-            tenant=alpha, email="ines@alpha.test", first_name="Ines", last_name="Instructor", password=PASSWORD
-        ),
+        "ines": instructor_ines(alpha),
     }
 
 
 def check_page(page, name):
-    """axe finds nothing serious at either width, the page fits a phone, and a screenshot of each."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    before = page.viewport_size
-    for size, viewport in SIZES.items():
-        page.set_viewport_size(viewport)
-        results = Axe().run(page, options=AXE_OPTIONS)
-        serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
-        assert serious == [], f"{name} ({size}): " + "; ".join(
-            f"{v['id']}: {v['help']} ({', '.join(str(n['target']) for n in v['nodes'][:4])})" for v in serious
-        )
-        if size == "phone":
-            scroll = page.evaluate("document.documentElement.scrollWidth")
-            assert scroll <= viewport["width"], f"{name} is {scroll} px wide on a phone"
-        page.screenshot(path=str(SCREENSHOTS / f"notifications-{name}-{size}.png"), full_page=True)
-    page.set_viewport_size(before)
-
-
-def log_in(page, base, email):
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    expect(page).to_have_url(f"{base}/")
+    """pages.check_page, saving docs/screenshots/notifications-<name>-<size>.png and keeping the page's size."""
+    pages.check_page(page, f"notifications-{name}", restore_size=True)
 
 
 def notifications_link(page):
@@ -92,8 +63,7 @@ def notifications_link(page):
 
 def test_a_student_is_told_of_their_badge_and_of_an_announcement(school, page_at):
     base = school["base"]
-    student = page_at("desktop")
-    student.set_viewport_size(SIZES["desktop"])
+    student = open_page(page_at, "desktop")
     log_in(student, base, "sam@alpha.test")
     expect(notifications_link(student)).to_have_accessible_name("Notifications")  # nothing new yet
 
@@ -116,8 +86,7 @@ def test_a_student_is_told_of_their_badge_and_of_an_announcement(school, page_at
     expect(notifications_link(student)).to_have_accessible_name("Notifications")
 
     # an instructor posts an announcement in the admin
-    teacher = page_at("desktop")
-    teacher.set_viewport_size(SIZES["desktop"])
+    teacher = open_page(page_at, "desktop")
     log_in(teacher, base, "ines@alpha.test")
     teacher.goto(f"{base}/admin/news/announcement/add/")
     teacher.get_by_label("Title").fill("Lab closed on Friday")
@@ -151,8 +120,7 @@ def test_a_student_is_told_of_their_badge_and_of_an_announcement(school, page_at
 
 def test_on_a_phone_the_menu_button_shows_the_count(school, page_at):
     base = school["base"]
-    phone = page_at("phone")
-    phone.set_viewport_size(SIZES["phone"])
+    phone = open_page(page_at, "phone")
     log_in(phone, base, "sam@alpha.test")
     menu = phone.locator("summary.site-menu-toggle")
     expect(menu).to_have_text("Menu")  # the challenge was published before they joined: no news

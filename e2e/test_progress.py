@@ -19,7 +19,8 @@ from scoring.factories import BadgeFactory, SubmissionFactory
 from scoring.models import HintUnlock, UserBadge
 from tenants.factories import StudentFactory, TenantFactory
 
-from .conftest import SCREENSHOTS, SIZES
+from .conftest import SIZES
+from .pages import SCREENSHOTS
 
 PASSWORD = "correct-horse-battery"
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,17 +10,13 @@ Screenshots: docs/screenshots/admin-import-{desktop,phone}.png (the rows to fix)
 import re
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
-from tenants.factories import TenantAdminFactory, TenantFactory
+from tenants.factories import TenantAdminFactory
 from tenants.models import User
 
-from .conftest import SCREENSHOTS
+from .pages import PASSWORD, admin_log_in, alpha_academy, base_url, check_page
 
-PASSWORD = "correct-horse-battery"
-SIZES = {"desktop": {"width": 1366, "height": 800}, "phone": {"width": 390, "height": 844}}
-AXE_OPTIONS = {"resultTypes": ["violations"], "preload": False}  # axe's preload injects styles the CSP refuses
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WRONG = (
@@ -35,39 +31,9 @@ FIXED = WRONG.replace(",wizard", ",student").replace("not-an-email", "carol@alph
 
 @pytest.fixture
 def school(live_server, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    tenant = TenantFactory(name="Alpha Academy", slug="alpha", domain="localhost")
+    tenant = alpha_academy(settings)
     TenantAdminFactory(tenant=tenant, email="ada@alpha.test", first_name="Ada", last_name="Admin", password=PASSWORD)
-    port = live_server.url.rsplit(":", 1)[1]
-    return {"base": f"http://localhost:{port}", "tenant": tenant}
-
-
-def log_in(page, base):
-    page.goto(f"{base}/admin/login/")
-    page.get_by_label(re.compile("e-?mail", re.I)).fill("ada@alpha.test")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    expect(page).to_have_url(f"{base}/admin/")
-
-
-def check(page, name, *, shot=False):
-    """axe finds nothing serious and the page fits a phone, at both widths; optionally a screenshot of each."""
-    problems = []
-    for size, viewport in SIZES.items():
-        page.set_viewport_size(viewport)
-        results = Axe().run(page, options=AXE_OPTIONS)
-        problems += [
-            f"{name} ({size}) {v['id']}: {v['help']} {[n['target'] for n in v['nodes'][:3]]}"
-            for v in results.response["violations"]
-            if v["impact"] in ("serious", "critical")
-        ]
-        if size == "phone" and (width := page.evaluate("document.documentElement.scrollWidth")) > viewport["width"]:
-            problems.append(f"{name} is {width} px wide on a phone")
-        if shot:
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / f"admin-import-{size}.png"), full_page=True)
-    page.set_viewport_size(SIZES["desktop"])
-    assert problems == [], "\n".join(problems)
+    return {"base": base_url(live_server), "tenant": tenant}
 
 
 def upload(page, text, name="class.csv"):
@@ -80,7 +46,7 @@ def upload(page, text, name="class.csv"):
 def test_a_tenant_admin_fixes_the_rows_named_and_imports_the_class(school, page_at):
     page = page_at("desktop")
     base = school["base"]
-    log_in(page, base)
+    admin_log_in(page, base, "ada@alpha.test")
     page.goto(f"{base}/admin/tenants/user/import/")
 
     # what a roster holds: the columns, the roles in words and codes, a template to fill in
@@ -90,7 +56,7 @@ def test_a_tenant_admin_fixes_the_rows_named_and_imports_the_class(school, page_
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the roster template (CSV)").click()
     assert download.value.suggested_filename == "class-roster-template.csv"
-    check(page, "import page")
+    check_page(page, "import page", shot=False)
 
     # a file with two wrong rows: a table names them, visible without hovering
     upload(page, WRONG)
@@ -103,7 +69,7 @@ def test_a_tenant_admin_fixes_the_rows_named_and_imports_the_class(school, page_
     expect(problems.nth(1)).to_contain_text("Carol Chen")
     expect(problems.nth(1)).to_contain_text("email: Enter a valid email address.")
     expect(page.get_by_role("heading", name="Upload the corrected file")).to_be_visible()
-    check(page, "rows to fix", shot=True)
+    check_page(page, "rows to fix", shot="admin-import")
     assert not User.objects.filter(email="alice@alpha.test").exists()
 
     # the fixed file: a preview, then the import without choosing the file again
@@ -111,7 +77,7 @@ def test_a_tenant_admin_fixes_the_rows_named_and_imports_the_class(school, page_
     expect(page.get_by_role("heading", name="Check the preview: nothing is saved yet")).to_be_visible()
     expect(page.get_by_text("4 new people, 0 updated, 0 unchanged")).to_be_visible()
     assert page.locator("input[type=file]").count() == 0
-    check(page, "preview")
+    check_page(page, "preview", shot=False)
     page.get_by_role("button", name="Import this roster").click()
 
     expect(page.locator(".messagelist .success")).to_be_visible()

@@ -17,7 +17,8 @@ from scoring.factories import BadgeFactory
 from scoring.models import Submission
 from tenants.factories import InstructorFactory, StudentFactory, TenantFactory
 
-from .conftest import SCREENSHOTS, SIZES
+from .conftest import SIZES
+from .pages import SCREENSHOTS
 
 FLAG = "FLAG{browser_tested}"
 PASSWORD = "correct-horse-battery"

@@ -9,29 +9,26 @@ all), must fit a 390 px phone without scrolling sideways, and is saved as a scre
 import re
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
 from challenges.factories import ProjectFactory
 from scoring import services
 from scoring.models import Submission
-from tenants.factories import InstructorFactory, StudentFactory, TenantFactory
+from tenants.factories import InstructorFactory, StudentFactory
 
-from .conftest import SCREENSHOTS, SIZES
+from . import pages
+from .conftest import SIZES
+from .pages import PASSWORD, alpha_academy, base_url, log_in
 
-PASSWORD = "correct-horse-battery"
 FLAG = "FLAG{kept_in_the_field}"
-AXE_OPTIONS = {"resultTypes": ["violations"], "preload": False}
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def school(live_server, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # a grading's notification e-mail is the command's here: no thread of its own outlives the test's flush
     settings.NOTIFICATION_EMAILS_IN_BACKGROUND = False
-    alpha = TenantFactory(name="Alpha Academy", slug="alpha", domain="localhost")
-    port = live_server.url.rsplit(":", 1)[1]
+    alpha = alpha_academy(settings)
     ProjectFactory(
         tenant=alpha,
         name="Memory Lane",
@@ -51,7 +48,7 @@ def school(live_server, settings):
         flag=FLAG,
     )
     return {
-        "base": f"http://localhost:{port}",
+        "base": base_url(live_server),
         "student": StudentFactory(
             tenant=alpha, email="sam@alpha.test", first_name="Sam", last_name="Student", password=PASSWORD
         ),
@@ -60,32 +57,13 @@ def school(live_server, settings):
 
 
 def check_page(page, name):
-    """No axe violation at either width, the page fits a phone, and a screenshot of each."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for size, viewport in SIZES.items():
-        page.set_viewport_size(viewport)
-        violations = Axe().run(page, options=AXE_OPTIONS).response["violations"]
-        assert violations == [], f"{name} ({size}): " + "; ".join(
-            f"{v['id']} ({v['impact']}): {v['help']} ({', '.join(str(n['target']) for n in v['nodes'][:4])})"
-            for v in violations
-        )
-        if size == "phone":
-            assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], f"{name}: too wide"
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{size}.png"), full_page=True)
-    page.set_viewport_size(SIZES["desktop"])
-
-
-def log_in(page, base):
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("E-mail").fill("sam@alpha.test")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name=re.compile("log in", re.I)).click()
-    expect(page).to_have_url(f"{base}/")
+    """pages.check_page at page_at's sizes (a 1280 px desktop), failing on every axe violation, not only serious."""
+    pages.check_page(page, name, sizes=SIZES, every_violation=True)
 
 
 def test_a_write_up_is_sent_read_edited_graded_and_improved(school, page_at):
     page, base, student = page_at("desktop"), school["base"], school["student"]
-    log_in(page, base)
+    log_in(page, base, "sam@alpha.test")
 
     # sent: the page shows it waiting, with its start and the ways to read and edit it
     page.goto(f"{base}/challenges/memory-lane/")
@@ -154,7 +132,7 @@ def test_an_edit_that_arrives_after_the_grade_keeps_the_text(school, page_at):
     page, base, student = page_at("phone"), school["base"], school["student"]
     essay = ProjectFactory._meta.model.objects.get(slug="memory-lane")
     sent = services.submission_create(user=student, project=essay, writeup="First draft.")
-    log_in(page, base)
+    log_in(page, base, "sam@alpha.test")
 
     page.goto(f"{base}/submissions/{sent.pk}/edit/")
     page.get_by_label("Your write-up").fill("Second draft, with the pslist output.")
@@ -171,7 +149,7 @@ def test_an_edit_that_arrives_after_the_grade_keeps_the_text(school, page_at):
 
 def test_a_wrong_flag_stays_in_the_field(school, page_at):
     page, base = page_at("desktop"), school["base"]
-    log_in(page, base)
+    log_in(page, base, "sam@alpha.test")
 
     page.goto(f"{base}/challenges/cookie-jar/")
     page.get_by_label("Flag").fill("FLAG{kept_in_the_feld}")
