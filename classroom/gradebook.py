@@ -15,7 +15,6 @@ Every cell a spreadsheet could run as a formula is neutralised (vulhub.lib.expor
 import csv
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import datetime
 
 from django.db import connection
 from django.db.models import Max, Q
@@ -26,6 +25,7 @@ from scoring.leaderboard import APPROVED_WITH_HINT_COSTS, NET_POINTS
 from scoring.models import Submission
 from tenants.models import User
 from tenants.time_zone import zone_of
+from vulhub.lib.exports import iso_in_zone as iso
 from vulhub.lib.exports import neutralise_formula
 
 # The points each student scores on each challenge, as the leaderboard counts them.
@@ -34,11 +34,6 @@ POINTS_PER_CHALLENGE = f"""
     {APPROVED_WITH_HINT_COSTS}
     GROUP BY s.user_id, s.project_id
 """  # noqa: S608  (constant SQL, values are parameters)
-
-
-def iso(moment: datetime | None, zone) -> str:
-    """ISO 8601 in the class's zone, with its offset (2025-03-02T14:05:00+01:00); empty for none."""
-    return timezone.localtime(moment, zone).isoformat(timespec="seconds") if moment else ""
 
 
 def points_per_challenge(tenant_id: int) -> dict[int, dict[int, int]]:

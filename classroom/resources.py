@@ -9,13 +9,10 @@ in a spreadsheet (vulhub.lib.exports).
 from import_export import fields, resources
 
 from tenants.models import User
-from tenants.time_zone import UTC
-from vulhub.lib.exports import FormulaSafeExportMixin
-
-from .gradebook import iso
+from vulhub.lib.exports import FormulaSafeExportMixin, ZonedExportMixin, iso_in_zone
 
 
-class RosterExportResource(FormulaSafeExportMixin, resources.ModelResource):
+class RosterExportResource(FormulaSafeExportMixin, ZonedExportMixin, resources.ModelResource):
     first_name = fields.Field(attribute="first_name", column_name="First name")
     last_name = fields.Field(attribute="last_name", column_name="Last name")
     email = fields.Field(attribute="email", column_name="E-mail")
@@ -43,10 +40,6 @@ class RosterExportResource(FormulaSafeExportMixin, resources.ModelResource):
         )
         export_order = fields
 
-    def __init__(self, *, zone=UTC, **kwargs):
-        super().__init__(**kwargs)
-        self.zone = zone
-
     def dehydrate_role(self, user):
         return user.get_role_display()
 
@@ -54,7 +47,7 @@ class RosterExportResource(FormulaSafeExportMixin, resources.ModelResource):
         return user.roster_rank if user.roster_rank is not None else ""  # no approved solve yet
 
     def dehydrate_last_activity(self, user):
-        return iso(user.roster_last_activity, self.zone)
+        return iso_in_zone(user.roster_last_activity, self.zone)
 
     def dehydrate_active(self, user):
         return "yes" if user.is_active else "no"

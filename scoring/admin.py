@@ -5,6 +5,7 @@ from django.contrib import admin
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
+from tenants.time_zone import zone_of
 from vulhub.lib.admin import CappedCountPaginator, ReadOnlyAdminMixin, TenantScopedAdminMixin
 
 from . import badge_admin, grading_admin  # noqa: F401  (they register their admins)
@@ -23,6 +24,9 @@ class LeaderboardAdmin(ReadOnlyAdminMixin, TenantScopedAdminMixin, ExportMixin, 
     show_full_result_count = False
     resource_classes = [LeaderboardExportResource]
     export_formats = [CSV]
+
+    def get_export_resource_kwargs(self, request, **kwargs):
+        return {"zone": zone_of(getattr(request, "tenant", None))}  # times in the class's zone
 
 
 @admin.register(HintUnlock)

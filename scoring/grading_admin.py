@@ -29,6 +29,7 @@ from django.utils.text import Truncator
 from import_export.admin import ExportMixin
 from import_export.formats.base_formats import CSV
 
+from tenants.time_zone import zone_of
 from vulhub.lib.admin import CappedCountPaginator, TenantScopedAdminMixin
 from vulhub.lib.ages import waited
 
@@ -216,6 +217,9 @@ class SubmissionAdmin(TenantScopedAdminMixin, ExportMixin, admin.ModelAdmin):
     list_per_page = 50
     resource_classes = [SubmissionExportResource]
     export_formats = [CSV]
+
+    def get_export_resource_kwargs(self, request, **kwargs):
+        return {"zone": zone_of(getattr(request, "tenant", None))}  # times in the class's zone
 
     def changelist_view(self, request, extra_context=None):
         # The queue opens on what needs grading; any explicit filter (or "all") wins.
