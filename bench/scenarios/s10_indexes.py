@@ -22,7 +22,7 @@ from django.db.models import Count
 from audit.api import AuditLog, EventStore
 from bench.framework import Context, Figure, Series
 from scoring.catalogue import catalogue_rows
-from scoring.models import Leaderboard, Submission
+from scoring.models import Leaderboard, Submission, UserBadge
 
 SCENARIO = "10 Indexes"
 NEIGHBOUR_WALKS = import_module("scoring.migrations.0010_ranks_read_not_stored").WINDOW_ROWS
@@ -48,6 +48,8 @@ KEEP = {
     "idx_hint_unlocks_project": "a challenge's unlocks: its hint costs on the rebuild and on deletion",
     "hints_project_id_be21d593": "a challenge's hints in order on its page (no scenario opens one)",
     "project_prerequisites_required_id_9ef1b09c": "deleting a challenge that others require; the lock check",
+    "project_prerequisites_project_id_e980c734": "a challenge's own prerequisites: its page, the cycle check",
+    "idx_user_badges_recent": "the admin home's recent awards and the week's count (planned above; scenario 15)",
     "notifications_project_id_e4d4f192": "deleting a challenge cascades to its notifications; its opening row",
     "idx_notifications_tenant_wide": "the header's unread count of tenant-wide news (a cache miss; scenario 14)",
     "idx_notifications_user_visible": "the header's unread count of a student's own news (a cache miss; scenario 14)",
@@ -143,6 +145,9 @@ def hot_queries(tenant_id: int) -> list[tuple[str, str, dict | list, list[str | 
         ("catalogue (challenges and solves)", catalogue_rows(tenant_id), ["idx_submissions_project_status"]),
         ("catalogue (my solved markers)", Submission.objects.for_tenant(tenant_id).filter(user_id=busy).approved()
          .values_list("project_id"), [("uniq_submissions_one_approved", "idx_submissions_user_tenant")]),
+        # the admin home's recent awards (classroom.summary._recent_badges)
+        ("admin home: recent badges", UserBadge.objects.for_tenant(tenant_id).order_by("-awarded_at", "-pk")
+         .values("pk")[:5], ["idx_user_badges_recent"]),
         ("audit log by tenant", AuditLog.objects.filter(tenant_id=tenant_id).order_by("-created_at")[:100],
          ["idx_audit_logs_tenant_created"]),
         # a tail near the end of the log: walking the primary key from there is as short
