@@ -9,6 +9,8 @@ it (preview_view). Both views answer JSON to static/js/admin-authoring.js; the f
 answers a page of its own to a browser without JavaScript.
 """
 
+import logging
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -39,6 +41,8 @@ PREVIEW_MAX_CHARS = 100_000
 # Flag tests per staff member and window: enough to try variants by hand, not to guess one.
 FLAG_TEST_LIMIT = 30
 FLAG_TEST_WINDOW_SECONDS = 10 * 60
+
+logger = logging.getLogger(__name__)
 
 SCORING_HELP = (
     "Fixed points: every solver earns the points above. Dynamic (CTFd's formulas): the value starts at the initial "
@@ -440,7 +444,7 @@ class ProjectAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         project = self.get_object(request, unquote(object_id))  # another class's: None, a 404
         if project is None:
             raise Http404
-        if not self.has_view_or_change_permission(request, project):
+        if not self.has_change_permission(request, project):  # who may set the flag may test it
             raise PermissionDenied
         candidate = request.POST.get("candidate", "").strip()
         if not project.has_flag:
@@ -451,7 +455,12 @@ class ProjectAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
             return self._flag_test_answer(
                 request, project, f"A flag has at most {FLAG_MAX_LENGTH} characters: this one cannot match.", 400
             )
-        if not flag_test_allowed(request.user.pk):
+        allowed = flag_test_allowed(request.user.pk)
+        if allowed is None:
+            return self._flag_test_answer(
+                request, project, "Flags cannot be tested right now: try again in a minute.", 503
+            )
+        if not allowed:
             return self._flag_test_answer(
                 request, project, "Too many flags tested in the last minutes: wait a few minutes and try again.", 429
             )
@@ -475,13 +484,21 @@ class ProjectAdmin(TenantScopedAdminMixin, admin.ModelAdmin):
         return TemplateResponse(request, "admin/challenges/project/flag_test.html", context, status=status)
 
 
-def flag_test_allowed(user_id) -> bool:
-    """Count one flag test of this staff member; False past FLAG_TEST_LIMIT in the window."""
+def flag_test_allowed(user_id) -> bool | None:
+    """Count one flag test of this staff member; False past FLAG_TEST_LIMIT in the window.
+
+    None when the count cannot be kept (the cache is down): the test is refused then, as a
+    limit that cannot count must not let guesses through.
+    """
     key = f"admin-flag-tests:{user_id}"
-    cache.add(key, 0, timeout=FLAG_TEST_WINDOW_SECONDS)
     try:
-        count = cache.incr(key)
-    except ValueError:  # expired between the two calls
-        cache.set(key, 1, timeout=FLAG_TEST_WINDOW_SECONDS)
-        count = 1
+        cache.add(key, 0, timeout=FLAG_TEST_WINDOW_SECONDS)
+        try:
+            count = cache.incr(key)
+        except ValueError:  # expired between the two calls
+            cache.set(key, 1, timeout=FLAG_TEST_WINDOW_SECONDS)
+            count = 1
+    except Exception:  # noqa: BLE001  (any cache backend's outage: Redis, the database cache)
+        logger.warning("flag tests are refused: the cache that counts them is unavailable", exc_info=True)
+        return None
     return count <= FLAG_TEST_LIMIT

@@ -117,7 +117,7 @@ class RosterAdmin(UserAdmin):
         if not user.roster_pending:
             return 0
         queue = reverse("admin:scoring_submission_changelist")
-        query = urlencode({"status__exact": Submission.Status.PENDING, "q": user.email})
+        query = urlencode({"status__exact": Submission.Status.PENDING, "user__id__exact": user.pk})
         return format_html('<a href="{}?{}">{}</a>', queue, query, user.roster_pending)
 
     @admin.display(description="last activity", ordering=F("roster_last_activity").asc(nulls_first=True))

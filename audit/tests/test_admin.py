@@ -129,3 +129,29 @@ def test_the_event_list_and_page_render(records, tenant, instructor, client_for)
     assert page.status_code == 200
     assert b"ProjectPublished" in page.content
     assert b"Alpha Lab Renamed" in page.content
+
+
+def test_an_objects_history_page_links_to_exactly_its_audit_rows(records, tenant, instructor, client_for):
+    mine, _ = records
+    other = ProjectFactory(tenant=tenant, name="Other Lab")  # its own rows must not show
+    client = client_for(tenant, instructor)
+
+    history = client.get(f"/admin/challenges/project/{mine.pk}/history/")
+
+    link = f"{CHANGELIST}?object_type=challenges.project&amp;object_id={mine.pk}"
+    assert history.status_code == 200 and link.encode() in history.content
+    listed = client.get(link.replace("&amp;", "&"))
+    assert listed.status_code == 200
+    shown = {(row.object_type, row.object_id) for row in listed.context["cl"].result_list}
+    assert shown == {("challenges.project", str(mine.pk))}, shown
+    assert other.pk != mine.pk
+
+
+def test_object_types_and_events_read_as_words(records, tenant, instructor, client_for):
+    client = client_for(tenant, instructor)
+
+    log = client.get(CHANGELIST).content.decode()
+    events = client.get(EVENTS).content.decode()
+
+    assert ">challenge<" in log and ">challenges.project<" not in log
+    assert "Project published" in events and ">ProjectPublished<" not in events

@@ -385,3 +385,22 @@ def test_the_change_page_shows_the_saved_description_as_students_see_it(admin_cl
     assert "As students see it" in content
     assert "Read <strong>carefully</strong>." in content
     assert "<script>alert(1)</script>" not in content
+
+
+def test_a_flag_is_not_tested_when_its_limit_cannot_be_counted(settings, tenant, instructor, client_for):
+    """The cache that counts tests is down: the test is refused (503), never a 500 and never unlimited."""
+    from challenges.factories import ProjectFactory as Challenges
+
+    project = Challenges(tenant=tenant, flag="FLAG{cache}")
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"},
+    }
+    response = client_for(tenant, instructor).post(
+        f"/admin/challenges/project/{project.pk}/test-flag/",
+        {"candidate": "FLAG{cache}"},
+        HTTP_ACCEPT="application/json",
+    )
+
+    assert response.status_code == 503
+    assert response.json() == {"matches": None, "message": "Flags cannot be tested right now: try again in a minute."}

@@ -101,8 +101,13 @@ def test_an_instructor_reads_each_persons_points_rank_solves_and_waiting_write_u
     html = response.content.decode()
     row = text(re.search(r"<tr[^>]*>(?:(?!</tr>).)*Bob Babbage.*?</tr>", html, re.S).group(0))
     assert row.startswith("Bob Babbage bob@alpha.test Student 100 2 1 1 ")
-    # the waiting write-up links to the grading queue, found by the student's e-mail
-    assert 'href="/admin/scoring/submission/?status__exact=PENDING&amp;q=bob%40alpha.test"' in html
+    # the waiting write-up links to the grading queue filtered to the student (by id: an e-mail
+    # search would also find jobob@…), and that list holds exactly their waiting write-up
+    link = f"/admin/scoring/submission/?status__exact=PENDING&user__id__exact={klass['bob'].pk}"
+    assert f'href="{link.replace("&", "&amp;")}"' in html
+    jobob = StudentFactory(tenant=tenant, email="jobob@alpha.test")  # an e-mail that contains bob's
+    services.submission_create(user=jobob, project=klass["report"], writeup="Mine is stored.")
+    assert [s.pk for s in rows(client_for(tenant, instructor).get(link))] == [klass["waiting"].pk]
 
 
 def test_last_activity_is_the_last_submission_or_else_the_last_login_in_the_class_time(
