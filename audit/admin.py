@@ -52,36 +52,42 @@ class ActorFilter(admin.SimpleListFilter):
         return queryset.filter(actor_id=id_filter_value(self.value()))
 
 
-class ObjectTypeFilter(admin.SimpleListFilter):
-    """The kinds of object the log holds, named as an instructor reads them ("challenge", not "challenges.project")."""
-
-    title = "object type"
-    parameter_name = "object_type"
-
-    def lookups(self, request, model_admin):
-        types = model_admin.get_queryset(request).order_by().values_list("object_type", flat=True).distinct()
-        return sorted(((t, type_words(t)) for t in types if t), key=lambda choice: choice[1])
-
-    def queryset(self, request, queryset):
-        return queryset.filter(object_type=self.value()) if self.value() else queryset
-
-
 def event_words(event_type: str) -> str:
     """ "SubmissionGraded" as words: "Submission graded"."""
     words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", event_type or "")
     return words[:1] + words[1:].lower()
 
 
-class EventTypeFilter(admin.SimpleListFilter):
-    title = "event"
-    parameter_name = "event_type"
+class WordsFilter(admin.SimpleListFilter):
+    """The distinct values of one column (its parameter_name) as choices, named in words by `words`."""
+
+    @staticmethod
+    def words(value: str) -> str:
+        return value
 
     def lookups(self, request, model_admin):
-        types = model_admin.get_queryset(request).order_by().values_list("event_type", flat=True).distinct()
-        return sorted(((t, event_words(t)) for t in types if t), key=lambda choice: choice[1])
+        column = self.parameter_name
+        values = model_admin.get_queryset(request).order_by().values_list(column, flat=True).distinct()
+        return sorted(((v, self.words(v)) for v in values if v), key=lambda choice: choice[1])
 
     def queryset(self, request, queryset):
-        return queryset.filter(event_type=self.value()) if self.value() else queryset
+        return queryset.filter(**{self.parameter_name: self.value()}) if self.value() else queryset
+
+
+class ObjectTypeFilter(WordsFilter):
+    """The kinds of object the log holds, as an instructor reads them ("challenge", not "challenges.project")."""
+
+    title = "object type"
+    parameter_name = "object_type"
+    words = staticmethod(type_words)
+
+
+class EventTypeFilter(WordsFilter):
+    """The events of the store in words ("Submission graded", not "SubmissionGraded")."""
+
+    title = "event"
+    parameter_name = "event_type"
+    words = staticmethod(event_words)
 
 
 @admin.register(AuditLog)

@@ -15,12 +15,10 @@ to warm the caches and the session, then:
 """
 
 from django.conf import settings
-from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
 
 from bench.framework import Context, Figure, Series, timed_ms
-from bench.scenarios.s07_query_counts import is_transaction_control
+from bench.scenarios.s07_query_counts import count_queries
 from tenants.models import User
 
 SCENARIO = "15 Instructor's admin"
@@ -30,13 +28,17 @@ PAGES = {"admin home": "/admin/", "roster": "/admin/tenants/user/"}
 REQUESTS_PER_RUN = 5
 
 
-def instructor_client(tenant: dict) -> Client:
+def instructor_of(tenant: dict) -> User:
     staff = User.objects.for_tenant(tenant["id"]).filter(role=User.Role.INSTRUCTOR, is_active=True).order_by("pk")
     instructor = staff.first()
     if instructor is None:
         raise AssertionError(f"{tenant['slug']} has no instructor")
+    return instructor
+
+
+def instructor_client(tenant: dict) -> Client:
     client = Client(HTTP_HOST=tenant["domain"])
-    client.force_login(instructor)
+    client.force_login(instructor_of(tenant))
     return client
 
 
@@ -47,12 +49,13 @@ def fetch(client: Client, path: str):
     return response
 
 
-def queries(client: Client, path: str) -> int:
-    fetch(client, path)
-    fetch(client, path)
-    with CaptureQueriesContext(connection) as captured:
-        fetch(client, path)
-    return sum(1 for q in captured.captured_queries if not is_transaction_control(q))
+def queries(tenant: dict, paths: list[str]) -> dict[str, int]:
+    """{path: queries} on the third request as the class's instructor (scenario 7's count)."""
+    found = count_queries(tenant, instructor_of(tenant), paths)
+    for path, (status, _) in found.items():
+        if status != 200:
+            raise AssertionError(f"{path}: HTTP {status} for an instructor of {tenant['slug']}")
+    return {path: count for path, (_, count) in found.items()}
 
 
 def run(ctx: Context) -> list[Figure]:
@@ -66,10 +69,11 @@ def run(ctx: Context) -> list[Figure]:
 
 
 def measure(ctx: Context, large: dict, small: dict) -> list[Figure]:
-    big_client, small_client = instructor_client(large), instructor_client(small)
+    pages = {**PAGES, "grading queue": QUEUE}
+    large_counts, small_counts = queries(large, list(pages.values())), queries(small, list(pages.values()))
     figures, differ = [], []
-    for name, path in {**PAGES, "grading queue": QUEUE}.items():
-        big, little = queries(big_client, path), queries(small_client, path)
+    for name, path in pages.items():
+        big, little = large_counts[path], small_counts[path]
         if big != little:
             differ.append(f"{name}: {little} small, {big} large")
         figures.append(
@@ -96,7 +100,8 @@ def measure(ctx: Context, large: dict, small: dict) -> list[Figure]:
             note="; ".join(differ) or f"each page runs as many queries in {small['slug']} as in {large['slug']}",
         )
     )
-    times: dict[str, list[float]] = {name: [] for name in [*PAGES, "grading queue"]}
+    big_client = instructor_client(large)
+    times: dict[str, list[float]] = {name: [] for name in pages}
     for _ in range(ctx.runs):
         for name, path in {"grading queue": QUEUE, **PAGES}.items():
             runs = [timed_ms(lambda path=path: fetch(big_client, path)) for _ in range(REQUESTS_PER_RUN)]
