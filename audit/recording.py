@@ -18,6 +18,8 @@ import psycopg
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection, transaction
 
+from vulhub.lib import metrics
+
 from . import context
 from .models import AuditLog, EventStore
 
@@ -146,7 +148,7 @@ def _record(audits: list[AuditLog], events: list[EventStore], *, answer: bool = 
     With `answer=False` the call is only sent: inside a pipeline its result (and any
     error) arrives with the next statement that waits.
     """
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor, _counting_failures():
         cursor.execute(
             "SELECT * FROM audit_record(%s::jsonb, %s::jsonb)",
             [
@@ -166,6 +168,22 @@ def _flush(rows: list) -> None:
 
 
 @contextlib.contextmanager
+def _counting_failures():
+    """Count a failed audit_record() call (the change it records rolls back with it)."""
+    try:
+        yield
+    except DatabaseError as exc:
+        _count_failure(exc)
+        raise
+
+
+def _count_failure(exc: DatabaseError) -> None:
+    if not getattr(exc, "vulhub_counted", False):
+        exc.vulhub_counted = True  # raised through both places that count: counted once
+        metrics.count(metrics.AUDIT_RECORD_FAILURES)
+
+
+@contextlib.contextmanager
 def _with_the_end_of_the_block():
     """Statements sent inside go with the block's RELEASE SAVEPOINT or COMMIT, in one round trip.
 
@@ -181,7 +199,8 @@ def _with_the_end_of_the_block():
     try:
         with connection.wrap_database_errors, raw.pipeline():
             yield
-    except DatabaseError:
+    except DatabaseError as exc:
+        _count_failure(exc)
         if connection.in_atomic_block:
             connection.needs_rollback = True
         raise

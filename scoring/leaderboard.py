@@ -12,6 +12,7 @@ import logging
 
 from django.db import connection, transaction
 
+from vulhub.lib import metrics
 from vulhub.lib.tenant_cache import TenantCache
 
 logger = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 # advisory lock class of the per-tenant leaderboard lock ("VHLB")
 LEADERBOARD_LOCK = 0x56484C42
 # the tenant's cached pages and standings (scoring.selectors); every write bumps its version on commit
-CACHE = TenantCache("leaderboard", seconds=300)
+CACHE = TenantCache("leaderboard", seconds=300, counter=metrics.LEADERBOARD_CACHE)
 
 # What a student's approved submission of a challenge counts: its points less the costs of
 # the hints they unlocked on that challenge, never below zero (scoring.hints).

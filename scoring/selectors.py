@@ -1,5 +1,6 @@
 """Reads of scoring data for pages, with the leaderboard cached per tenant."""
 
+import datetime
 from dataclasses import dataclass
 
 from django.db import connection
@@ -179,3 +180,23 @@ def neighbours(tenant_id: int, user_id: int, around: int = 5) -> list[Standing]:
         cursor.execute(NEIGHBOURS, {"tenant": tenant_id, "user": user_id, "around": around})
         rows = cursor.fetchall()
     return [Standing.of(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class PendingWriteups:
+    """One class's write-ups waiting for grading: how many, and when the oldest was sent."""
+
+    tenant: str
+    pending: int
+    oldest: datetime.datetime
+
+
+def pending_writeups_by_tenant() -> list[PendingWriteups]:
+    """Every active class with write-ups waiting, busiest first (for /metrics: totals only, any tenant).
+
+    Read through vulhub_pending_writeups() (migration scoring 0021), which the app role may
+    call outside a tenant's context: it returns counts, never rows.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tenant, pending, oldest FROM vulhub_pending_writeups() ORDER BY pending DESC, tenant")
+        return [PendingWriteups(*row) for row in cursor.fetchall()]

@@ -21,6 +21,7 @@ from audit import api as audit
 from challenges.models import Project
 from challenges.selectors import CATALOGUE
 from tenants.models import User
+from vulhub.lib import metrics
 
 from . import access, badges, dynamic, leaderboard
 from .catalogue import challenge_state
@@ -98,6 +99,7 @@ def submission_create(
     try:
         return _submit(user=user, project=project, flag=flag, writeup=writeup, link=link)
     except TooManyAttempts as refusal:
+        metrics.count(metrics.FLAG_LIMIT_REFUSALS)
         audit.record_refusal(
             action="flag_attempt_refused",
             object_type="challenges.project",
@@ -165,12 +167,20 @@ def _submit(*, user, project, flag, writeup, link):
         _supersede(counting=_counting_approval(user=user, project=project), actor=user)
     submission.save()
     submission_created.send(sender=Submission, submission=submission, actor=user)
+    metrics.count_after_commit(metrics.SUBMISSIONS, kind=submission.kind.lower(), outcome=_outcome(submission))
     if submission.status == Submission.Status.APPROVED:
         after_scoring(user=user, actor=None)
         if project.is_dynamic:  # one more solver: the value and every solver's points follow (rows in step first)
             dynamic.settle(project, caches_invalidated=True)
             submission.points_awarded = points_for(project, submission.score)
     return submission
+
+
+def _outcome(submission: Submission) -> str:
+    """The submissions metric's outcome: correct and wrong flags, write-ups pending."""
+    return {Submission.Status.APPROVED: "correct", Submission.Status.REJECTED: "wrong"}.get(
+        submission.status, "pending"
+    )
 
 
 @audit.recorded
@@ -300,6 +310,7 @@ def submission_grade(
     current.graded_at = timezone.now()
     current.save()
     submission_graded.send(sender=Submission, submission=current, previous=previous, actor=grader)
+    metrics.count_after_commit(metrics.GRADINGS, decision=status.lower())
     after_scoring(user=student, actor=grader)
     if current.project.is_dynamic:  # the number of solvers may have moved, and with it the value
         dynamic.settle(current.project, actor=grader, caches_invalidated=True)
@@ -376,6 +387,7 @@ def _award(*, badge: Badge, user: User, awarded_by: User | None) -> UserBadge | 
     if not created:
         return None
     badge_awarded.send(sender=UserBadge, user_badge=award, actor=awarded_by)
+    metrics.count_after_commit(metrics.BADGE_AWARDS, how="automatic" if awarded_by is None else "manual")
     return award
 
 

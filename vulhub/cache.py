@@ -11,9 +11,15 @@ not happen (set, add, delete) or an empty cache, exactly as with Redis down.
 
 import logging
 
+from django.conf import settings
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.db import DatabaseCache
 from django.db import DatabaseError, connections, router, transaction
+from django_prometheus.cache import metrics
+
+# the label django-prometheus' counters give this backend's reads (docs/monitoring.md)
+BACKEND_LABEL = "database"
+_MISSING = object()
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +36,8 @@ class MissingIsAMissDatabaseCache(DatabaseCache):
                     return call()
             return call()
         except DatabaseError as exc:
+            if operation == "read" and settings.METRICS_ENABLED:
+                metrics.django_cache_get_fail_total.labels(backend=BACKEND_LABEL).inc()
             logger.warning(
                 "database cache %s failed (%s): served as a miss; is the table %s there? `manage.py migrate` makes it",
                 operation,
@@ -37,6 +45,17 @@ class MissingIsAMissDatabaseCache(DatabaseCache):
                 self._table,
             )
             return fallback
+
+    def get(self, key, default=None, version=None):
+        if not settings.METRICS_ENABLED:
+            return super().get(key, default, version)
+        metrics.django_cache_get_total.labels(backend=BACKEND_LABEL).inc()
+        value = super().get(key, _MISSING, version)
+        if value is _MISSING:
+            metrics.django_cache_misses_total.labels(backend=BACKEND_LABEL).inc()
+            return default
+        metrics.django_cache_hits_total.labels(backend=BACKEND_LABEL).inc()
+        return value
 
     def get_many(self, keys, version=None):
         base = super().get_many

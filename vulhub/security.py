@@ -30,6 +30,7 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from tenants.rate_limits import address_key
+from vulhub.lib import metrics
 from vulhub.lib.client_ip import client_ip
 
 # A host name or IPv4 address with an optional port: all an img-src origin may contain.
@@ -192,12 +193,18 @@ class LoginThrottleHandler(AxesDatabaseHandler):
 
         axes locks out only on its own count; the account's and the network's are checked here.
         """
+        was_locked_out = getattr(request, "axes_locked_out", False)
         super().user_login_failed(sender, credentials, request, **kwargs)
-        if request is None or request.axes_locked_out or self.is_whitelisted(request, credentials):
+        if request is None or self.is_whitelisted(request, credentials):
+            return
+        if request.axes_locked_out:
+            if not was_locked_out:  # axes' own count reached its limit: a lockout begins
+                metrics.count(metrics.LOGIN_LOCKOUTS)
             return
         if not self.is_locked(request, credentials):
             return
         request.axes_locked_out = True
+        metrics.count(metrics.LOGIN_LOCKOUTS)  # not the attempts refused while it lasts
         request.axes_credentials = credentials
         user_locked_out.send(
             "axes",

@@ -6,6 +6,7 @@ https://docs.djangoproject.com/en/5.2/ref/settings/
 """
 
 import importlib.util
+import ipaddress
 import json
 import os
 import warnings
@@ -604,6 +605,50 @@ DBSTATS_THRESHOLDS = {
     # the newest backup (manage.py backup) may be this old; 0: not checked (set it where backups are scheduled)
     "backup_age_hours": _int("DBSTATS_MAX_BACKUP_AGE_HOURS", default=0),
 }
+
+# --- Metrics (Prometheus; docs/monitoring.md) -----------------------------------------
+# django-prometheus counts requests, database and cache calls; vulhub.lib.metrics what
+# classes do. GET /metrics answers `Authorization: Bearer <METRICS_TOKEN>` or a client in
+# METRICS_ALLOWED_NETWORKS (comma-separated, e.g. 10.0.0.0/8), and is a 404 for anyone
+# else. Off (METRICS_ENABLED=false): nothing is counted and /metrics is a 404.
+METRICS_ENABLED = _bool("METRICS_ENABLED", default=True)
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured(
+        "METRICS_TOKEN is shorter than 32 characters. Use a long random string, e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`, or leave it empty."
+    )
+
+
+def _networks(name: str) -> list:
+    networks = []
+    for entry in env.list(name, default=[]):
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {entry!r} is not an address or a network such as 10.0.0.0/8 (comma-separated)."
+            ) from None
+    return networks
+
+
+METRICS_ALLOWED_NETWORKS = _networks("METRICS_ALLOWED_NETWORKS")
+# Classes named in the per-class gauges (the busiest first); the rest are summed as "_other".
+METRICS_TENANT_LABEL_LIMIT = _int("METRICS_TENANT_LABEL_LIMIT", default=50, minimum=1)
+# The gauges read at scrape time (waiting write-ups, newest backups) are kept this long.
+METRICS_SCRAPE_CACHE_SECONDS = _int("METRICS_SCRAPE_CACHE_SECONDS", default=30, minimum=1)
+PROMETHEUS_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, float("inf"))
+if METRICS_ENABLED:
+    MIDDLEWARE.insert(0, "django_prometheus.middleware.PrometheusBeforeMiddleware")
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("vulhub.middleware.HealthCheckMiddleware") + 1, "vulhub.monitoring.MetricsMiddleware"
+    )
+    MIDDLEWARE.append("django_prometheus.middleware.PrometheusAfterMiddleware")
+    # the database's statements and the cache's reads, counted by django-prometheus' backends
+    if _db["ENGINE"] == "django.db.backends.postgresql":
+        _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
+    if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
+        CACHES["default"]["BACKEND"] = "django_prometheus.cache.backends.redis.RedisCache"
 
 # --- Logging --------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

@@ -14,6 +14,9 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import transaction
+from prometheus_client import Counter
+
+from . import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -21,9 +24,11 @@ logger = logging.getLogger(__name__)
 class TenantCache:
     """A named cache of per-tenant entries (`TenantCache("leaderboard")`)."""
 
-    def __init__(self, name: str, seconds: int):
+    def __init__(self, name: str, seconds: int, *, counter: Counter | None = None):
         self.name = name
         self.seconds = seconds
+        # counts reads by result (hit, miss): a metric of vulhub.lib.metrics
+        self.counter = counter
 
     def version_key(self, tenant_id: int) -> str:
         return f"{self.name}:{tenant_id}:version"
@@ -66,6 +71,8 @@ class TenantCache:
         except Exception:
             logger.warning("%s cache unreachable", self.name, exc_info=True)
             return load()  # and no write: it would only wait on the same cache
+        if self.counter is not None:
+            metrics.count(self.counter, result="miss" if value is None else "hit")
         if value is None:
             value = load()
             if value is not None:

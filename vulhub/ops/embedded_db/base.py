@@ -1,7 +1,12 @@
+from django.conf import settings
 from django.db.backends.postgresql import base
+from django_prometheus.db.backends.postgresql import base as counted
+
+# With metrics on, django-prometheus' wrapper counts the statements (docs/monitoring.md).
+Wrapper = counted.DatabaseWrapper if settings.METRICS_ENABLED else base.DatabaseWrapper
 
 
-class DatabaseWrapper(base.DatabaseWrapper):
+class DatabaseWrapper(Wrapper):
     """Django's PostgreSQL backend, pointed at the embedded server it starts on demand."""
 
     def get_connection_params(self):
