@@ -34,6 +34,7 @@ RUN mkdir -p var/backups /var/log/pgbackrest && groupadd --gid 999 pgrepo \
 USER vulhub
 
 EXPOSE 8000
+# gunicorn reads gunicorn.conf.py from /app: every worker's metrics summed by /metrics.
 # Migrations are a job of their own (docker-compose.yml: the migrate service, before any
 # web container): `docker run … python manage.py migrate --no-input` first, when run alone.
 CMD ["sh", "-c", "exec gunicorn vulhub.wsgi --workers ${GUNICORN_WORKERS:-2} --bind 0.0.0.0:8000 --access-logfile -"]
