@@ -10,3 +10,11 @@ CREATE ROLE vulhub_app LOGIN PASSWORD 'vulhub_app123' NOSUPERUSER NOBYPASSRLS NO
 CREATE ROLE vulhub_backup LOGIN PASSWORD 'vulhub_backup123' NOSUPERUSER BYPASSRLS NOCREATEDB NOCREATEROLE;
 GRANT pg_read_all_data TO vulhub_backup;
 GRANT CONNECT ON DATABASE vulhub_dev TO vulhub_app, vulhub_backup;
+
+-- Monitoring (docs/monitoring.md): prometheus-postgres-exporter logs in as vulhub_monitor.
+-- pg_monitor lets it read every statistics view and setting (other sessions' queries in
+-- pg_stat_activity included) and nothing of the data; it bypasses no row-level security.
+-- On a volume created before this line existed, run these three statements by hand.
+CREATE ROLE vulhub_monitor LOGIN PASSWORD 'vulhub_monitor123' NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+GRANT pg_monitor TO vulhub_monitor;
+GRANT CONNECT ON DATABASE vulhub_dev TO vulhub_monitor;

@@ -5,7 +5,10 @@ a database healthcheck that waits for the real server, migrations as a one-off j
 every web container waits for, declared volumes, one image family (Debian) for the
 database and the web app so that a restored data directory finds its locale, and
 point-in-time recovery on pgBackRest: the server archives through it, a service takes
-the backups beside it, and the web container reads the same repository.
+the backups beside it, and the web container reads the same repository. Monitoring: the
+exporters and Prometheus are wired to what deploy/ and docker/postgres/init.sql say
+(the token, the monitoring role, the queries file, the volumes the disk alerts watch),
+and Prometheus is not published beyond this machine.
 """
 
 import configparser
@@ -22,8 +25,11 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text()
 DATABASE_DOCKERFILE = (ROOT / "docker" / "postgres" / "Dockerfile").read_text()
 PGBACKREST = configparser.ConfigParser(interpolation=None)
 PGBACKREST.read(ROOT / "docker" / "postgres" / "pgbackrest.conf")
-# name:MAJOR.MINOR[.PATCH][-variant]: a release, not a moving tag like "15" or "latest"
-PINNED = re.compile(r"^[a-z0-9./-]+:\d+\.\d+(\.\d+)?(-[a-z0-9.]+)*$")
+PROMETHEUS_CONFIG = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+ALERT_RULES = (ROOT / "deploy" / "prometheus" / "alerts" / "vulhub.yml").read_text()
+INIT_SQL = (ROOT / "docker" / "postgres" / "init.sql").read_text()
+# name:[v]MAJOR.MINOR[.PATCH][-variant]: a release, not a moving tag like "15" or "latest"
+PINNED = re.compile(r"^[a-z0-9./_-]+:v?\d+\.\d+(\.\d+)?(-[a-z0-9.]+)*$")
 LOCAL_IMAGES = {".": "vulhub-web:local", "./docker/postgres": "vulhub-postgres:local"}
 
 
@@ -57,10 +63,13 @@ def test_the_database_and_the_web_app_share_debian_and_its_locale():
 def test_every_service_says_what_happens_when_it_stops():
     for name, service in SERVICES.items():
         assert service.get("restart") in {"no", "always", "unless-stopped", "on-failure"}, name
-    assert set(long_running()) == {"postgres", "pitr", "redis", "web", "backups", "mailer"}
+    assert set(long_running()) == {
+        *("postgres", "pitr", "redis", "web", "backups", "mailer"),
+        *("postgres-exporter", "redis-exporter", "node-exporter", "prometheus"),
+    }
 
 
-@pytest.mark.parametrize("name", ["postgres", "redis", "web"])
+@pytest.mark.parametrize("name", ["postgres", "redis", "web", "prometheus"])
 def test_servers_have_a_healthcheck(name):
     check = SERVICES[name]["healthcheck"]
     assert check["test"] and check["interval"] and check["retries"]
@@ -138,3 +147,95 @@ def test_the_web_container_reads_the_same_repository_and_configuration():
     assert volume_at("web", environment["PITR_DIR"]) == "pitr"
     assert environment["PITR_DIR"] == PGBACKREST["global"]["repo1-path"]
     assert volume_at("web", environment["PITR_CONFIG"]) == "./docker/postgres/pgbackrest.conf"
+
+
+# --- Monitoring --------------------------------------------------------------------------
+
+
+def scrape_targets() -> dict[str, list[str]]:
+    """job name -> the host:port targets prometheus.yml gives it (DNS discovery as name:port)."""
+    targets = {}
+    for job in PROMETHEUS_CONFIG["scrape_configs"]:
+        static = [t for config in job.get("static_configs", []) for t in config["targets"]]
+        discovered = [f"{name}:{dns['port']}" for dns in job.get("dns_sd_configs", []) for name in dns["names"]]
+        targets[job["job_name"]] = static + discovered
+    return targets
+
+
+def test_prometheus_scrapes_the_web_app_every_exporter_and_itself_by_their_compose_names():
+    targets = scrape_targets()
+    assert set(targets) == {"prometheus", "vulhub", "postgres", "redis", "node"}
+    assert targets["prometheus"] == ["localhost:9090"]
+    for job, service in [("vulhub", "web"), ("postgres", "postgres-exporter"), ("redis", "redis-exporter")]:
+        ((host, port),) = [target.split(":") for target in targets[job]]
+        assert host == service and service in SERVICES, job
+    assert targets["vulhub"] == ["web:8000"] and "0.0.0.0:8000" in " ".join(SERVICES["web"]["command"])
+    assert targets["node"] == ["node-exporter:9100"] and "node-exporter" in SERVICES
+
+
+def test_prometheus_sends_the_apps_metrics_token_which_it_writes_where_its_configuration_reads_it():
+    (vulhub,) = [job for job in PROMETHEUS_CONFIG["scrape_configs"] if job["job_name"] == "vulhub"]
+    assert vulhub["metrics_path"] == "/metrics"
+    authorization = vulhub["authorization"]
+    assert authorization["type"] == "Bearer" and "credentials" not in authorization  # never in the file itself
+    prometheus = SERVICES["prometheus"]
+    script = " ".join(prometheus["command"])
+    assert f'"$$METRICS_TOKEN" > {authorization["credentials_file"]}' in script
+    assert "umask 077" in script and "exec /bin/prometheus" in script
+    assert volume_at("prometheus", "/prometheus") == "prometheus_data"  # the image's own writable folder
+    # the same token as the app's, with a local-trial default long enough for the app to accept
+    token = prometheus["environment"]["METRICS_TOKEN"]
+    assert token == SERVICES["web"]["environment"]["METRICS_TOKEN"]
+    default = re.fullmatch(r"\$\{METRICS_TOKEN:-(.+)\}", token).group(1)
+    assert len(default) >= 32 and "local" in default
+
+
+def test_prometheus_reads_the_repositorys_configuration_and_rules_and_listens_on_this_machine_only():
+    prometheus = SERVICES["prometheus"]
+    assert volume_at("prometheus", "/etc/prometheus") == "./deploy/prometheus"
+    script = " ".join(prometheus["command"])
+    assert "--config.file=/etc/prometheus/prometheus.yml" in script
+    assert PROMETHEUS_CONFIG["rule_files"] == ["alerts/*.yml"]  # relative to the configuration's folder
+    (port,) = prometheus["ports"]
+    assert port.startswith("127.0.0.1:") and port.endswith(":9090")
+    for name in ("postgres-exporter", "redis-exporter", "node-exporter"):
+        assert "ports" not in SERVICES[name], f"{name} is reached on the compose network only"
+
+
+def test_the_postgres_exporter_logs_in_as_the_monitoring_role_that_init_sql_makes():
+    exporter = SERVICES["postgres-exporter"]
+    url = exporter["environment"]["DATA_SOURCE_NAME"]
+    user, password, database = re.fullmatch(
+        r"postgresql://(\w+):(\w+)@postgres:5432/(\w+)\?sslmode=disable", url
+    ).groups()
+    assert database == SERVICES["postgres"]["environment"]["POSTGRES_DB"]
+    assert f"CREATE ROLE {user} LOGIN PASSWORD '{password}' NOSUPERUSER NOBYPASSRLS" in INIT_SQL
+    assert f"GRANT pg_monitor TO {user};" in INIT_SQL
+    assert f"GRANT CONNECT ON DATABASE {database} TO {user};" in INIT_SQL
+    assert exporter["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_the_postgres_exporter_runs_vulhubs_queries_file():
+    exporter = SERVICES["postgres-exporter"]
+    (flag,) = [arg for arg in exporter["command"] if arg.startswith("--extend.query-path=")]
+    path = flag.split("=", 1)[1]
+    assert volume_at("postgres-exporter", path) == "./deploy/postgres-exporter/queries.yaml"
+    assert (ROOT / "deploy" / "postgres-exporter" / "queries.yaml").is_file()
+
+
+def test_the_redis_exporter_watches_the_compose_redis():
+    assert SERVICES["redis-exporter"]["environment"]["REDIS_ADDR"] == "redis://redis:6379"
+
+
+def test_node_exporter_sees_the_volumes_that_fill_up_read_only_where_the_disk_alerts_look():
+    mounts = {m.split(":")[0]: m.split(":")[1:] for m in SERVICES["node-exporter"]["volumes"]}
+    assert set(mounts) == {"postgres_data", "pitr", "backups"}
+    assert all(options == "ro" for _, options in mounts.values())
+    watched = re.findall(r'mountpoint=~"([^"]+)"', ALERT_RULES)
+    assert watched and set(watched) == {"/vulhub/.+"}
+    for path, _ in mounts.values():
+        assert re.fullmatch(watched[0], path), path
+    # the same volumes as the ones the database, its archive and the dumps write to
+    assert volume_at("postgres", "/var/lib/postgresql/data") == "postgres_data"
+    assert volume_at("postgres", PGBACKREST["global"]["repo1-path"]) == "pitr"
+    assert volume_at("web", "/app/var/backups") == "backups"
