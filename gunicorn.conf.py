@@ -2,37 +2,38 @@
 
 Metrics from every worker (docs/monitoring.md): prometheus_client's multiprocess mode.
 Each worker writes its counts to files in PROMETHEUS_MULTIPROC_DIR, and /metrics, served
-by whichever worker takes the scrape, sums them all. The folder is emptied when gunicorn
-starts (counts restart with the node, as Prometheus expects of a counter); a worker that
-exits or is killed leaves its files, so what it counted stays in the sums, and its live
-gauges are dropped. The variable is set here, in the master, before any worker imports
-prometheus_client. METRICS_ENABLED=false leaves it unset.
+by whichever worker takes the scrape, sums them all. Unless the variable names a folder,
+each gunicorn gets a new empty one of its own in the system's temporary folder, removed
+when it stops: counts start from zero with the node, as Prometheus expects of a counter,
+and two gunicorns on one machine never mix (or delete) each other's files. A worker that
+exits or is killed leaves its files, so what it counted stays in the sums; its live gauges
+are dropped. The variable is set here, in the master, before any worker imports
+prometheus_client. METRICS_ENABLED=false (in the environment) leaves it unset.
 """
 
 import os
 import shutil
-from pathlib import Path
+import tempfile
 
 _metrics_on = os.environ.get("METRICS_ENABLED", "true").strip().lower() not in ("false", "0", "no", "off")
-if _metrics_on:
-    os.environ.setdefault(
-        "PROMETHEUS_MULTIPROC_DIR", str(Path(__file__).resolve().parent / "var" / "prometheus-multiproc")
-    )
+_own_folder = None
+if not _metrics_on:
+    # prometheus_client takes the variable's mere presence, even empty, for multiprocess mode
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+elif not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _own_folder = tempfile.mkdtemp(prefix="vulhub-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _own_folder
 
 
 def on_starting(server):
-    """Start from an empty metrics folder: files of an earlier run would add its counts to ours."""
+    """A folder named by the operator starts empty: files of an earlier run would add its counts to ours."""
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not folder:
+    if not folder or folder == _own_folder:
         return
-    path = Path(folder)
-    if path.exists():
-        for child in path.iterdir():
-            if child.is_file() and child.suffix == ".db":
-                child.unlink()
-            elif child.is_dir():
-                shutil.rmtree(child)
-    path.mkdir(parents=True, exist_ok=True)
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(folder, name))
 
 
 def child_exit(server, worker):
@@ -41,3 +42,8 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _own_folder:
+        shutil.rmtree(_own_folder, ignore_errors=True)

@@ -594,16 +594,32 @@ PITR_PGBACKREST_OPTIONS, PITR_PGBACKREST_OPTIONS_PROBLEM = _json_options(
 )
 # Queries slower than this (milliseconds) are logged with request id and tenant; 0: off.
 SLOW_QUERY_MS = _int("SLOW_QUERY_MS", default=200)
-# `dbstats --check` exits non-zero and mails ADMINS when one of these is crossed.
+# `dbstats --check` (a monitoring check: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN; docs/operations.md,
+# Database health) mails ADMINS when one of these is crossed. A key left out takes its default in
+# vulhub/ops/dbstats.py (DEFAULT_THRESHOLDS); a critical level milder than its warning level is UNKNOWN.
 DBSTATS_THRESHOLDS = {
     "connections_used_pct": _int("DBSTATS_MAX_CONNECTIONS_PCT", default=80, minimum=1),
+    "connections_critical_pct": _int("DBSTATS_CRIT_CONNECTIONS_PCT", default=95, minimum=1),
     "cache_hit_ratio_min_pct": _int("DBSTATS_MIN_CACHE_HIT_PCT", default=95),
     "long_running_seconds": _int("DBSTATS_MAX_QUERY_SECONDS", default=300, minimum=1),
     "idle_in_transaction_seconds": _int("DBSTATS_MAX_IDLE_IN_TRANSACTION_SECONDS", default=60, minimum=1),
     "dead_tuple_pct": _int("DBSTATS_MAX_DEAD_TUPLE_PCT", default=20, minimum=1),
     "slow_query_mean_ms": _int("DBSTATS_MAX_MEAN_QUERY_MS", default=500, minimum=1),
-    # the newest backup (manage.py backup) may be this old; 0: not checked (set it where backups are scheduled)
+    # the newest backup (manage.py backup; pgBackRest's in each repository) may be this old, a warning
+    # beyond, critical beyond twice it; 0: not checked (set it where backups are scheduled)
     "backup_age_hours": _int("DBSTATS_MAX_BACKUP_AGE_HOURS", default=0),
+    # age(datfrozenxid) / mxid_age(datminmxid) of any database; wraparound at 2^31
+    "xid_age_warning": _int("DBSTATS_WARN_XID_AGE", default=500_000_000, minimum=1),
+    "xid_age_critical": _int("DBSTATS_CRIT_XID_AGE", default=1_000_000_000, minimum=1),
+    "lock_wait_seconds": _int("DBSTATS_MAX_LOCK_WAIT_SECONDS", default=30, minimum=1),
+    "lock_wait_critical_seconds": _int("DBSTATS_CRIT_LOCK_WAIT_SECONDS", default=300, minimum=1),
+    "replication_lag_seconds": _int("DBSTATS_MAX_REPLICATION_LAG_SECONDS", default=60, minimum=1),
+    "replication_lag_critical_seconds": _int("DBSTATS_CRIT_REPLICATION_LAG_SECONDS", default=600, minimum=1),
+    "replication_lag_mb": _int("DBSTATS_MAX_REPLICATION_LAG_MB", default=256, minimum=1),
+    "replication_lag_critical_mb": _int("DBSTATS_CRIT_REPLICATION_LAG_MB", default=1024, minimum=1),
+    # free space (% as df counts it) under the data directory, BACKUP_DIR and PITR_DIR
+    "disk_free_min_pct": _int("DBSTATS_MIN_DISK_FREE_PCT", default=15),
+    "disk_free_critical_pct": _int("DBSTATS_CRIT_DISK_FREE_PCT", default=5),
 }
 
 # --- Metrics (Prometheus; docs/monitoring.md) -----------------------------------------

@@ -156,7 +156,11 @@ def use_role(kind: str, alias: str = DEFAULT_DB_ALIAS):
     target = {key: role_settings(kind).get(key) for key in SWITCHED}
     saved = {key: handler_settings.get(key) for key in SWITCHED}
     # (an unset host is the embedded server's socket, which its backend fills in itself)
-    same_login = target["USER"] in (None, "", saved["USER"]) and target["HOST"] in (None, "", saved["HOST"])
+    same_login = (
+        target["USER"] in (None, "", saved["USER"])
+        and target["HOST"] in (None, "", saved["HOST"])
+        and target["PORT"] in (None, "", saved["PORT"])
+    )
     if same_login:
         assumed = _assumed.get(alias)
         if not assumed or kind == "app":

@@ -3,7 +3,9 @@
 Every function takes a DB-API cursor on a psycopg 3 connection (Django's
 `connection.cursor()` or a plain `psycopg` cursor) and returns plain data (dicts,
 lists, numbers, ISO strings) ready for `json.dumps`. `collect()` gathers every section,
-`problems()` compares a collected report with the operator's thresholds.
+`findings()` compares a collected report with the operator's thresholds and gives each
+finding a level, warning or critical; `status()` turns them into the exit code of the
+monitoring-plugins convention (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
 
 Statistics are cumulative since the last `pg_stat_reset()` (see `database.stats_reset`).
 Sessions are those of this database; connections are counted server-wide, because
@@ -11,11 +13,19 @@ Sessions are those of this database; connections are counted server-wide, becaus
 """
 
 import contextlib
+import dataclasses
 import datetime
+import ipaddress
+import os
 import re
+import shutil
+import socket
+import struct
 from decimal import Decimal
+from pathlib import Path
 
 import psycopg
+from django.conf import settings
 from django.db import DatabaseError
 
 from . import backups, pitr
@@ -30,6 +40,57 @@ CACHE_MIN_BLOCKS = 10_000
 SEQ_SCAN_MIN_BYTES = 1024 * 1024
 # Characters of SQL kept per statement or session.
 QUERY_CHARS = 1000
+
+# Transaction and multixact IDs wrap around at this age; PostgreSQL stops assigning new
+# ones a few million short of it to protect the data.
+XID_LIMIT = 2**31
+
+# Exit codes of the monitoring-plugins convention (Nagios, Icinga, Sensu, cron wrappers).
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+STATUS_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+LEVELS = {"warning": WARNING, "critical": CRITICAL}
+
+# Every threshold `findings()` reads, with its default. settings.DBSTATS_THRESHOLDS (env
+# variables DBSTATS_*, docs/operations.md) is laid over these: a key it lacks keeps its
+# default here. A warning level and its critical level go in pairs.
+DEFAULT_THRESHOLDS = {
+    # connections in use, % of max_connections (server-wide): above these
+    "connections_used_pct": 80,
+    "connections_critical_pct": 95,
+    # warnings only: they cost speed, not data or availability
+    "cache_hit_ratio_min_pct": 95,
+    "long_running_seconds": 300,
+    "idle_in_transaction_seconds": 60,
+    "dead_tuple_pct": 20,
+    "slow_query_mean_ms": 500,
+    # the newest backup (manage.py backup, and pgBackRest's in each repository): a warning
+    # when older than this, critical when older than twice this or missing; 0: not checked
+    "backup_age_hours": 0,
+    # age(datfrozenxid) and mxid_age(datminmxid) of any database, against XID_LIMIT
+    "xid_age_warning": 500_000_000,
+    "xid_age_critical": 1_000_000_000,
+    # a session of this database waiting for a lock longer than this
+    "lock_wait_seconds": 30,
+    "lock_wait_critical_seconds": 300,
+    # a replica (or this standby) behind in time, and in WAL not yet replayed (or kept by a slot)
+    "replication_lag_seconds": 60,
+    "replication_lag_critical_seconds": 600,
+    "replication_lag_mb": 256,
+    "replication_lag_critical_mb": 1024,
+    # free space, % of the file system, under the data directory and the backup folders: below these
+    "disk_free_min_pct": 15,
+    "disk_free_critical_pct": 5,
+}
+# (warning key, critical key, True when a higher value is worse)
+THRESHOLD_PAIRS = [
+    ("connections_used_pct", "connections_critical_pct", True),
+    ("xid_age_warning", "xid_age_critical", True),
+    ("lock_wait_seconds", "lock_wait_critical_seconds", True),
+    ("replication_lag_seconds", "replication_lag_critical_seconds", True),
+    ("replication_lag_mb", "replication_lag_critical_mb", True),
+    ("disk_free_min_pct", "disk_free_critical_pct", False),
+]
+MB = 1024 * 1024
 
 PG_STAT_STATEMENTS_HOWTO = (
     "To see slow queries, load pg_stat_statements: add "
@@ -52,6 +113,9 @@ def collect(cursor, *, limit: int = 10) -> dict:
         "sessions": sessions(cursor, limit=limit),
         "dead_tuples": dead_tuples(cursor, limit=limit),
         "archiving": archiving(cursor),
+        "wraparound": wraparound(cursor),
+        "lock_waits": lock_waits(cursor, limit=limit),
+        "replication": replication(cursor),
     }
 
 
@@ -63,7 +127,12 @@ def database_info(cursor) -> dict:
                current_setting('server_version') AS server_version,
                pg_database_size(current_database()) AS size_bytes,
                (SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()) AS stats_reset,
-               clock_timestamp() AS collected_at
+               clock_timestamp() AS collected_at,
+               -- hidden (NULL) from a role without pg_read_all_settings
+               (SELECT setting FROM pg_settings WHERE name = 'data_directory') AS data_directory,
+               (SELECT system_identifier FROM pg_control_system())::text AS system_identifier,
+               host(inet_server_addr()) AS server_address,
+               pg_is_in_recovery() AS in_recovery
         """,
     )
 
@@ -349,6 +418,245 @@ def archiving(cursor) -> dict:
     )
 
 
+def wraparound(cursor) -> dict:
+    """How far each database of the server is from transaction-ID (and multixact-ID) wraparound.
+
+    Autovacuum freezes a database's old rows once its age passes autovacuum_freeze_max_age;
+    `holding_back` is the age of the oldest things that keep it from doing so (a session's
+    snapshot, a prepared transaction, a replication slot).
+    """
+    section = _one(
+        cursor,
+        """
+        SELECT current_setting('autovacuum_freeze_max_age')::bigint AS autovacuum_freeze_max_age,
+               current_setting('autovacuum_multixact_freeze_max_age')::bigint
+                   AS autovacuum_multixact_freeze_max_age,
+               current_setting('autovacuum') = 'on' AS autovacuum
+        """,
+    )
+    section["limit"] = XID_LIMIT
+    section["databases"] = _rows(
+        cursor,
+        """
+        SELECT datname AS name,
+               datallowconn AS allows_connections,
+               age(datfrozenxid) AS xid_age,
+               mxid_age(datminmxid) AS mxid_age
+        FROM pg_database
+        ORDER BY greatest(age(datfrozenxid), mxid_age(datminmxid)) DESC, datname
+        """,
+    )
+    section["holding_back"] = _one(
+        cursor,
+        """
+        SELECT (SELECT max(age(backend_xmin)) FROM pg_stat_activity) AS oldest_session_xmin_age,
+               (SELECT max(age(transaction)) FROM pg_prepared_xacts) AS oldest_prepared_transaction_age,
+               (SELECT max(greatest(age(xmin), age(catalog_xmin))) FROM pg_replication_slots)
+                   AS oldest_replication_slot_age
+        """,
+    )
+    return section
+
+
+def lock_waits(cursor, *, limit: int = 10) -> list[dict]:
+    """Sessions of this database waiting for a lock, longest first, with the sessions that block them.
+
+    `waiting_seconds` comes from pg_locks.waitstart, which PostgreSQL fills in a moment
+    after the wait began (None until then).
+    """
+    rows = _rows(
+        cursor,
+        """
+        SELECT a.pid,
+               a.usename AS username,
+               a.application_name,
+               round(extract(epoch FROM clock_timestamp() - l.waitstart)::numeric, 3) AS waiting_seconds,
+               l.locktype,
+               l.mode,
+               CASE WHEN l.relation IS NOT NULL THEN l.relation::regclass::text END AS relation,
+               pg_blocking_pids(a.pid) AS blocking_pids,
+               left(a.query, %(chars)s) AS query
+        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE NOT l.granted
+          AND a.datname = current_database()
+          AND a.pid <> pg_backend_pid()
+        ORDER BY waiting_seconds DESC NULLS LAST, a.pid
+        LIMIT %(limit)s
+        """,
+        {"chars": QUERY_CHARS, "limit": limit},
+    )
+    blockers = sorted({pid for row in rows for pid in row["blocking_pids"]})
+    found = {
+        row["pid"]: row
+        for row in _rows(
+            cursor,
+            """
+            SELECT pid,
+                   usename AS username,
+                   application_name,
+                   state,
+                   round(extract(epoch FROM clock_timestamp() - xact_start)::numeric, 3) AS transaction_seconds,
+                   left(query, %(chars)s) AS query
+            FROM pg_stat_activity
+            WHERE pid = ANY(%(pids)s)
+            """,
+            {"chars": QUERY_CHARS, "pids": blockers},
+        )
+    }
+    for row in rows:
+        # a blocker that just ended, or a prepared transaction (pid 0), has no session to show
+        row["blockers"] = [found.get(pid, {"pid": pid}) for pid in row["blocking_pids"]]
+    return rows
+
+
+def replication(cursor) -> dict:
+    """Streaming replicas of this server (a primary's view) and its replication slots; on a standby, its delay.
+
+    `replay_lag_bytes` is WAL a replica has not replayed yet. PostgreSQL's `replay_lag`
+    is a time, but it stops moving while a replica's replay is stuck, so both are judged.
+    On a standby, `delay_seconds` is how old the last replayed commit is while WAL waits
+    to be replayed (0 when all received WAL is replayed).
+    """
+    section = _one(cursor, "SELECT pg_is_in_recovery() AS in_recovery")
+    section["role"] = "standby" if section["in_recovery"] else "primary"
+    here = "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END"
+    section["replicas"] = _rows(
+        cursor,
+        f"""
+        SELECT pid,
+               usename AS username,
+               application_name,
+               client_addr::text AS client_addr,
+               state,
+               sync_state,
+               round(extract(epoch FROM replay_lag)::numeric, 3) AS replay_lag_seconds,
+               pg_wal_lsn_diff({here}, replay_lsn)::bigint AS replay_lag_bytes,
+               reply_time
+        FROM pg_stat_replication
+        ORDER BY replay_lag_bytes DESC NULLS FIRST, pid
+        """,  # noqa: S608 (our own SQL)
+    )
+    section["slots"] = _rows(
+        cursor,
+        f"""
+        SELECT slot_name,
+               slot_type,
+               database,
+               active,
+               active_pid,
+               wal_status,
+               pg_wal_lsn_diff({here}, restart_lsn)::bigint AS retained_bytes
+        FROM pg_replication_slots
+        ORDER BY retained_bytes DESC NULLS LAST, slot_name
+        """,  # noqa: S608 (our own SQL)
+    )
+    section["standby"] = None
+    if section["in_recovery"]:
+        section["standby"] = _one(
+            cursor,
+            """
+            SELECT pg_is_wal_replay_paused() AS replay_paused,
+                   pg_last_xact_replay_timestamp() AS last_replayed_commit_at,
+                   pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint AS behind_bytes,
+                   CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+                        ELSE round(extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::numeric, 3)
+                   END AS delay_seconds,
+                   (SELECT status FROM pg_stat_wal_receiver) AS receiver_status,
+                   (SELECT sender_host FROM pg_stat_wal_receiver) AS sender_host
+            """,
+        )
+    section["note"] = "" if section["replicas"] or section["slots"] or section["standby"] else "no replicas"
+    return section
+
+
+def disk_space(database: dict) -> dict:
+    """Free space under the data directory (when this machine sees it) and the local backup folders.
+
+    `database` is a `database_info()` section. The data directory counts only when the
+    server runs on this machine (a Unix socket, a loopback or local address) and the
+    folder here is that server's (the system identifier in its pg_control, when readable).
+    """
+    folders, not_checked = [], []
+
+    def add(what, path, shown=None):
+        try:
+            usage = shutil.disk_usage(path)
+            device = os.stat(path).st_dev
+        except OSError as exc:
+            not_checked.append({"what": what, "path": str(shown or path), "reason": _first_line(exc)})
+            return
+        room = usage.used + usage.free  # as df counts it: what is left to an ordinary user
+        folders.append(
+            {
+                "what": what,
+                "path": str(shown or path),
+                "measured_at": str(path),
+                "total_bytes": usage.total,
+                "free_bytes": usage.free,
+                "free_pct": round(100.0 * usage.free / room, 1) if room else 0.0,
+                "device": device,
+            }
+        )
+
+    reason = _data_directory_hidden(database)
+    if reason:
+        not_checked.append({"what": "data directory", "path": database.get("data_directory") or "", "reason": reason})
+    else:
+        data = Path(database["data_directory"])
+        add("data directory", data)
+        wal = data / "pg_wal"
+        with contextlib.suppress(OSError):  # unreadable to this account: the data directory's disk stands for it
+            if wal.resolve() != wal and os.stat(wal.resolve()).st_dev != os.stat(data).st_dev:
+                add("WAL directory", wal.resolve())
+
+    if not settings.BACKUP_STORAGE:
+        backup_dir = Path(settings.BACKUP_DIR).absolute()
+        # not made yet (no backup so far): the disk it will be made on
+        existing = next((p for p in (backup_dir, *backup_dir.parents) if p.exists()), backup_dir)
+        add("backups (manage.py backup)", existing, shown=backup_dir)
+    pitr_dir = Path(settings.PITR_DIR).absolute()
+    if pitr_dir.exists():
+        add("backups (pgBackRest repository 1)", pitr_dir)
+    return {"folders": folders, "not_checked": not_checked}
+
+
+def _data_directory_hidden(database: dict) -> str:
+    """Why the data directory's disk cannot be measured from here, or "" when it can."""
+    path = database.get("data_directory")
+    if not path:
+        return "this role may not read data_directory (grant it pg_read_all_settings or pg_monitor)"
+    address = database.get("server_address")
+    if address and not _is_local_address(address):
+        return f"the server runs on another host ({address}): measure its disk there"
+    if not Path(path).is_dir():
+        return f"{path} is not visible on this machine (the server runs in a container or on another host)"
+    try:
+        with open(Path(path) / "global" / "pg_control", "rb") as control:
+            identifier = struct.unpack("=Q", control.read(8))[0]  # the first field of pg_control
+    except (OSError, struct.error):
+        return ""  # not ours to read (the server's own account): the local path stands
+    if database.get("system_identifier") and str(identifier) != database["system_identifier"]:
+        return f"{path} on this machine belongs to another PostgreSQL cluster than the server's"
+    return ""
+
+
+def _is_local_address(address: str) -> bool:
+    """Whether `address` (the server's end of the connection) belongs to this machine."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.is_loopback:
+        return True
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((address, 0))  # only an address of one of this machine's interfaces binds
+    except OSError:
+        return False
+    return True
+
+
 def backup_freshness(database: str) -> dict:
     """The newest backup of `database` where `manage.py backup` puts them, and its age in hours."""
     try:
@@ -391,20 +699,71 @@ def pitr_freshness() -> dict | None:
     return section
 
 
-def pitr_problems(section: dict | None, max_hours: int | None) -> list[str]:
-    """A line for each repository whose newest pgBackRest backup is missing or older than `max_hours`."""
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """A threshold crossed: its level ("warning" or "critical"), which check, and one line saying it."""
+
+    level: str
+    check: str
+    message: str
+
+
+class ThresholdError(ValueError):
+    """DBSTATS_THRESHOLDS makes no sense; the message says which key and why."""
+
+
+def thresholds_of(configured: dict) -> dict:
+    """DEFAULT_THRESHOLDS with `configured` (settings.DBSTATS_THRESHOLDS) over them, checked.
+
+    Raises ThresholdError for an unknown key, a value that is not a number of 0 or more,
+    or a critical level milder than its warning level.
+    """
+    unknown = sorted(set(configured) - set(DEFAULT_THRESHOLDS))
+    if unknown:
+        raise ThresholdError(f"unknown key(s) {', '.join(unknown)} (known: {', '.join(DEFAULT_THRESHOLDS)})")
+    merged = {**DEFAULT_THRESHOLDS, **configured}
+    for key, value in merged.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ThresholdError(f"{key} must be a number of 0 or more, not {value!r}")
+    for warning, critical, higher_is_worse in THRESHOLD_PAIRS:
+        if higher_is_worse and merged[critical] < merged[warning]:
+            raise ThresholdError(
+                f"{critical} ({merged[critical]}) is below its warning level {warning} ({merged[warning]})"
+            )
+        if not higher_is_worse and merged[critical] > merged[warning]:
+            raise ThresholdError(
+                f"{critical} ({merged[critical]}) is above its warning level {warning} ({merged[warning]})"
+            )
+    return merged
+
+
+def status(findings: list[Finding]) -> int:
+    """The exit code: the worst level found, OK when none."""
+    return max((LEVELS[finding.level] for finding in findings), default=OK)
+
+
+def pitr_problems(section: dict | None, max_hours: int | None) -> list[Finding]:
+    """Each repository whose newest pgBackRest backup is missing (critical) or older than `max_hours` (2x: critical)."""
     if not section or not max_hours:
         return []
     if section.get("error"):
-        return [f"pgBackRest's backups could not be listed: {section['error']}"]
+        return [Finding("critical", "backups", f"pgBackRest's backups could not be listed: {section['error']}")]
     found = []
     for repo, newest in section["repos"].items():
         if newest["newest"] is None:
-            found.append(f"No pgBackRest backup in repository {repo} of stanza {section['stanza']}.")
+            found.append(
+                Finding(
+                    "critical", "backups", f"No pgBackRest backup in repository {repo} of stanza {section['stanza']}."
+                )
+            )
         elif newest["newest_age_hours"] > max_hours:
             found.append(
-                f"The newest pgBackRest backup in repository {repo} ({newest['newest']}) is "
-                f"{newest['newest_age_hours']:.0f} hours old, over {max_hours} hours."
+                Finding(
+                    _level(newest["newest_age_hours"], max_hours, 2 * max_hours),
+                    "backups",
+                    f"The newest pgBackRest backup in repository {repo} ({newest['newest']}) is "
+                    f"{newest['newest_age_hours']:.0f} hours old, over {max_hours} hours.",
+                )
             )
     return found
 
@@ -422,70 +781,329 @@ def archive_problem(archive: dict) -> str | None:
 
 
 def problems(report: dict, thresholds: dict) -> list[str]:
-    """One line per threshold crossed (settings.DBSTATS_THRESHOLDS), worst of each kind first."""
-    found = []
-    conn = report["connections"]
-    if conn["used_pct"] > thresholds["connections_used_pct"]:
-        found.append(
-            f"Connections: {conn['in_use']} of max_connections {conn['max_connections']} in use "
-            f"({conn['used_pct']}%), above {thresholds['connections_used_pct']}%."
-        )
+    """The message of each finding (see `findings()`), critical ones first."""
+    return [finding.message for finding in findings(report, thresholds)]
 
+
+def findings(report: dict, thresholds: dict) -> list[Finding]:
+    """Each threshold crossed, critical ones first, then the worst of each kind first.
+
+    `thresholds` is laid over DEFAULT_THRESHOLDS (`thresholds_of()`). Sections the report
+    lacks (a report of `collect()` alone has no backups or disk) are not judged.
+    """
+    limits = thresholds_of(thresholds)
+    found = [
+        *_connection_findings(report, limits),
+        *_performance_findings(report, limits),
+        *_wraparound_findings(report.get("wraparound"), limits),
+        *_lock_findings(report.get("lock_waits") or [], limits),
+        *_replication_findings(report.get("replication"), limits),
+    ]
+    if report.get("archiving") and (line := archive_problem(report["archiving"])):
+        found.append(Finding("critical", "archiving", line))
+    found += _backup_findings(report.get("backups"), limits["backup_age_hours"])
+    found += pitr_problems(report.get("pitr_backups"), limits["backup_age_hours"])
+    found += _disk_findings(report.get("disk"), limits)
+    # stable: within a level, in the order of the checks above
+    return sorted(found, key=lambda finding: -LEVELS[finding.level])
+
+
+def _level(value, warning, critical, *, higher_is_worse: bool = True) -> str | None:
+    """ "critical", "warning" or None for `value` against a warning and a critical threshold."""
+    if value is None:
+        return None
+    if (value > critical) if higher_is_worse else (value < critical):
+        return "critical"
+    if (value > warning) if higher_is_worse else (value < warning):
+        return "warning"
+    return None
+
+
+def _connection_findings(report, limits):
+    conn = report["connections"]
+    level = _level(conn["used_pct"], limits["connections_used_pct"], limits["connections_critical_pct"])
+    if not level:
+        return []
+    over = limits["connections_critical_pct" if level == "critical" else "connections_used_pct"]
+    return [
+        Finding(
+            level,
+            "connections",
+            f"Connections: {conn['in_use']} of max_connections {conn['max_connections']} in use "
+            f"({conn['used_pct']}%), above {over}%.",
+        )
+    ]
+
+
+def _performance_findings(report, limits):
+    """The checks that cost speed, not data: warnings."""
+    found = []
     cache = report["cache"]["database"]
-    if cache["judged"] and cache["hit_ratio_pct"] < thresholds["cache_hit_ratio_min_pct"]:
+    if cache["judged"] and cache["hit_ratio_pct"] < limits["cache_hit_ratio_min_pct"]:
         found.append(
             f"Cache hit ratio of database {report['database']['name']} is {cache['hit_ratio_pct']}%, "
-            f"below {thresholds['cache_hit_ratio_min_pct']}% ({cache['blks_read']} blocks read from disk)."
+            f"below {limits['cache_hit_ratio_min_pct']}% ({cache['blks_read']} blocks read from disk)."
         )
-
     for row in report["sessions"]["active"]:
-        if row["duration_seconds"] is not None and row["duration_seconds"] > thresholds["long_running_seconds"]:
+        if row["duration_seconds"] is not None and row["duration_seconds"] > limits["long_running_seconds"]:
             found.append(
                 f"Query running for {row['duration_seconds']:.0f} s (pid {row['pid']}, user {row['username']}), "
-                f"over {thresholds['long_running_seconds']} s: {shorten(row['query'])}"
+                f"over {limits['long_running_seconds']} s: {shorten(row['query'])}"
             )
     for row in report["sessions"]["idle_in_transaction"]:
-        if row["duration_seconds"] is not None and row["duration_seconds"] > thresholds["idle_in_transaction_seconds"]:
+        if row["duration_seconds"] is not None and row["duration_seconds"] > limits["idle_in_transaction_seconds"]:
             found.append(
                 f"Session idle in transaction for {row['duration_seconds']:.0f} s (pid {row['pid']}, "
-                f"user {row['username']}), over {thresholds['idle_in_transaction_seconds']} s; "
+                f"user {row['username']}), over {limits['idle_in_transaction_seconds']} s; "
                 f"last query: {shorten(row['query'])}"
             )
-
     for row in report["dead_tuples"]:
-        if not row["judged"]:
-            continue
         # a share of all the table's rows: bounded by 100, even when no row is live
-        if row["dead_pct"] is not None and row["dead_pct"] > thresholds["dead_tuple_pct"]:
-            share = f"{row['dead_pct']}% of all rows"
+        if row["judged"] and row["dead_pct"] is not None and row["dead_pct"] > limits["dead_tuple_pct"]:
             found.append(
-                f"Table {row['schema']}.{row['table']}: {row['dead_rows']} dead rows ({share}), "
-                f"over {thresholds['dead_tuple_pct']}%; last autovacuum {row['last_autovacuum'] or 'never'}."
+                f"Table {row['schema']}.{row['table']}: {row['dead_rows']} dead rows ({row['dead_pct']}% of all rows), "
+                f"over {limits['dead_tuple_pct']}%; last autovacuum {row['last_autovacuum'] or 'never'}."
             )
-
-    if report.get("archiving") and (line := archive_problem(report["archiving"])):
-        found.append(line)
-    backup = report.get("backups")
-    if backup and thresholds.get("backup_age_hours"):
-        if backup.get("error"):
-            found.append(f"Backups could not be listed: {backup['error']}")
-        elif backup["newest_age_hours"] is None:
-            found.append(f"No backup of {backup['database']} in {backup['destination']}.")
-        elif backup["newest_age_hours"] > thresholds["backup_age_hours"]:
-            found.append(
-                f"The newest backup of {backup['database']} ({backup['newest']}) is {backup['newest_age_hours']:.0f} "
-                f"hours old, over {thresholds['backup_age_hours']} hours."
-            )
-
-    found += pitr_problems(report.get("pitr_backups"), thresholds.get("backup_age_hours"))
-
     for row in report["slow_queries"]["by_mean"]:
-        if row["mean_ms"] > thresholds["slow_query_mean_ms"]:
+        if row["mean_ms"] > limits["slow_query_mean_ms"]:
             found.append(
                 f"Statement averaging {row['mean_ms']} ms over {row['calls']} calls, "
-                f"over {thresholds['slow_query_mean_ms']} ms: {shorten(row['query'])}"
+                f"over {limits['slow_query_mean_ms']} ms: {shorten(row['query'])}"
+            )
+    return [Finding("warning", "performance", line) for line in found]
+
+
+def _wraparound_findings(section, limits):
+    if not section:
+        return []
+    found = []
+    for row in section["databases"]:
+        for kind, key, setting in (
+            ("Transaction IDs", "xid_age", "autovacuum_freeze_max_age"),
+            ("Multixact IDs", "mxid_age", "autovacuum_multixact_freeze_max_age"),
+        ):
+            age = row[key]
+            level = _level(age, limits["xid_age_warning"], limits["xid_age_critical"])
+            if not level:
+                continue
+            over = limits["xid_age_critical" if level == "critical" else "xid_age_warning"]
+            freeze_at = section[setting]
+            why = (
+                f"past {setting} ({freeze_at:,}), so autovacuum should be freezing it: "
+                f"see what holds it back ({_holding_back(section['holding_back'])}) and VACUUM (FREEZE) it"
+                if age > freeze_at
+                else f"still under {setting} ({freeze_at:,}): autovacuum has not been asked to freeze it yet"
+            )
+            found.append(
+                Finding(
+                    level,
+                    "wraparound",
+                    f"{kind} of database {row['name']} are {age:,} old ({100.0 * age / XID_LIMIT:.0f}% of the "
+                    f"2^31 wraparound limit), over {over:,}; {why}.",
+                )
             )
     return found
+
+
+def _holding_back(holding: dict) -> str:
+    parts = [
+        f"{what} {holding[key]:,}"
+        for key, what in (
+            ("oldest_session_xmin_age", "oldest session snapshot"),
+            ("oldest_prepared_transaction_age", "oldest prepared transaction"),
+            ("oldest_replication_slot_age", "oldest replication slot"),
+        )
+        if holding.get(key) is not None
+    ]
+    return ", ".join(parts) or "no old session, prepared transaction or slot now"
+
+
+def _lock_findings(rows, limits):
+    found = []
+    for row in rows:
+        level = _level(row["waiting_seconds"], limits["lock_wait_seconds"], limits["lock_wait_critical_seconds"])
+        if not level:
+            continue
+        over = limits["lock_wait_critical_seconds" if level == "critical" else "lock_wait_seconds"]
+        target = f"{row['mode']} on {row['relation'] or row['locktype']}"
+        blockers = "; ".join(_blocker(blocker) for blocker in row["blockers"]) or "no session (it just ended)"
+        found.append(
+            Finding(
+                level,
+                "locks",
+                f"Session waiting {row['waiting_seconds']:.0f} s for a lock ({target}; pid {row['pid']}, "
+                f"user {row['username']}), over {over} s, blocked by {blockers}: {shorten(row['query'])}",
+            )
+        )
+    return found
+
+
+def _blocker(blocker: dict) -> str:
+    if "state" not in blocker:
+        return f"pid {blocker['pid']}" + (" (a prepared transaction)" if blocker["pid"] == 0 else "")
+    return f"pid {blocker['pid']} ({blocker['state']}, user {blocker['username']}: {shorten(blocker['query'], 60)})"
+
+
+def _replication_findings(section, limits):
+    if not section:
+        return []
+    found = []
+    for row in section["replicas"]:
+        name = f"Replica {row['application_name'] or row['pid']} ({row['client_addr'] or 'local'})"
+        found += _lag_findings(name, row["replay_lag_seconds"], row["replay_lag_bytes"], limits)
+    for slot in section["slots"]:
+        if slot["wal_status"] == "lost":
+            found.append(
+                Finding(
+                    "critical",
+                    "replication",
+                    f"Replication slot {slot['slot_name']} lost WAL its replica still needed: rebuild that replica "
+                    "(or drop the slot).",
+                )
+            )
+            continue
+        retained = slot["retained_bytes"]
+        level = _level(retained, limits["replication_lag_mb"] * MB, limits["replication_lag_critical_mb"] * MB)
+        if not slot["active"] or level:
+            found.append(
+                Finding(
+                    level or "warning",
+                    "replication",
+                    f"Replication slot {slot['slot_name']} ({slot['slot_type']}, "
+                    f"{'active' if slot['active'] else 'inactive: no replica is using it'}) keeps "
+                    f"{_mb(retained)} of WAL on the server; drop it if its replica is gone "
+                    f"(SELECT pg_drop_replication_slot('{slot['slot_name']}')).",
+                )
+            )
+    standby = section.get("standby")
+    if standby:
+        if standby["receiver_status"] != "streaming":
+            found.append(
+                Finding(
+                    "warning",
+                    "replication",
+                    f"This standby receives no WAL stream from its primary (WAL receiver: "
+                    f"{standby['receiver_status'] or 'none'}); its lag cannot be judged.",
+                )
+            )
+        found += _lag_findings("This standby", standby["delay_seconds"], standby["behind_bytes"], limits)
+        if standby["replay_paused"]:
+            found.append(
+                Finding("warning", "replication", "This standby's replay is paused (SELECT pg_wal_replay_resume()).")
+            )
+    return found
+
+
+def _lag_findings(name, seconds, lag_bytes, limits):
+    by_time = _level(seconds, limits["replication_lag_seconds"], limits["replication_lag_critical_seconds"])
+    by_size = _level(lag_bytes, limits["replication_lag_mb"] * MB, limits["replication_lag_critical_mb"] * MB)
+    if not (by_time or by_size):
+        return []
+    crossed = []
+    if by_time:
+        over = limits["replication_lag_critical_seconds" if by_time == "critical" else "replication_lag_seconds"]
+        crossed.append(f"{seconds:.1f} s behind in replay, over {over} s")
+    if by_size:
+        over = limits["replication_lag_critical_mb" if by_size == "critical" else "replication_lag_mb"]
+        crossed.append(f"{_mb(lag_bytes)} of WAL not replayed yet, over {over} MB")
+    level = "critical" if "critical" in (by_time, by_size) else "warning"
+    return [Finding(level, "replication", f"{name} is {' and '.join(crossed)}.")]
+
+
+def _backup_findings(backup, max_hours):
+    if not backup or not max_hours:
+        return []
+    if backup.get("error"):
+        return [Finding("critical", "backups", f"Backups could not be listed: {backup['error']}")]
+    if backup["newest_age_hours"] is None:
+        return [Finding("critical", "backups", f"No backup of {backup['database']} in {backup['destination']}.")]
+    level = _level(backup["newest_age_hours"], max_hours, 2 * max_hours)
+    if not level:
+        return []
+    return [
+        Finding(
+            level,
+            "backups",
+            f"The newest backup of {backup['database']} ({backup['newest']}) is {backup['newest_age_hours']:.0f} "
+            f"hours old, over {max_hours if level == 'warning' else 2 * max_hours} hours.",
+        )
+    ]
+
+
+def _disk_findings(section, limits):
+    if not section:
+        return []
+    by_device: dict[int, list[dict]] = {}
+    for folder in section["folders"]:
+        by_device.setdefault(folder["device"], []).append(folder)
+    found = []
+    for folders in by_device.values():  # one finding per file system, naming every folder on it
+        first = folders[0]
+        level = _level(
+            first["free_pct"], limits["disk_free_min_pct"], limits["disk_free_critical_pct"], higher_is_worse=False
+        )
+        if not level:
+            continue
+        under = limits["disk_free_critical_pct" if level == "critical" else "disk_free_min_pct"]
+        names = " and ".join(f"{folder['what']} {folder['path']}" for folder in folders)
+        found.append(
+            Finding(
+                level,
+                "disk",
+                f"Disk of the {names}: {first['free_pct']}% free ({_gb(first['free_bytes'])} of "
+                f"{_gb(first['total_bytes'])}), under {under}%.",
+            )
+        )
+    return found
+
+
+def _mb(n: int | None) -> str:
+    return "an unknown amount" if n is None else f"{n / MB:,.1f} MB"
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1024**3:,.1f} GB"
+
+
+def perfdata(report: dict, thresholds: dict) -> str:
+    """Performance data for a monitor's graphs ('label'=value[unit];warn;crit;min;max), the worst of each kind."""
+    limits = thresholds_of(thresholds)
+    items = []
+
+    def add(label, value, unit, warning="", critical="", low="", high=""):
+        if value is not None:
+            number = f"{value:.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+            items.append(f"{label}={number}{unit};{warning};{critical};{low};{high}")
+
+    conn = report["connections"]
+    add(
+        "connections", conn["used_pct"], "%", limits["connections_used_pct"], limits["connections_critical_pct"], 0, 100
+    )
+    wrap = report.get("wraparound")
+    if wrap:
+        for key in ("xid_age", "mxid_age"):
+            add(key, max(row[key] for row in wrap["databases"]), "", limits["xid_age_warning"],
+                limits["xid_age_critical"], 0, XID_LIMIT)  # fmt: skip
+    if "lock_waits" in report:
+        longest = max((row["waiting_seconds"] or 0.0 for row in report["lock_waits"]), default=0.0)
+        add("lock_wait", float(longest), "s", limits["lock_wait_seconds"], limits["lock_wait_critical_seconds"], 0)
+    repl = report.get("replication")
+    if repl:
+        lags = [row["replay_lag_bytes"] for row in repl["replicas"] if row["replay_lag_bytes"] is not None]
+        if repl["standby"] and repl["standby"]["behind_bytes"] is not None:
+            lags.append(repl["standby"]["behind_bytes"])
+        if lags:
+            add("replication_lag", max(lags), "B", limits["replication_lag_mb"] * MB,
+                limits["replication_lag_critical_mb"] * MB, 0)  # fmt: skip
+    backup = report.get("backups")
+    if backup and backup.get("newest_age_hours") is not None:
+        hours = limits["backup_age_hours"]
+        add("backup_age", round(backup["newest_age_hours"] * 3600), "s", hours * 3600 or "", hours * 7200 or "", 0)
+    disk = report.get("disk")
+    if disk and disk["folders"]:
+        add("disk_free", min(folder["free_pct"] for folder in disk["folders"]), "%",
+            f"{limits['disk_free_min_pct']}:", f"{limits['disk_free_critical_pct']}:", 0, 100)  # fmt: skip
+    return " ".join(items)
 
 
 def shorten(sql: str | None, width: int = 100) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from django.core import mail
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
@@ -48,8 +48,12 @@ SECTIONS = {
     "sessions",
     "dead_tuples",
     "archiving",
+    "wraparound",
+    "lock_waits",
+    "replication",
     "backups",
     "pitr_backups",
+    "disk",
 }
 HEADINGS = [
     "Connections",
@@ -62,17 +66,32 @@ HEADINGS = [
     "Sessions idle in transaction (longest first)",
     "Dead tuples",
     "WAL archiving (point-in-time recovery)",
+    "Transaction ID wraparound (every database)",
+    "Lock waits (longest first)",
+    "Replication",
     "Backups (manage.py backup)",
+    "Disk space",
 ]
 # Nothing a healthy (or a test) database could cross.
 GENEROUS = {
     "connections_used_pct": 1000,
+    "connections_critical_pct": 1000,
     "cache_hit_ratio_min_pct": 0,
     "long_running_seconds": 10**9,
     "idle_in_transaction_seconds": 10**9,
     "dead_tuple_pct": 10**9,
     "slow_query_mean_ms": 10**9,
     "backup_age_hours": 0,
+    "xid_age_warning": 2**31,
+    "xid_age_critical": 2**31,
+    "lock_wait_seconds": 10**9,
+    "lock_wait_critical_seconds": 10**9,
+    "replication_lag_seconds": 10**9,
+    "replication_lag_critical_seconds": 10**9,
+    "replication_lag_mb": 10**9,
+    "replication_lag_critical_mb": 10**9,
+    "disk_free_min_pct": 0,
+    "disk_free_critical_pct": 0,
 }
 OPS = [("Ops", "ops@example.edu")]
 
@@ -83,13 +102,14 @@ def dbstats_json(*args) -> dict:
     return json.loads(out.getvalue())
 
 
-def run_check() -> tuple[str, CommandError | None]:
+def run_check(*args) -> tuple[str, int]:
+    """What `dbstats --check` printed and its exit code (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)."""
     out = StringIO()
     try:
-        call_command("dbstats", "--check", stdout=out)
-    except CommandError as exc:
-        return out.getvalue(), exc
-    return out.getvalue(), None
+        call_command("dbstats", "--check", *args, stdout=out, stderr=StringIO())
+    except SystemExit as exc:
+        return out.getvalue(), exc.code
+    return out.getvalue(), 0
 
 
 def side_connection(**kwargs) -> psycopg.Connection:
@@ -223,17 +243,16 @@ def test_a_second_run_in_the_same_transaction_sees_fresh_sessions():
 def test_check_reports_a_session_idle_in_transaction_too_long_and_mails_admins(idle_in_transaction):
     pid = idle_in_transaction.info.backend_pid
 
-    output, error = run_check()
+    output, code = run_check()
 
-    assert error is not None
-    assert "problem(s) found" in str(error)
-    assert "\n" not in str(error)
-    assert "PROBLEM Session idle in transaction for" in output
+    assert code == 1  # a warning
+    assert output.splitlines()[0].startswith("DBSTATS WARNING - 1 warning | connections=")
+    assert "\nWARNING Session idle in transaction for" in output
     assert f"(pid {pid}," in output
     assert len(mail.outbox) == 1
     [message] = mail.outbox
     assert message.to == ["ops@example.edu"]
-    assert "dbstats" in message.subject
+    assert "dbstats: WARNING - 1 warning" in message.subject
     assert f"(pid {pid}," in message.body
     assert "SELECT 'dbstats idle probe'" in message.body
 
@@ -241,9 +260,9 @@ def test_check_reports_a_session_idle_in_transaction_too_long_and_mails_admins(i
 @pytest.mark.django_db
 @override_settings(ADMINS=OPS, DBSTATS_THRESHOLDS={**GENEROUS, "long_running_seconds": 0})
 def test_check_reports_a_query_running_too_long(running_query):
-    output, error = run_check()
+    output, code = run_check()
 
-    assert error is not None
+    assert code == 1
     assert f"(pid {running_query}," in output
     assert "SELECT pg_sleep(30)" in output
     assert len(mail.outbox) == 1
@@ -252,21 +271,22 @@ def test_check_reports_a_query_running_too_long(running_query):
 @pytest.mark.django_db
 @override_settings(ADMINS=OPS, DBSTATS_THRESHOLDS={**GENEROUS, "connections_used_pct": 0})
 def test_check_reports_connections_over_their_share():
-    output, error = run_check()
+    output, code = run_check()
 
-    assert error is not None
-    assert "Connections: " in output
+    assert code == 1
+    assert "WARNING Connections: " in output
     assert len(mail.outbox) == 1
 
 
 @pytest.mark.django_db
 @override_settings(ADMINS=OPS, DBSTATS_THRESHOLDS=GENEROUS)
 def test_check_exits_0_and_mails_nobody_when_all_is_well(idle_in_transaction, running_query):
-    output, error = run_check()
+    output, code = run_check()
 
-    assert error is None
-    assert "all within DBSTATS_THRESHOLDS" in output
-    assert "PROBLEM" not in output
+    assert code == 0
+    assert output.splitlines()[0].startswith("DBSTATS OK - ")
+    assert "OK Database " in output and "all within DBSTATS_THRESHOLDS" in output
+    assert "WARNING" not in output and "CRITICAL" not in output
     assert mail.outbox == []
 
 
@@ -274,12 +294,16 @@ def test_check_exits_0_and_mails_nobody_when_all_is_well(idle_in_transaction, ru
 @override_settings(ADMINS=OPS, DBSTATS_THRESHOLDS={**GENEROUS, "idle_in_transaction_seconds": 0})
 def test_check_with_json_prints_the_problems_in_the_document(idle_in_transaction):
     out = StringIO()
-    with pytest.raises(CommandError):
-        call_command("dbstats", "--check", "--json", stdout=out)
+    with pytest.raises(SystemExit) as exited:
+        call_command("dbstats", "--check", "--json", stdout=out, stderr=StringIO())
 
     check = json.loads(out.getvalue())["check"]
-    assert check["ok"] is False
+    assert exited.value.code == 1
+    assert check["ok"] is False and check["status"] == "WARNING" and check["exit_code"] == 1
     assert any(f"(pid {idle_in_transaction.info.backend_pid}," in line for line in check["problems"])
+    [finding] = [f for f in check["findings"] if f"(pid {idle_in_transaction.info.backend_pid}," in f["message"]]
+    assert finding["level"] == "warning"
+    assert check["mail"] == "Mailed to 1 admin(s)."
     assert len(mail.outbox) == 1
 
 
@@ -304,14 +328,14 @@ def tables_with_dead_rows():
 @override_settings(DBSTATS_THRESHOLDS={**GENEROUS, "dead_tuple_pct": 20})
 def test_check_reports_dead_tuples_only_on_tables_big_enough_to_judge(tables_with_dead_rows):
     dead = {row["table"]: row for row in dbstats_json()["dead_tuples"]}
-    output, error = run_check()
+    output, code = run_check()
 
     assert dead["dbstats_big_dead"]["dead_rows"] == 1000
     assert dead["dbstats_big_dead"]["dead_pct"] == 50.0
     assert dead["dbstats_big_dead"]["judged"] is True
     assert dead["dbstats_tiny_dead"]["judged"] is False
-    assert error is not None
-    assert "Table public.dbstats_big_dead: 1000 dead rows (50.0% of all rows)" in output
+    assert code == 1
+    assert "WARNING Table public.dbstats_big_dead: 1000 dead rows (50.0% of all rows)" in output
     assert "dbstats_tiny_dead" not in output
 
 
@@ -463,22 +487,22 @@ def test_check_reports_a_missing_or_old_backup_when_a_maximum_age_is_set(tmp_pat
     database = connection.settings_dict["NAME"]
     thresholds = {**GENEROUS, "backup_age_hours": 26}
     with override_settings(DBSTATS_THRESHOLDS=thresholds, BACKUP_DIR=tmp_path, BACKUP_STORAGE=""):
-        none_output, none_error = run_check()
-        old = fake_backup(tmp_path, datetime.now(UTC) - timedelta(hours=50))
-        old_output, old_error = run_check()
+        none_output, none_code = run_check()
+        old = fake_backup(tmp_path, datetime.now(UTC) - timedelta(hours=40))
+        old_output, old_code = run_check()
         fresh = fake_backup(tmp_path, datetime.now(UTC) - timedelta(hours=1))
-        fresh_output, fresh_error = run_check()
+        fresh_output, fresh_code = run_check()
         report = dbstats_json()
     with override_settings(DBSTATS_THRESHOLDS=GENEROUS, BACKUP_DIR=tmp_path / "empty", BACKUP_STORAGE=""):
-        _unchecked_output, unchecked_error = run_check()  # 0: not checked
+        _unchecked_output, unchecked_code = run_check()  # 0: not checked
 
-    assert none_error is not None and f"No backup of {database} in {tmp_path}." in none_output
-    assert old_error is not None
-    assert f"The newest backup of {database} ({old}) is 50 hours old, over 26 hours." in old_output
-    assert fresh_error is None and "PROBLEM" not in fresh_output
+    assert none_code == 2 and f"CRITICAL No backup of {database} in {tmp_path}." in none_output
+    assert old_code == 1  # over the maximum age, within twice it
+    assert f"WARNING The newest backup of {database} ({old}) is 40 hours old, over 26 hours." in old_output
+    assert fresh_code == 0 and "WARNING" not in fresh_output
     assert report["backups"]["newest"] == fresh and report["backups"]["count"] == 2
     assert 0.9 < report["backups"]["newest_age_hours"] < 1.1
-    assert unchecked_error is None
+    assert unchecked_code == 0
 
 
 @pytest.fixture(scope="module")
