@@ -26,7 +26,9 @@ RULE_FILES = sorted((PROMETHEUS / "alerts").glob("*.yml"))
 UNIT_TESTS = sorted((PROMETHEUS / "tests").glob("*.yml"))
 DOC = ROOT / "docs" / "monitoring.md"
 QUERIES = yaml.safe_load((ROOT / "deploy" / "postgres-exporter" / "queries.yaml").read_text())
-RUNBOOKS = "https://github.com/vulhub/vulhub/blob/main/docs/monitoring.md#"
+# a path in this repository: the operator reads it in the checkout they deploy from (or
+# prefixes the address where they publish these docs)
+RUNBOOKS = "docs/monitoring.md#"
 SEVERITIES = {"warning", "critical"}
 
 
