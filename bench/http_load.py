@@ -74,6 +74,7 @@ class Server:
     port: int
     process: subprocess.Popen
     log: Path
+    metrics_dir: Path | None = None  # its PROMETHEUS_MULTIPROC_DIR
 
     @property
     def address(self) -> str:
@@ -165,6 +166,13 @@ def gunicorn(ctx: Context, *, workers: int = 2, **env: str) -> Iterator[Server]:
     install_context_key(extra=(SECRET_KEY,))
     port = free_port()
     log = Path(tempfile.mkstemp(prefix="vulhub-bench-gunicorn-", suffix=".log")[1])
+    # each server counts its metrics in a folder of its own (gunicorn.conf.py wipes it when the
+    # master starts): two servers side by side must not share, nor wipe, each other's files
+    # (PROMETHEUS_MULTIPROC_DIR="": none, prometheus_client's single-process mode)
+    own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in env
+    if own_metrics_dir:
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="vulhub-bench-metrics-")
+    metrics_dir = Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env["PROMETHEUS_MULTIPROC_DIR"] else None
     command = [
         str(GUNICORN),
         "vulhub.wsgi:application",
@@ -181,10 +189,11 @@ def gunicorn(ctx: Context, *, workers: int = 2, **env: str) -> Iterator[Server]:
         process = subprocess.Popen(  # noqa: S603
             command, cwd=ROOT, env=server_environment(**env), stdout=out, stderr=subprocess.STDOUT
         )
-    server = Server(port=port, process=process, log=log)
+    server = Server(port=port, process=process, log=log, metrics_dir=metrics_dir)
     try:
         wait_healthy(server)
-        extra = "".join(f", {k}={v}" for k, v in env.items() if k != "BENCH_LEADERBOARD_FIXTURE")
+        quiet = {"BENCH_LEADERBOARD_FIXTURE", "PROMETHEUS_MULTIPROC_DIR", "METRICS_TOKEN"}
+        extra = "".join(f", {k}={v}" for k, v in env.items() if k not in quiet)
         ctx.log(f"   gunicorn on :{port} ({workers} workers{extra})")
         yield server
     finally:
@@ -195,6 +204,8 @@ def gunicorn(ctx: Context, *, workers: int = 2, **env: str) -> Iterator[Server]:
             process.kill()
             process.wait()
         log.unlink(missing_ok=True)
+        if own_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def wait_healthy(server: Server, timeout: float = 60) -> None:

@@ -89,7 +89,8 @@ def test_the_pool_is_configured_from_the_environment():
     assert pool == {"min_size": 3, "max_size": 7, "timeout": 10}
     assert max_age == 0  # a pool owns its connections
     assert health_checks is False
-    assert cache == "django_redis.cache.RedisCache"
+    # django-redis' backend, counting its reads for /metrics (metrics are on by default)
+    assert cache == "django_prometheus.cache.backends.redis.RedisCache"
 
 
 def test_an_unreachable_database_is_reported_without_a_traceback():
