@@ -1,4 +1,10 @@
-"""The database cache (REDIS_URL unset), failing the way Redis fails: as a miss.
+"""The cache backends: reads counted for /metrics, and the database cache failing like Redis.
+
+With METRICS_ENABLED every get() is counted under django-prometheus' names
+(django_cache_get_total, _hits_total, _misses_total, _fail_total; label backend "redis"
+or "database"), each labelled counter looked up once, not per read.
+
+The database cache (REDIS_URL unset) fails the way Redis fails: as a miss.
 
 Django's DatabaseCache runs its statements on the request's own connection. When one
 fails (the cache table is missing because `createcachetable` was never run, or the
@@ -16,12 +22,49 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.db import DatabaseCache
 from django.db import DatabaseError, connections, router, transaction
 from django_prometheus.cache import metrics
+from django_redis.cache import RedisCache
 
-# the label django-prometheus' counters give this backend's reads (docs/monitoring.md)
-BACKEND_LABEL = "database"
 _MISSING = object()
 
 logger = logging.getLogger(__name__)
+
+
+class CountedReads:
+    """The four read counters of one backend label."""
+
+    def __init__(self, backend: str):
+        self.total = metrics.django_cache_get_total.labels(backend=backend)
+        self.hits = metrics.django_cache_hits_total.labels(backend=backend)
+        self.misses = metrics.django_cache_misses_total.labels(backend=backend)
+        self.failures = metrics.django_cache_get_fail_total.labels(backend=backend)
+
+    def get(self, read, default):
+        """`read(_MISSING)` counted: a hit, a miss (then `default`), or a failure (raised)."""
+        self.total.inc()
+        try:
+            value = read(_MISSING)
+        except Exception:
+            self.failures.inc()
+            raise
+        if value is _MISSING:
+            self.misses.inc()
+            return default
+        self.hits.inc()
+        return value
+
+
+class CountedRedisCache(RedisCache):
+    """django-redis' cache, its reads counted when METRICS_ENABLED (REDIS_URL set)."""
+
+    reads = None
+
+    def get(self, key, default=None, version=None, client=None):
+        if not settings.METRICS_ENABLED:
+            return super().get(key, default, version, client)
+        if self.reads is None:
+            CountedRedisCache.reads = CountedReads("redis")
+        base = super().get
+        return self.reads.get(lambda missing: base(key, missing, version, client), default)
 
 
 class MissingIsAMissDatabaseCache(DatabaseCache):
@@ -37,7 +80,7 @@ class MissingIsAMissDatabaseCache(DatabaseCache):
             return call()
         except DatabaseError as exc:
             if operation == "read" and settings.METRICS_ENABLED:
-                metrics.django_cache_get_fail_total.labels(backend=BACKEND_LABEL).inc()
+                self._reads().failures.inc()
             logger.warning(
                 "database cache %s failed (%s): served as a miss; is the table %s there? `manage.py migrate` makes it",
                 operation,
@@ -46,16 +89,19 @@ class MissingIsAMissDatabaseCache(DatabaseCache):
             )
             return fallback
 
+    reads = None
+
+    def _reads(self) -> CountedReads:
+        if self.reads is None:
+            MissingIsAMissDatabaseCache.reads = CountedReads("database")
+        return self.reads
+
     def get(self, key, default=None, version=None):
         if not settings.METRICS_ENABLED:
             return super().get(key, default, version)
-        metrics.django_cache_get_total.labels(backend=BACKEND_LABEL).inc()
-        value = super().get(key, _MISSING, version)
-        if value is _MISSING:
-            metrics.django_cache_misses_total.labels(backend=BACKEND_LABEL).inc()
-            return default
-        metrics.django_cache_hits_total.labels(backend=BACKEND_LABEL).inc()
-        return value
+        # a failed read is a miss here (counted as a failure too, in _attempt)
+        base = super().get
+        return self._reads().get(lambda missing: base(key, missing, version), default)
 
     def get_many(self, keys, version=None):
         base = super().get_many

@@ -24,9 +24,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError
 from django.http import HttpResponse
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from scoring.selectors import pending_writeups_by_tenant
@@ -62,6 +62,62 @@ class MetricsMiddleware:
         ):
             return metrics_response()
         return self.get_response(request)
+
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+UNNAMED_VIEW = "<unnamed view>"
+REQUESTS = Counter(
+    "django_http_requests_total_by_view_transport_method",
+    "Requests, by the URL name of their view, http or https, and method.",
+    ["view", "transport", "method"],
+)
+RESPONSES = Counter(
+    "django_http_responses_total_by_status_view_method",
+    "Responses, by status code, the URL name of their view, and method.",
+    ["status", "view", "method"],
+)
+LATENCY = Histogram(
+    "django_http_requests_latency_seconds_by_view_method",
+    "Time from the request's arrival to its response, every middleware included, by view and method.",
+    ["view", "method"],
+    buckets=settings.PROMETHEUS_LATENCY_BUCKETS,
+)
+
+
+class RequestMetricsMiddleware:
+    """Count every request and time it, first in and last out of the middleware.
+
+    The three request metrics of django-prometheus' middleware, under its names (the
+    alerts and dashboards written for it work unchanged), without the twenty other
+    counters it updates for each request: those cost about 0.1 ms a request, 4% of a
+    cached page (docs/performance.md, scenario 16). Labels come from small sets only:
+    the URL's name (never its path), the method (anything unknown is one label) and the
+    status code. Each labelled child is looked up once per worker, then kept.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.children: dict[tuple, tuple] = {}
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        response = self.get_response(request)
+        if settings.METRICS_ENABLED:
+            match = getattr(request, "resolver_match", None)
+            view = (match.view_name if match is not None else None) or UNNAMED_VIEW
+            method = request.method if request.method in METHODS else "<invalid method>"
+            key = (view, method, response.status_code, request.is_secure())
+            children = self.children.get(key)
+            if children is None:
+                children = self.children[key] = (
+                    REQUESTS.labels(view, "https" if key[3] else "http", method),
+                    RESPONSES.labels(str(response.status_code), view, method),
+                    LATENCY.labels(view, method),
+                )
+            children[0].inc()
+            children[1].inc()
+            children[2].observe(time.perf_counter() - started)
+        return response
 
 
 def may_read_metrics(request) -> bool:
@@ -123,7 +179,9 @@ class ScrapeTimeCollector:
             labels=["tool", "repo"],
         )
         listed = GaugeMetricFamily(
-            "vulhub_backup_listing_ok", "1 when the backups could be listed, 0 when listing them failed.", labels=["tool"]
+            "vulhub_backup_listing_ok",
+            "1 when the backups could be listed, 0 when listing them failed.",
+            labels=["tool"],
         )
         for tool, repo, stamp in values["backups"]:
             newest.add_metric([tool, repo], stamp)

@@ -655,16 +655,16 @@ METRICS_TENANT_LABEL_LIMIT = _int("METRICS_TENANT_LABEL_LIMIT", default=50, mini
 METRICS_SCRAPE_CACHE_SECONDS = _int("METRICS_SCRAPE_CACHE_SECONDS", default=30, minimum=1)
 PROMETHEUS_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, float("inf"))
 if METRICS_ENABLED:
-    MIDDLEWARE.insert(0, "django_prometheus.middleware.PrometheusBeforeMiddleware")
+    # every request counted and timed, from first in to last out (vulhub.monitoring)
+    MIDDLEWARE.insert(0, "vulhub.monitoring.RequestMetricsMiddleware")
     MIDDLEWARE.insert(
         MIDDLEWARE.index("vulhub.middleware.HealthCheckMiddleware") + 1, "vulhub.monitoring.MetricsMiddleware"
     )
-    MIDDLEWARE.append("django_prometheus.middleware.PrometheusAfterMiddleware")
-    # the database's statements and the cache's reads, counted by django-prometheus' backends
+    # the database's statements and the cache's reads, counted (vulhub/ops/postgresql, vulhub/cache.py)
     if _db["ENGINE"] == "django.db.backends.postgresql":
-        _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
+        _db["ENGINE"] = "vulhub.ops.postgresql"
     if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
-        CACHES["default"]["BACKEND"] = "django_prometheus.cache.backends.redis.RedisCache"
+        CACHES["default"]["BACKEND"] = "vulhub.cache.CountedRedisCache"
 
 # --- Logging --------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

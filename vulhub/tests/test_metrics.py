@@ -58,7 +58,7 @@ def test_it_answers_the_token_on_any_host():
     for host in ("web:8000", "10.1.2.3", "not-a-tenant.example"):
         response = Client(HTTP_HOST=host, HTTP_AUTHORIZATION=f"Bearer {TOKEN}").get("/metrics")
         assert response.status_code == 200
-        assert b"django_http_requests_total_by_method_total" in response.content
+        assert b"django_http_requests_total_by_view_transport_method_total" in response.content
         assert response["Cache-Control"] == "no-store"
 
 
@@ -272,6 +272,34 @@ def test_database_and_cache_calls_are_counted(tenant, client_for, student):
     assert sum(v for k, v in after.items() if k[0] == "django_cache_get_total") > sum(
         v for k, v in before.items() if k[0] == "django_cache_get_total"
     )
+
+
+@pytest.mark.django_db
+def test_failed_statements_are_counted_by_type():
+    before = scrape()
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM no_such_table")
+    after = scrape()
+    errors = [key for key in after if key[0] == "django_db_errors_total" and ("type", "UndefinedTable") in key]
+    assert errors
+    assert sum(after[key] - before.get(key, 0) for key in errors) == 1
+
+
+@pytest.mark.django_db
+def test_requests_are_timed_by_view(tenant, client_for, student):
+    before = scrape()
+    client_for(tenant, student).get("/leaderboard/")
+    after = scrape()
+    key = (
+        "django_http_requests_latency_seconds_by_view_method_count",
+        ("method", "GET"),
+        ("view", "scoring:leaderboard"),
+    )
+    assert after[key] - before.get(key, 0) == 1
+    status = ("django_http_responses_total_by_status_view_method_total",) + tuple(
+        sorted({"status": "200", "view": "scoring:leaderboard", "method": "GET"}.items())
+    )
+    assert after[status] - before.get(status, 0) == 1
 
 
 # --- read when scraped -----------------------------------------------------------------------

@@ -90,7 +90,7 @@ def test_the_pool_is_configured_from_the_environment():
     assert max_age == 0  # a pool owns its connections
     assert health_checks is False
     # django-redis' backend, counting its reads for /metrics (metrics are on by default)
-    assert cache == "django_prometheus.cache.backends.redis.RedisCache"
+    assert cache == "vulhub.cache.CountedRedisCache"
 
 
 def test_an_unreachable_database_is_reported_without_a_traceback():

@@ -1,12 +1,7 @@
-from django.conf import settings
-from django.db.backends.postgresql import base
-from django_prometheus.db.backends.postgresql import base as counted
-
-# With metrics on, django-prometheus' wrapper counts the statements (docs/monitoring.md).
-Wrapper = counted.DatabaseWrapper if settings.METRICS_ENABLED else base.DatabaseWrapper
+from ..postgresql import base
 
 
-class DatabaseWrapper(Wrapper):
+class DatabaseWrapper(base.DatabaseWrapper):
     """Django's PostgreSQL backend, pointed at the embedded server it starts on demand."""
 
     def get_connection_params(self):

@@ -1,0 +1,1 @@
+"""Django's PostgreSQL backend, its statements counted for /metrics (ENGINE "vulhub.ops.postgresql")."""
