@@ -54,3 +54,15 @@ def count_after_commit(counter: Counter, **labels) -> None:
     if settings.METRICS_ENABLED:
         child = counter.labels(**labels) if labels else counter
         transaction.on_commit(child.inc)
+
+
+# Every known series from the start, at 0: rate() and increase() see the first event, and a
+# dashboard shows a zero rather than nothing.
+for _kind, _outcome in (("flag", "correct"), ("flag", "wrong"), ("writeup", "pending")):
+    SUBMISSIONS.labels(_kind, _outcome)
+for _decision in ("approved", "rejected"):
+    GRADINGS.labels(_decision)
+for _how in ("automatic", "manual"):
+    BADGE_AWARDS.labels(_how)
+for _result in ("hit", "miss"):
+    LEADERBOARD_CACHE.labels(_result)

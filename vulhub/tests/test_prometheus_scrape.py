@@ -61,7 +61,7 @@ def test_prometheus_reads_up_and_each_submission_once_and_the_counts_survive_wor
         prom.wait_up()
         # what Prometheus got is what the token opens: without it /metrics is not there
         assert fetch(server.port, "localhost", "/metrics")[0] == 404
-        assert prom.value(f"sum({SUBMISSIONS})") is None  # nothing submitted yet: no series at all
+        assert prom.value(f"sum({SUBMISSIONS})") == 0  # nothing submitted yet: its series are there, at 0
 
         wrong = fetch(server.port, tenant.domain, "/challenges/scraped-flag/", session, form={"flag": "FLAG{nope}"})
         assert wrong[0] == 302, wrong
