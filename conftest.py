@@ -84,6 +84,8 @@ def ensure_platform_role(name: str) -> None:
             'GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO "{0}"',
             'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "{0}"',
             'ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO "{0}"',
+            # /metrics reads it outside a request's role, as the platform role here (the app role live)
+            'GRANT EXECUTE ON FUNCTION vulhub_pending_writeups() TO "{0}"',
         ):
             cursor.execute(statement.format(name))
 

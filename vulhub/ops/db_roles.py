@@ -294,6 +294,11 @@ def ensure_roles(*, app: str, backup: str | None = None, alias: str = DEFAULT_DB
     return done
 
 
+# Functions PUBLIC may not run, granted to the app role alone: the waiting write-ups' totals
+# across tenants for /metrics (migration scoring 0021).
+GRANTED_FUNCTIONS = ["vulhub_pending_writeups()"]
+
+
 def grant(app: str, alias: str = DEFAULT_DB_ALIAS) -> None:
     """Give the app role its privileges: data on every table, then less on the NARROWED ones."""
     with connections[alias].cursor() as cursor:
@@ -312,6 +317,12 @@ def grant(app: str, alias: str = DEFAULT_DB_ALIAS) -> None:
                         app=sql.Identifier(app),
                         columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
                     )
+                )
+        for function in GRANTED_FUNCTIONS:  # those that exist yet
+            cursor.execute("SELECT to_regprocedure(%s) IS NOT NULL", [function])
+            if cursor.fetchone()[0]:
+                cursor.execute(
+                    sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(function), sql.Identifier(app))
                 )
 
 
