@@ -1,13 +1,14 @@
 """/metrics for Prometheus: who may read it, and what it shows (docs/monitoring.md).
 
-django-prometheus counts requests, database and cache calls; vulhub.lib.metrics counts
-what classes do. Both are summed here over every gunicorn worker of the node when
+Requests, statements and cache reads are counted under django-prometheus' names (by
+RequestMetricsMiddleware here, vulhub/ops/postgresql and vulhub/cache.py); vulhub.lib.metrics
+counts what classes do. Both are summed here over every gunicorn worker of the node when
 PROMETHEUS_MULTIPROC_DIR is set (gunicorn.conf.py sets it): prometheus_client's
 multiprocess mode, one file per worker, kept after a worker dies so no count goes back.
 
 A few gauges are read when Prometheus scrapes, not counted: the write-ups waiting per
-class, and the newest backups. They are kept in the cache for METRICS_SCRAPE_CACHE_SECONDS,
-so several workers, nodes or Prometheus servers scraping cost one read of each per period.
+class (kept in the cache METRICS_SCRAPE_CACHE_SECONDS) and the newest backups (5 minutes):
+several workers, nodes or Prometheus servers scraping cost one read of each per period.
 
 The page is not public. It answers a request with `Authorization: Bearer <METRICS_TOKEN>`
 or from an address in METRICS_ALLOWED_NETWORKS; any other request goes on through the
@@ -18,11 +19,12 @@ import datetime
 import hmac
 import logging
 import os
+import threading
 import time
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.http import HttpResponse
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -37,10 +39,18 @@ from .ops import dbstats
 logger = logging.getLogger(__name__)
 
 PATHS = ("/metrics", "/metrics/")
-SCRAPE_CACHE_KEY = "metrics:scrape:v1"
+PENDING_KEY = "metrics:pending:v2"
+BACKUPS_KEY = "metrics:backups:v2"
+# Backups change daily: listing them (a folder, a bucket, `pgbackrest info`) every 5 minutes
+# is plenty, and a scrape waits at most BACKUPS_WAIT_SECONDS for it.
+BACKUPS_SECONDS = 300
+BACKUPS_WAIT_SECONDS = 3
+# A value older than its period is still served while one scrape reads it again.
+STALE_SECONDS = 24 * 3600
+EMPTY = {"pending": [], "backups": [], "backup_listing": [], "ok": {}}
 # The label of the classes past METRICS_TENANT_LABEL_LIMIT, summed: a platform of
 # thousands of classes still makes a bounded number of series.
-OTHER_TENANTS = "_other"
+OTHER_TENANTS = "(other classes)"  # no slug can be this
 
 
 class MetricsMiddleware:
@@ -204,38 +214,87 @@ SCRAPED.register(ScrapeTimeCollector())
 
 
 def scrape_values() -> dict:
-    """The scrape-time values, from the cache while fresh; a cache that is down only costs the reads."""
-    try:
-        values = cache.get(SCRAPE_CACHE_KEY)
-    except Exception:
-        values = None
-    if values is None:
-        values = read_scrape_values()
+    """The scrape-time values: each part from the cache while fresh, else read again by one worker."""
+    pending = fresh(PENDING_KEY, settings.METRICS_SCRAPE_CACHE_SECONDS, read_pending)
+    backups = fresh(BACKUPS_KEY, BACKUPS_SECONDS, read_backups, wait=BACKUPS_WAIT_SECONDS)
+    return {**EMPTY, **(pending or {}), **(backups or {}), "ok": {**(pending or {}).get("ok", {})}}
+
+
+def forget_scrape_values() -> None:
+    """Drop the cached scrape-time values (the next scrape reads them again)."""
+    cache.delete_many([PENDING_KEY, BACKUPS_KEY, f"{PENDING_KEY}:refreshing", f"{BACKUPS_KEY}:refreshing"])
+
+
+def fresh(key: str, seconds: int, read, *, wait: float | None = None):
+    """`read()`'s value, kept `seconds` in the cache; None when there is none yet.
+
+    Stale, it is read again by one scrape only (the others serve the old value meanwhile);
+    with `wait`, that scrape waits at most so long and leaves the read to finish in the
+    background, its value for the next scrape: a slow backup store never holds a worker
+    past Prometheus' scrape timeout. A cache that is down costs a read each scrape.
+    """
+    entry = _quietly(cache.get, key)
+    if entry is not None and time.time() - entry[0] < seconds:
+        return entry[1]
+    if _quietly(cache.add, f"{key}:refreshing", 1, 60) is False:  # another scrape is reading it
+        return entry[1] if entry is not None else None
+    result = {}
+
+    def refresh():
         try:
-            cache.set(SCRAPE_CACHE_KEY, values, settings.METRICS_SCRAPE_CACHE_SECONDS)
-        except Exception:
-            logger.warning("metrics: the cache could not keep the scrape-time gauges", exc_info=True)
-    return values
+            result["value"] = read()
+            _quietly(cache.set, key, (time.time(), result["value"]), STALE_SECONDS)
+        finally:
+            _quietly(cache.delete, f"{key}:refreshing")
+            if wait is not None:  # a thread of its own: its database connection (the cache's) goes with it
+                connection.close()
+
+    if wait is None:
+        refresh()
+    else:
+        reader = threading.Thread(target=refresh, name=f"metrics {key}", daemon=True)
+        reader.start()
+        reader.join(wait)
+    if "value" in result:
+        return result["value"]
+    return entry[1] if entry is not None else None
 
 
-def read_scrape_values() -> dict:
-    now = time.time()
-    values = {"pending": [], "backups": [], "backup_listing": [], "ok": {}}
+def _quietly(call, *args):
+    try:
+        return call(*args)
+    except Exception:
+        logger.warning("metrics: the cache failed", exc_info=True)
+        return None
+
+
+def read_pending() -> dict:
+    """The write-ups waiting, per class (bounded), and whether they could be read."""
     try:
         rows = pending_writeups_by_tenant()
     except DatabaseError:
         logger.warning("metrics: pending write-ups could not be read", exc_info=True)
-        values["ok"]["pending_writeups"] = 0
-    else:
-        values["ok"]["pending_writeups"] = 1
-        values["pending"] = bounded_by_tenant(rows, settings.METRICS_TENANT_LABEL_LIMIT, now)
+        return {"pending": [], "ok": {"pending_writeups": 0}}
+    return {
+        "pending": bounded_by_tenant(rows, settings.METRICS_TENANT_LABEL_LIMIT, time.time()),
+        "ok": {"pending_writeups": 1},
+    }
 
-    database = settings.DATABASES["default"]["NAME"]
-    dump = dbstats.backup_freshness(database)
-    values["backup_listing"].append(("dump", 0 if dump.get("error") else 1))
-    if not dump.get("error"):
-        values["backups"].append(("dump", "", _unix_time(dump.get("newest_taken_at"))))
-    pitr = dbstats.pitr_freshness()
+
+def read_backups() -> dict:
+    """The newest backup of each tool that is set up here, and whether its backups could be listed.
+
+    `manage.py backup`'s where backups are scheduled (DBSTATS_MAX_BACKUP_AGE_HOURS set, as
+    `dbstats --check` judges them), pgBackRest's where `pitr setup` wrote PITR_CONFIG.
+    """
+    now = time.time()
+    values = {"backups": [], "backup_listing": []}
+    if settings.DBSTATS_THRESHOLDS.get("backup_age_hours"):
+        dump = dbstats.backup_freshness(settings.DATABASES["default"]["NAME"])
+        values["backup_listing"].append(("dump", 0 if dump.get("error") else 1))
+        if not dump.get("error"):
+            values["backups"].append(("dump", "", _unix_time(dump.get("newest_taken_at"))))
+    pitr = dbstats.pitr_freshness(timeout=BACKUPS_WAIT_SECONDS * 4)
     if pitr is not None:
         values["backup_listing"].append(("pgbackrest", 0 if pitr.get("error") else 1))
         for repo, newest in pitr.get("repos", {}).items():
@@ -245,7 +304,7 @@ def read_scrape_values() -> dict:
 
 
 def bounded_by_tenant(rows, limit: int, now: float) -> list[tuple[str, int, float]]:
-    """(tenant, pending, oldest age) for the `limit` busiest classes; the rest summed as `_other`."""
+    """(tenant, pending, oldest age) for the `limit` busiest classes; the rest summed as OTHER_TENANTS."""
     kept = [(row.tenant, row.pending, max(0.0, now - row.oldest.timestamp())) for row in rows[:limit]]
     rest = rows[limit:]
     if rest:

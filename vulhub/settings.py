@@ -649,7 +649,7 @@ def _networks(name: str) -> list:
 
 
 METRICS_ALLOWED_NETWORKS = _networks("METRICS_ALLOWED_NETWORKS")
-# Classes named in the per-class gauges (the busiest first); the rest are summed as "_other".
+# Classes named in the per-class gauges (the busiest first); the rest are summed as "(other classes)".
 METRICS_TENANT_LABEL_LIMIT = _int("METRICS_TENANT_LABEL_LIMIT", default=50, minimum=1)
 # The gauges read at scrape time (waiting write-ups, newest backups) are kept this long.
 METRICS_SCRAPE_CACHE_SECONDS = _int("METRICS_SCRAPE_CACHE_SECONDS", default=30, minimum=1)

@@ -43,7 +43,7 @@ from bench.http_load import (
     sessions_for,
     wrk,
 )
-from vulhub.monitoring import SCRAPE_CACHE_KEY
+from vulhub.monitoring import forget_scrape_values
 
 SCENARIO = "16 Metrics"
 CONNECTIONS = 8
@@ -258,7 +258,7 @@ def time_metrics(ctx: Context, server: Server, token: str, *, gets: int) -> dict
     """Per run: one GET with the scrape-time gauges cold, then `gets` warm ones (their median and p95)."""
     medians, p95s, colds, sizes = [], [], [], set()
     for _ in range(ctx.runs):
-        cache.delete(SCRAPE_CACHE_KEY)  # the server's cache (the same Redis and prefix as this process's)
+        forget_scrape_values()  # the server's cache (the same Redis and prefix as this process's)
         status, _, cold = scrape(server, token)
         if status != 200:
             raise BenchError(f"/metrics answered {status}")

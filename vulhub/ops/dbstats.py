@@ -676,13 +676,16 @@ def backup_freshness(database: str) -> dict:
     }
 
 
-def pitr_freshness() -> dict | None:
-    """pgBackRest's newest backup in each repository and its age in hours; None where `pitr setup` never ran."""
+def pitr_freshness(timeout: float | None = None) -> dict | None:
+    """pgBackRest's newest backup in each repository and its age in hours; None where `pitr setup` never ran.
+
+    `timeout`: seconds `pgbackrest info` may take (an error past them).
+    """
     try:
         config = pitr.Config.of_settings()
         if not config.path.exists():
             return None
-        found, repos = pitr.info(config), config.repos()
+        found, repos = pitr.info(config, timeout=timeout), config.repos()
     except Exception as exc:  # pgBackRest's own failures, an unreadable repository: reported, not raised
         return {"config": "PITR_CONFIG", "error": _first_line(exc)}
     now = datetime.datetime.now(datetime.UTC)

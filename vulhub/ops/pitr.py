@@ -117,10 +117,20 @@ def error_of(done: subprocess.CompletedProcess) -> str:
     return re.sub(r"\s+", " ", text)
 
 
-def pgbackrest(config: Path, *args: str, stanza: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """`pgbackrest --config=config [--stanza=…] *args`, as the cluster's account; a failure is a PitrError."""
+def pgbackrest(
+    config: Path, *args: str, stanza: str | None = None, check: bool = True, timeout: float | None = None
+) -> subprocess.CompletedProcess:
+    """`pgbackrest --config=config [--stanza=…] *args`, as the cluster's account; a failure is a PitrError.
+
+    `timeout`: seconds it may take (None: as long as it takes); past them it is stopped, a PitrError.
+    """
     argv = [executable(), f"--config={config}", *([f"--stanza={stanza}"] if stanza else []), *args]
-    done = subprocess.run(argv, user=run_as(), capture_output=True, text=True, check=False, cwd="/")  # noqa: S603
+    try:
+        done = subprocess.run(  # noqa: S603
+            argv, user=run_as(), capture_output=True, text=True, check=False, cwd="/", timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        raise PitrError(f"pgbackrest {args[0]} gave no answer within {timeout:g} s") from None
     if check and done.returncode != 0:
         raise PitrError(f"pgbackrest {args[0]} failed: {error_of(done)}")
     return done
@@ -172,10 +182,10 @@ class Config:
                     found.add(int(matched.group(1)))
         return sorted(found)
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def run(self, *args: str, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess:
         if not self.path.exists():
             self.read()  # the one clear line
-        return pgbackrest(self.path, *args, stanza=self.stanza, check=check)
+        return pgbackrest(self.path, *args, stanza=self.stanza, check=check, timeout=timeout)
 
 
 @dataclass
@@ -337,9 +347,9 @@ class Info:
     major: int | None
 
 
-def info(config: Config, repo: int | None = None) -> Info:
+def info(config: Config, repo: int | None = None, timeout: float | None = None) -> Info:
     """What pgBackRest knows of the stanza (`pgbackrest info --output=json`), oldest backup first."""
-    done = config.run("info", "--output=json", *([f"--repo={repo}"] if repo else []))
+    done = config.run("info", "--output=json", *([f"--repo={repo}"] if repo else []), timeout=timeout)
     try:
         (stanza,) = json.loads(done.stdout)
     except ValueError:

@@ -6,9 +6,10 @@ the value before and after, since counters are process-wide and only go up.
 
 import datetime
 import ipaddress
+import threading
+import time
 
 import pytest
-from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from django.utils import timezone
@@ -31,7 +32,7 @@ def _metrics_on(settings):
     settings.METRICS_ENABLED = True
     settings.METRICS_TOKEN = TOKEN
     settings.METRICS_ALLOWED_NETWORKS = []
-    cache.delete(monitoring.SCRAPE_CACHE_KEY)
+    monitoring.forget_scrape_values()
 
 
 def scrape(**headers) -> dict[tuple, float]:
@@ -348,7 +349,7 @@ def test_the_scrape_time_gauges_are_read_once_per_period(tenant, django_assert_n
     samples = scrape()
     # still the cached reading: the new write-up shows after METRICS_SCRAPE_CACHE_SECONDS
     assert value(samples, "vulhub_pending_writeups", tenant=tenant.slug) == 0
-    cache.delete(monitoring.SCRAPE_CACHE_KEY)
+    monitoring.forget_scrape_values()
     assert value(scrape(), "vulhub_pending_writeups", tenant=tenant.slug) == 1
 
 
@@ -372,8 +373,42 @@ def test_the_app_role_reads_only_totals_of_other_classes(tenant, other_tenant):
 
 
 @pytest.mark.django_db
-def test_the_newest_backup_is_a_timestamp(tmp_path, settings):
+def test_the_newest_backup_is_a_timestamp_where_backups_are_scheduled(tmp_path, settings):
     settings.BACKUP_DIR = tmp_path
+    settings.DBSTATS_THRESHOLDS = {**settings.DBSTATS_THRESHOLDS, "backup_age_hours": 26}
     samples = scrape()
     assert value(samples, "vulhub_backup_newest_timestamp_seconds", tool="dump", repo="") == 0
     assert value(samples, "vulhub_backup_listing_ok", tool="dump") == 1
+
+
+@pytest.mark.django_db
+def test_no_backup_gauge_where_none_are_scheduled(tmp_path, settings):
+    settings.BACKUP_DIR = tmp_path
+    settings.DBSTATS_THRESHOLDS = {**settings.DBSTATS_THRESHOLDS, "backup_age_hours": 0}
+    samples = scrape()
+    assert not [key for key in samples if key[0].startswith("vulhub_backup_") and ("tool", "dump") in key]
+
+
+@pytest.mark.django_db(transaction=True)  # the reading thread writes the cache (the database's, embedded)
+def test_a_slow_read_is_waited_for_a_while_then_finishes_for_the_next_scrape():
+    monitoring.forget_scrape_values()
+    release = threading.Event()
+    calls = []
+
+    def slow():
+        calls.append(1)
+        release.wait(10)
+        return {"backups": [("dump", "", 1.0)], "backup_listing": [("dump", 1)]}
+
+    key = monitoring.BACKUPS_KEY
+    assert monitoring.fresh(key, 300, slow, wait=0.2) is None  # not there yet: the scrape goes on
+    assert monitoring.fresh(key, 300, slow, wait=0.2) is None  # still being read: not read twice
+    release.set()
+    for _ in range(100):
+        found = monitoring.fresh(key, 300, slow, wait=0.2)
+        if found is not None:
+            break
+        time.sleep(0.05)
+    assert found == {"backups": [("dump", "", 1.0)], "backup_listing": [("dump", 1)]}
+    assert len(calls) == 1
+    monitoring.forget_scrape_values()
