@@ -66,3 +66,21 @@ def check_allowed_hosts(app_configs, **kwargs):
             id="vulhub.W011",
         )
     ]
+
+
+# docker-compose.yml's local-trial defaults: anyone who reads the repository knows them.
+TRIAL_SECRET_PREFIX = "docker-compose-local-only"
+
+
+@register("vulhub", deploy=True)
+def check_metrics_token(app_configs, **kwargs):
+    """/metrics behind docker-compose's published trial token is /metrics for anyone."""
+    if settings.METRICS_ENABLED and settings.METRICS_TOKEN.startswith(TRIAL_SECRET_PREFIX):
+        return [
+            Warning(
+                "METRICS_TOKEN is docker-compose's local-trial default: anyone can read /metrics with it.",
+                hint="Set METRICS_TOKEN to a secret of your own: `openssl rand -base64 48`.",
+                id="vulhub.W020",
+            )
+        ]
+    return []

@@ -139,8 +139,18 @@ def may_read_metrics(request) -> bool:
     networks = settings.METRICS_ALLOWED_NETWORKS
     if not networks:
         return False
+    if settings.BEHIND_PROXY and not _forwarded_client_readable(request):
+        return False  # client_ip() would fall back to REMOTE_ADDR: our proxy's, maybe allowed
     address = parse_address(client_ip(request) or "")
     return address is not None and any(address in network for network in networks)
+
+
+def _forwarded_client_readable(request) -> bool:
+    """Behind our proxies: no X-Forwarded-For (a direct scrape), or one whose client entry is an address."""
+    entries = [entry for entry in request.headers.get("X-Forwarded-For", "").split(",") if entry.strip()]
+    if not entries:
+        return True
+    return parse_address(entries[-min(settings.PROXY_COUNT, len(entries))]) is not None
 
 
 def metrics_response() -> HttpResponse:

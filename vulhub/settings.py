@@ -653,6 +653,15 @@ METRICS_ALLOWED_NETWORKS = _networks("METRICS_ALLOWED_NETWORKS")
 METRICS_TENANT_LABEL_LIMIT = _int("METRICS_TENANT_LABEL_LIMIT", default=50, minimum=1)
 # The gauges read at scrape time (waiting write-ups, newest backups) are kept this long.
 METRICS_SCRAPE_CACHE_SECONDS = _int("METRICS_SCRAPE_CACHE_SECONDS", default=30, minimum=1)
+# Under gunicorn each worker writes its counts here (gunicorn.conf.py makes a folder per
+# gunicorn): named by hand, it must be a folder this process may write. prometheus_client
+# reads the environment itself, so `.env` cannot set it.
+_multiproc = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _multiproc is not None and not (_multiproc and os.path.isdir(_multiproc) and os.access(_multiproc, os.W_OK)):
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR={_multiproc!r} is not a folder this process may write: "
+        "create it, or unset it (gunicorn.conf.py makes one per gunicorn)."
+    )
 PROMETHEUS_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, float("inf"))
 if METRICS_ENABLED:
     # every request counted and timed, from first in to last out (vulhub.monitoring)

@@ -21,7 +21,7 @@ from scoring import services
 from scoring.factories import BadgeFactory, SubmissionFactory
 from scoring.models import Submission
 from tenants.factories import StudentFactory, TenantFactory
-from vulhub import monitoring
+from vulhub import checks, monitoring
 
 TOKEN = "a-prometheus-token-of-at-least-32-characters"
 FLAG = "FLAG{counted}"
@@ -107,6 +107,27 @@ def test_a_forwarded_address_counts_only_behind_a_proxy_of_ours(tenant, settings
     settings.PROXY_COUNT = 1
     through_proxy = Client(HTTP_HOST=tenant.domain, REMOTE_ADDR="10.20.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9")
     assert through_proxy.get("/metrics").status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_forwarded_address_that_is_no_address_never_falls_back_to_the_proxys(tenant, settings):
+    settings.METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network("10.0.0.0/24")]
+    settings.BEHIND_PROXY = True
+    settings.PROXY_COUNT = 1
+    for forwarded in ("not-an-ip", "10.0.0.9, garbage"):
+        response = Client(HTTP_HOST=tenant.domain, REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded).get(
+            "/metrics"
+        )
+        assert response.status_code == 404, forwarded
+    # Prometheus scraping the node directly, past the proxy: no header, its own address
+    assert Client(HTTP_HOST="web:8000", REMOTE_ADDR="10.0.0.5").get("/metrics").status_code == 200
+
+
+def test_the_compose_trial_token_is_flagged_by_check_deploy(settings):
+    settings.METRICS_TOKEN = "docker-compose-local-only-metrics-8e1f4a7c2b9d5e3f6a0c"
+    assert [w.id for w in checks.check_metrics_token(None)] == ["vulhub.W020"]
+    settings.METRICS_TOKEN = TOKEN
+    assert checks.check_metrics_token(None) == []
 
 
 @pytest.mark.django_db

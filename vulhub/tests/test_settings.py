@@ -46,6 +46,10 @@ PRODUCTION = {"DEBUG": "false", "SECRET_KEY": "a-real-secret-" + "x" * 40, "ALLO
         ({**PRODUCTION, "REDIS_URL": REDIS, "REDIS_TIMEOUT": "soon"}, "REDIS_TIMEOUT='soon' is not a number"),
         ({**PRODUCTION, "REDIS_URL": REDIS, "REDIS_CONNECT_TIMEOUT": "0"}, "REDIS_CONNECT_TIMEOUT=0.0 must be"),
         ({**PRODUCTION, "REDIS_URL": REDIS, "REDIS_TIMEOUT": "nan"}, "REDIS_TIMEOUT=nan must be"),
+        ({**PRODUCTION, "METRICS_TOKEN": "short"}, "METRICS_TOKEN is shorter than 32 characters"),
+        ({**PRODUCTION, "METRICS_ALLOWED_NETWORKS": "10.0.0.0/8,intranet"}, "'intranet' is not an address"),
+        ({**PRODUCTION, "PROMETHEUS_MULTIPROC_DIR": "/no/such/folder"}, "is not a folder this process may write"),
+        ({**PRODUCTION, "PROMETHEUS_MULTIPROC_DIR": ""}, "PROMETHEUS_MULTIPROC_DIR='' is not a folder"),
     ],
 )
 def test_bad_configuration_is_refused_with_a_clear_message(env, message):

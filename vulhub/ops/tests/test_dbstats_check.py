@@ -394,3 +394,12 @@ def test_the_database_unreachable_exits_2_from_manage_py_without_a_traceback():
     assert json.loads(as_json.stdout)["check"]["status"] == "CRITICAL"
     assert report.returncode == 2 and report.stdout.startswith("DBSTATS CRITICAL - ")
     assert "Traceback" not in report.stderr and report.stderr == ""  # no mail from a person's run
+
+
+def test_a_usage_error_is_unknown_not_critical():
+    """argparse exits 2 on a bad option; to a monitor 2 means CRITICAL, so dbstats says UNKNOWN (3)."""
+    for args in (["--limit", "0"], ["--no-such-option"]):
+        done = manage("dbstats", "--check", *args, env={})
+        assert done.returncode == 3, (args, done.stderr)
+        assert "DBSTATS UNKNOWN - " in done.stderr
+        assert "Traceback" not in done.stderr

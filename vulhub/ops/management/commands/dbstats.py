@@ -42,6 +42,20 @@ class Command(BaseCommand):
         "or 3 UNKNOWN (the check could not judge)."
     )
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        """A usage error (a mistyped option in a monitor's command line) exits 3, UNKNOWN, not argparse's 2."""
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        django_error = parser.error
+
+        def error(message):
+            if not parser.called_from_command_line:
+                django_error(message)  # call_command(): a CommandError, as for every command
+            parser.print_usage(sys.stderr)
+            parser.exit(dbstats.UNKNOWN, f"DBSTATS UNKNOWN - {parser.prog}: {message}\n")
+
+        parser.error = error
+        return parser
+
     def add_arguments(self, parser):
         parser.add_argument(
             "--json",
