@@ -27,7 +27,6 @@ import statistics
 import time
 
 import psutil
-from django.core.cache import cache
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.framework import Context, Figure, Series, p95
