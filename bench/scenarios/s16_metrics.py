@@ -124,24 +124,18 @@ def run(ctx: Context) -> list[Figure]:
             "less sensitive than req/s to other work on the machine",
             extra={"paired_ratios": paired(cpu["on"], cpu["off"])},
         ),
-        Figure(
-            SCENARIO,
-            "/metrics of a worker: median",
-            ours=Series("GET /metrics (median of a run)", scrape["medians"], "ms"),
-            compare="absolute",
-            goal_op="<=",
-            goal=50,
-            note=f"{counted_text}; {scrape['gets']} GETs a run with the bearer token, one at a time, idle",
-            extra=scrape,
-        ),
-        Figure(
-            SCENARIO,
-            "/metrics of a worker: p95",
-            ours=Series("GET /metrics (p95 of a run)", scrape["p95s"], "ms"),
-            compare="absolute",
-            goal_op="<=",
-            goal=50,
-            note=f"{counted_text}; {scrape['gets']} GETs a run, one at a time, idle",
+        *(
+            Figure(
+                SCENARIO,
+                f"/metrics of a worker: {statistic}",
+                ours=Series(f"GET /metrics ({statistic} of a run)", scrape[key], "ms"),
+                compare="absolute",
+                goal_op="<=",
+                goal=50,
+                note=f"{counted_text}; {scrape['gets']} GETs a run with the bearer token, one at a time, idle",
+                extra=scrape if key == "medians" else {},
+            )
+            for statistic, key in (("median", "medians"), ("p95", "p95s"))
         ),
         Figure(
             SCENARIO,
