@@ -675,6 +675,10 @@ if METRICS_ENABLED:
     if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
         CACHES["default"]["BACKEND"] = "vulhub.cache.CountedRedisCache"
 
+# A web worker (vulhub/wsgi.py) refuses to start while the database lacks migrations of
+# its code (vulhub/ops/schema.py): `manage.py migrate` is a job run once before the deploy.
+SCHEMA_CHECK_AT_START = _bool("SCHEMA_CHECK_AT_START", default=True)
+
 # --- Logging --------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {

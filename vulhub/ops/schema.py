@@ -1,0 +1,33 @@
+"""Whether the database's schema is one this code knows: checked before a web worker serves.
+
+Migrations are a job of their own (`manage.py migrate`, Compose's `migrate` service), run
+once before the new code starts. A web worker that finds migrations of its code missing
+from the database refuses to start (vulhub/wsgi.py): its queries would fail on columns
+and tables that are not there. The other way round is allowed: during a rolling deploy
+the old code keeps serving on a schema the new code has already expanded
+(docs/operations.md, "Deploying a new version").
+"""
+
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db.migrations.executor import MigrationExecutor
+
+
+def missing_migrations(alias: str = DEFAULT_DB_ALIAS) -> list[str] | None:
+    """The code's migrations the database has not applied ("app.name"); None when it cannot be read."""
+    connection = connections[alias]
+    try:
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except (DatabaseError, OSError):
+        return None  # the database is down: the worker starts, /health/ says so, and it recovers
+    finally:
+        connection.close()
+    return [f"{migration.app_label}.{migration.name}" for migration, _backwards in plan]
+
+
+def refusal(missing: list[str]) -> str:
+    shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    return (
+        f"VulHub will not start: the database lacks {len(missing)} migration(s) of this code ({shown}). "
+        "Run the migrations first, once: `python manage.py migrate` (Compose: `docker compose run --rm migrate`)."
+    )
