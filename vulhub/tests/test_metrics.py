@@ -123,6 +123,7 @@ def test_a_forwarded_address_that_is_no_address_never_falls_back_to_the_proxys(t
     assert Client(HTTP_HOST="web:8000", REMOTE_ADDR="10.0.0.5").get("/metrics").status_code == 200
 
 
+@pytest.mark.django_db  # the autouse fixture clears the cache: the database's, embedded
 def test_the_compose_trial_token_is_flagged_by_check_deploy(settings):
     settings.METRICS_TOKEN = "docker-compose-local-only-metrics-8e1f4a7c2b9d5e3f6a0c"
     assert [w.id for w in checks.check_metrics_token(None)] == ["vulhub.W020"]
