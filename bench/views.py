@@ -7,6 +7,14 @@
 - ctfd_standings: the standings the way CTFd computes them: the sum of approved
   points per student straight from the submissions table, sorted, on every request,
   with no materialised table and no cache; then the same page is rendered.
+
+Scenario 17's floor (bench/layers.py serves the rows without Django's middleware):
+- bare: the least a Django view can answer, a fixed body (no template, no query);
+- bare_query, bare_query_atomic: the same, after one query that reads no table
+  (SELECT 1) on a connection from the pool, alone or in a transaction: what any page's
+  first query pays before the tenant lookup does anything of its own;
+- bare_nonce: the same as bare, after asking for the request's CSP nonce (django-csp
+  makes it and writes it into the Content-Security-Policy header).
 """
 
 import functools
@@ -15,7 +23,8 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.db import connection
+from django.db import connection, transaction
+from django.http import HttpResponse
 from django.shortcuts import render
 
 from scoring.selectors import PAGE_SIZE, LeaderboardPage, Standing
@@ -82,3 +91,36 @@ def ctfd_standings(request):
     board = LeaderboardPage(number, standings[start : start + PAGE_SIZE], len(standings), PAGE_SIZE)
     context = {"board": board, "body": board.body_for(request.user.pk), "mine": mine, "my_page": my_page}
     return render(request, "scoring/leaderboard.html", context)
+
+
+BARE_BODY = b"ok\n"  # what bench.layers.bare_wsgi answers too
+
+
+def bare(request):
+    """A fixed body: what Django itself costs, with whatever middleware the handler keeps."""
+    return HttpResponse(BARE_BODY, content_type="text/plain; charset=utf-8")
+
+
+def bare_nonce(request):
+    """bare, plus the request's CSP nonce (as a page with an inline style element asks for it)."""
+    str(request.csp_nonce)
+    return HttpResponse(BARE_BODY, content_type="text/plain; charset=utf-8")
+
+
+def _select_one() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def bare_query(request):
+    """bare, plus one query that reads no table (a pooled connection, autocommit)."""
+    _select_one()
+    return HttpResponse(BARE_BODY, content_type="text/plain; charset=utf-8")
+
+
+def bare_query_atomic(request):
+    """bare_query inside a transaction, as TenantMiddleware runs a request."""
+    with transaction.atomic():
+        _select_one()
+    return HttpResponse(BARE_BODY, content_type="text/plain; charset=utf-8")
