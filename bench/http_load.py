@@ -470,6 +470,15 @@ def paced_by_kind(
 # --- VulHub's students and answers ---------------------------------------------------------
 
 
+def leaderboard_viewers(ctx: Context, limit: int) -> tuple[list, list[Session]]:
+    """Up to `limit` students of the largest class's first leaderboard page, each with a session of their own."""
+    tenant = ctx.largest
+    students = page_one_students(tenant["id"], limit)
+    if not students:
+        raise BenchError(f"{tenant['slug']} has nobody on its leaderboard")
+    return students, sessions_for(ctx, students)
+
+
 def page_one_students(tenant_id: int, limit: int) -> list:
     """Students listed on the first page of their tenant's leaderboard (their own page is page one)."""
     ids = list(Leaderboard.objects.for_tenant(tenant_id).ranked().values_list("user_id", flat=True)[:PAGE_SIZE])

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from bench.framework import Context, Figure, Series
-from bench.http_load import BenchError, LoadResult, Request, get, gunicorn, page_one_students, sessions_for, wrk
+from bench.http_load import BenchError, LoadResult, Request, get, gunicorn, leaderboard_viewers, wrk
 from scoring import selectors
 
 SCENARIO = "1 Leaderboard page"
@@ -25,10 +25,7 @@ VIEWERS = 16
 def run(ctx: Context) -> list[Figure]:
     tenant = ctx.largest
     seconds = 1 if ctx.smoke else 5
-    students = page_one_students(tenant["id"], VIEWERS)
-    if not students:
-        raise BenchError(f"{tenant['slug']} has nobody on its leaderboard")
-    sessions = sessions_for(ctx, students)
+    students, sessions = leaderboard_viewers(ctx, VIEWERS)
     fixture = write_fixture(ctx, tenant["id"], students[0])
     host = tenant["domain"]
     pages = {

@@ -38,8 +38,7 @@ from bench.http_load import (
     flag_challenges,
     get,
     gunicorn,
-    page_one_students,
-    sessions_for,
+    leaderboard_viewers,
     wrk,
 )
 from vulhub.monitoring import forget_scrape_values
@@ -57,10 +56,7 @@ REQUESTS_COUNTED = "django_http_requests_total_by_view_transport_method_total"
 def run(ctx: Context) -> list[Figure]:
     tenant = ctx.largest
     seconds = 1 if ctx.smoke else 5
-    students = page_one_students(tenant["id"], VIEWERS)
-    if not students:
-        raise BenchError(f"{tenant['slug']} has nobody on its leaderboard")
-    sessions = sessions_for(ctx, students)
+    students, sessions = leaderboard_viewers(ctx, VIEWERS)
     host = tenant["domain"]
     token = secrets.token_urlsafe(32)
     board = [Request("GET", host, "/leaderboard/", s.cookie) for s in sessions]

@@ -33,7 +33,7 @@ from django.test.utils import override_settings
 
 from bench import http_load
 from bench.framework import Context, Figure, Series
-from bench.http_load import BenchError, LoadResult, Request, Server, gunicorn, page_one_students, sessions_for, wrk
+from bench.http_load import BenchError, LoadResult, Request, Server, gunicorn, leaderboard_viewers, wrk
 from bench.scenarios.s01_leaderboard import write_fixture
 from bench.scenarios.s16_metrics import worker_cpu_seconds
 
@@ -63,10 +63,8 @@ class Answer:
 def run(ctx: Context) -> list[Figure]:
     tenant = ctx.largest
     seconds = 1 if ctx.smoke else 4
-    students = page_one_students(tenant["id"], VIEWERS)
-    if not students:
-        raise BenchError(f"{tenant['slug']} has nobody on its leaderboard")
-    signed_in = [s.cookie for s in sessions_for(ctx, students)]
+    students, sessions = leaderboard_viewers(ctx, VIEWERS)
+    signed_in = [s.cookie for s in sessions]
     anonymous = anonymous_session(ctx)
     fixture = write_fixture(ctx, tenant["id"], students[0])
     config = f"--config {shlex.quote(str(LAYERS_CONFIG))}"
