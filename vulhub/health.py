@@ -141,11 +141,15 @@ class Disk(psutil_checks.Disk):
 
 
 def has_detail_token(request) -> bool:
-    """Whether the request carries `Authorization: Bearer <settings.HEALTH_DETAIL_TOKEN>`.
+    """Whether the request carries `Authorization: Bearer <settings.HEALTH_DETAIL_TOKEN>`."""
+    return has_bearer_token(request, settings.HEALTH_DETAIL_TOKEN)
+
+
+def has_bearer_token(request, expected: str) -> bool:
+    """Whether the request carries `Authorization: Bearer <expected>` (never, when `expected` is empty).
 
     Compared in constant time, so the answer's timing does not spell the token out.
     """
-    expected = settings.HEALTH_DETAIL_TOKEN
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if not expected or scheme.lower() != "bearer":
         return False

@@ -39,10 +39,6 @@ LEADERBOARD_CACHE = Counter(
 )
 
 
-def enabled() -> bool:
-    return settings.METRICS_ENABLED
-
-
 def count(counter: Counter, **labels) -> None:
     """Add one now (for what happened whether or not a transaction commits)."""
     if settings.METRICS_ENABLED:
