@@ -43,14 +43,14 @@ format: install ## Reformat the code with ruff
 migrations-check: install .env ## Fail when a model change lacks its migration
 	$(PY) manage.py makemigrations --check --dry-run
 
-test-deps: ## Install Debian's chromium, pgbouncer, redis-server, postgresql-15 (pg_stat_statements), pgbackrest, prometheus (promtool) and its PostgreSQL and Redis exporters for the tests (root or sudo, once)
+test-deps: ## Install Debian's chromium, pgbouncer, redis-server, postgresql-15 (pg_stat_statements), pgbackrest, prometheus (promtool) and its PostgreSQL and Redis exporters, haproxy for the tests (root or sudo, once)
 	@{ command -v chromium && command -v redis-server && command -v pgbackrest && command -v promtool && command -v prometheus \
 		&& command -v prometheus-postgres-exporter && command -v prometheus-redis-exporter \
-		&& PATH="$$PATH:/usr/sbin" command -v pgbouncer \
+		&& PATH="$$PATH:/usr/sbin" command -v pgbouncer && PATH="$$PATH:/usr/sbin" command -v haproxy \
 		&& ls /usr/lib/postgresql/15/bin/postgres /usr/lib/postgresql/*/lib/pg_stat_statements.so; } >/dev/null 2>&1 || { \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium pgbouncer redis-server postgresql-15 pgbackrest prometheus prometheus-postgres-exporter prometheus-redis-exporter; }
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium pgbouncer redis-server postgresql-15 pgbackrest prometheus prometheus-postgres-exporter prometheus-redis-exporter haproxy; }
 
 pytest: install .env test-deps ## Run the test suite only (browser and PgBouncer tests included)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -15,6 +15,8 @@ prometheus_client. METRICS_ENABLED=false (in the environment) leaves it unset.
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 _metrics_on = os.environ.get("METRICS_ENABLED", "true").strip().lower() not in ("false", "0", "no", "off")
@@ -29,6 +31,32 @@ elif not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 
 def on_starting(server):
+    """Checked once, before any worker starts: the schema (below), then the metrics folder."""
+    refuse_an_unknown_schema(server)
+    empty_the_named_metrics_folder()
+
+
+def refuse_an_unknown_schema(server):
+    """A database without a migration of this code: one line, and gunicorn stops with exit 3.
+
+    Each worker checks again as it loads the site (vulhub/wsgi.py), but several workers
+    failing at once make gunicorn itself end in a traceback (exit 1); asked here, in a
+    process of its own (vulhub/ops/schema.py), no worker starts at all.
+    """
+    try:
+        done = subprocess.run(  # noqa: S603  (this interpreter, a module of ours)
+            [sys.executable, "-m", "vulhub.ops.schema"], cwd=server.cfg.chdir, timeout=120, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return  # the database does not answer: the workers start, and /health/ says so
+    if done.returncode:
+        # the check printed its line; exit 3 is gunicorn's own "Worker failed to boot"
+        if server.pidfile is not None:
+            server.pidfile.unlink()
+        raise SystemExit(done.returncode)
+
+
+def empty_the_named_metrics_folder():
     """A folder named by the operator starts empty: files of an earlier run would add its counts to ours."""
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not folder or folder == _own_folder:

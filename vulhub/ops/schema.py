@@ -31,3 +31,34 @@ def refusal(missing: list[str]) -> str:
         f"VulHub will not start: the database lacks {len(missing)} migration(s) of this code ({shown}). "
         "Run the migrations first, once: `python manage.py migrate` (Compose: `docker compose run --rm migrate`)."
     )
+
+
+def main() -> int:
+    """`python -m vulhub.ops.schema`: gunicorn's master asks this before it starts a worker (gunicorn.conf.py).
+
+    Exit 0 when the site may start (or the check is off, or the database cannot be read
+    now), 3 with the one-line refusal on stderr when migrations are missing, 1 with one
+    line when the settings do not load. In a process of its own, so the master never
+    imports the site's code: workers still load it fresh, also after a reload (SIGHUP).
+    """
+    import os
+    import sys
+
+    import django
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vulhub.settings")
+    try:
+        django.setup()
+    except ImproperlyConfigured as exc:
+        sys.stderr.write(f"VulHub cannot start: {exc}\n")
+        return 1
+    if settings.SCHEMA_CHECK_AT_START and (missing := missing_migrations()):
+        sys.stderr.write(refusal(missing) + "\n")
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
