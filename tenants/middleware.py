@@ -1,8 +1,10 @@
 from django.contrib.auth.models import AnonymousUser
-from django.db import OperationalError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, OperationalError, connection, transaction
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.http import HttpResponseNotFound
 from django.template.loader import render_to_string
+
+from vulhub.lib import replica
 
 from . import rls
 from .models import Tenant
@@ -44,7 +46,8 @@ def tenant_for_host(host: str) -> Tenant | None:
         if hasattr(field, "from_db_value"):
             value = field.from_db_value(value, None, connection)
         loaded.append(value)
-    return Tenant.from_db(connection.alias, [field.attname for field in Tenant._meta.concrete_fields], loaded)
+    # always "default": on a page served from the replica, that is the replica's connection
+    return Tenant.from_db(DEFAULT_DB_ALIAS, [field.attname for field in Tenant._meta.concrete_fields], loaded)
 
 
 def enter_host(host: str) -> tuple[Tenant | None, tuple[str, str] | None]:
@@ -95,6 +98,35 @@ class TenantMiddleware:
         # (row-level security, tenants/rls.py): the query that finds the tenant also enters
         # it for the transaction. A server error rolls the transaction back.
         nested = connection.in_atomic_block  # a test's transaction: put its settings back after
+        if not nested and replica.serves(request):
+            response = self._serve_from_replica(request)
+            if response is not None:
+                return response
+        response = self._serve_from_primary(request, nested)
+        if replica.configured():
+            replica.pin_after_write(request, response)
+        return response
+
+    def _serve_from_replica(self, request):
+        """A page that only reads, from the replica (vulhub/lib/replica.py); None: the primary serves it instead."""
+        # the session comes from where it is written (the primary, or its cache), never a replica behind it
+        request.session.get("_auth_user_id")
+        try:
+            with replica.serving_from_replica() as replica_failed:
+                response = self._serve(request, nested=False)
+        except (DatabaseError, _LostConnection) as error:  # it did not answer: nothing of the page was sent
+            replica.HEALTH.failed(error)
+            return None
+        if replica_failed():
+            # a query of the page failed there (the replica went away, a recovery conflict
+            # cancelled it): these pages only read, so the primary serves it again
+            replica.retried()
+            if response.status_code >= 500:
+                replica.HEALTH.failed()
+            return None
+        return response
+
+    def _serve_from_primary(self, request, nested: bool):
         retries = 0 if nested else dead_connection_retries()
         while True:
             try:

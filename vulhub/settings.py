@@ -235,6 +235,50 @@ _db["DISABLE_SERVER_SIDE_CURSORS"] = DB_TRANSACTION_POOLER
 _db["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default="") or None}
 DATABASES = {"default": _db}
 
+# --- A streaming replica for reads (vulhub/lib/replica.py, docs/scaling.md) ----------------
+# REPLICA_DATABASE_URL: the app role on a hot standby of the primary (`pg_basebackup -R`).
+# The pages that only read (REPLICA_VIEWS, URL names; fnmatch patterns) are served from it
+# while it is within REPLICA_MAX_LAG_SECONDS of the primary; a browser that sent anything
+# else (a POST: an answer, a login, an admin save) reads from the primary for
+# READ_YOUR_WRITES_SECONDS. Down or lagging: the primary serves, with no error. Operators'
+# commands always work on the primary.
+REPLICA_DATABASE_URL = env.str("REPLICA_DATABASE_URL", default="")
+REPLICA_MAX_LAG_SECONDS = _float("REPLICA_MAX_LAG_SECONDS", default=5.0)
+READ_YOUR_WRITES_SECONDS = _int("READ_YOUR_WRITES_SECONDS", default=15, minimum=1)
+# How often a worker measures the replica's lag, and how long it leaves a replica that
+# failed alone before trying it again.
+REPLICA_CHECK_SECONDS = _float("REPLICA_CHECK_SECONDS", default=1.0)
+REPLICA_RETRY_SECONDS = _float("REPLICA_RETRY_SECONDS", default=5.0)
+REPLICA_VIEWS = env.list(
+    "REPLICA_VIEWS",
+    default=[
+        "dashboard",
+        "scoring:leaderboard",
+        "scoring:badges",
+        "scoring:submissions",
+        "profile",
+        "student-profile",
+        "challenges:catalogue",
+        "challenges:detail",
+        "admin:*_changelist",
+    ],
+)
+if REPLICA_DATABASE_URL and not env.str("DATABASE_URL", default=""):
+    raise ImproperlyConfigured("REPLICA_DATABASE_URL needs DATABASE_URL: a replica streams from a server of its own.")
+if REPLICA_DATABASE_URL and not os.environ.get("VULHUB_MANAGEMENT_COMMAND"):
+    _replica = _database_from_env("REPLICA_DATABASE_URL")
+    _replica_options = {**_options, "connect_timeout": _int("REPLICA_CONNECT_TIMEOUT", default=2, minimum=1)}
+    if DB_POOL:
+        # a replica that is down must not hold a request for the pool's whole timeout
+        _replica_options["pool"] = {**_options["pool"], "min_size": 0, "timeout": _replica_options["connect_timeout"]}
+    _replica.update(
+        {key: _db[key] for key in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS", "DISABLE_SERVER_SIDE_CURSORS")},
+        OPTIONS=_replica_options,
+        ENGINE=_db["ENGINE"],
+        TEST={"MIRROR": "default"},
+    )
+    DATABASES["replica"] = _replica
+
 # Database roles (vulhub/ops/db_roles.py, docs/configuration.md). DATABASE_URL is the app's role:
 # data only (no DDL, no TRUNCATE), never superuser or BYPASSRLS, so row-level security
 # holds. MIGRATIONS_DATABASE_URL is the schema's owner: `migrate`, `createcachetable`,
@@ -670,8 +714,9 @@ if METRICS_ENABLED:
         MIDDLEWARE.index("vulhub.middleware.HealthCheckMiddleware") + 1, "vulhub.monitoring.MetricsMiddleware"
     )
     # the database's statements and the cache's reads, counted (vulhub/ops/postgresql, vulhub/cache.py)
-    if _db["ENGINE"] == "django.db.backends.postgresql":
-        _db["ENGINE"] = "vulhub.ops.postgresql"
+    for _database in DATABASES.values():
+        if _database["ENGINE"] == "django.db.backends.postgresql":
+            _database["ENGINE"] = "vulhub.ops.postgresql"
     if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
         CACHES["default"]["BACKEND"] = "vulhub.cache.CountedRedisCache"
 

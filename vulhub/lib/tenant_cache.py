@@ -12,11 +12,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from prometheus_client import Counter
 
-from . import metrics
+from . import metrics, replica
 
 logger = logging.getLogger(__name__)
 
@@ -66,16 +67,24 @@ class TenantCache:
         if version is None:
             return load()
         key = f"{self.name}:{tenant_id}:v{version}:{what}"
+        # A page served from a replica (vulhub.lib.replica) reads what the primary stored,
+        # else what a replica stored: that may predate the version's change by the replica's
+        # lag, so it is kept apart, where the primary's readers (who may just have written)
+        # never look, and only for REPLICA_MAX_LAG_SECONDS. Both in one round trip.
+        from_replica = replica.reading_from_replica()
+        keys = [key, f"{key}:replica"] if from_replica else [key]
         try:
-            value = cache.get(key)
+            found = cache.get_many(keys) if from_replica else {key: cache.get(key)}
         except Exception:
             logger.warning("%s cache unreachable", self.name, exc_info=True)
             return load()  # and no write: it would only wait on the same cache
+        value = next((found[k] for k in keys if found.get(k) is not None), None)
         if self.counter is not None:
             metrics.count(self.counter, result="miss" if value is None else "hit")
         if value is None:
             value = load()
             if value is not None:
+                seconds = max(1, int(settings.REPLICA_MAX_LAG_SECONDS)) if from_replica else self.seconds
                 with contextlib.suppress(Exception):
-                    cache.set(key, value, self.seconds)
+                    cache.set(keys[-1], value, min(self.seconds, seconds))
         return value
