@@ -66,7 +66,23 @@ def test_every_service_says_what_happens_when_it_stops():
     assert set(long_running()) == {
         *("postgres", "pitr", "redis", "web", "backups", "mailer"),
         *("postgres-exporter", "redis-exporter", "node-exporter", "prometheus"),
+        *("proxy", "replica"),
     }
+
+
+def test_web_scales_behind_the_proxy():
+    """`docker compose up --scale web=3`: web publishes no port and has no fixed name; the proxy does."""
+    assert "ports" not in SERVICES["web"] and "container_name" not in SERVICES["web"]
+    assert any("deploy/haproxy/haproxy.cfg" in volume for volume in SERVICES["proxy"]["volumes"])
+    assert SERVICES["proxy"]["ports"]
+
+
+def test_the_replica_is_a_profile_made_from_the_primary():
+    assert SERVICES["replica"]["profiles"] == ["replica"]
+    assert any(
+        "deploy/replica/primary-init.sh" in volume and "/docker-entrypoint-initdb.d/" in volume
+        for volume in SERVICES["postgres"]["volumes"]
+    )
 
 
 @pytest.mark.parametrize("name", ["postgres", "redis", "web", "prometheus"])
