@@ -83,7 +83,8 @@ class TenantCache:
             metrics.count(self.counter, result="miss" if value is None else "hit")
         if value is None:
             value = load()
-            if value is not None:
+            # the database cache is a table: a standby cannot write it (REDIS_URL unset)
+            if value is not None and not (from_replica and not settings.REDIS_URL):
                 seconds = max(1, int(settings.REPLICA_MAX_LAG_SECONDS)) if from_replica else self.seconds
                 with contextlib.suppress(Exception):
                     cache.set(keys[-1], value, min(self.seconds, seconds))
