@@ -84,3 +84,38 @@ def check_metrics_token(app_configs, **kwargs):
             )
         ]
     return []
+
+
+def _url_names(patterns=None, prefix: str = "") -> set[str]:
+    """Every URL name of the site, namespaced as resolve() reports it ("scoring:leaderboard")."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    names = set()
+    for pattern in get_resolver().url_patterns if patterns is None else patterns:
+        if isinstance(pattern, URLResolver):
+            space = f"{prefix}{pattern.namespace}:" if pattern.namespace else prefix
+            names |= _url_names(pattern.url_patterns, space)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            names.add(f"{prefix}{pattern.name}")
+    return names
+
+
+@register("vulhub")
+def check_replica_views(app_configs, **kwargs):
+    """A REPLICA_VIEWS entry that names no page (a typo) silently leaves that page on the primary."""
+    if not settings.REPLICA_DATABASE_URL:
+        return []
+    import fnmatch
+
+    names = _url_names()
+    unknown = [p for p in settings.REPLICA_VIEWS if not any(fnmatch.fnmatchcase(n, p) for n in names)]
+    if not unknown:
+        return []
+    return [
+        Warning(
+            f"REPLICA_VIEWS names no page for: {', '.join(unknown)}.",
+            hint="Use URL names as resolve() gives them, with their namespace: 'scoring:leaderboard', "
+            "'admin:*_changelist' (docs/configuration.md).",
+            id="vulhub.W030",
+        )
+    ]

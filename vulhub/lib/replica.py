@@ -83,7 +83,7 @@ def _reads_only(path: str) -> bool:
 def pinned(request, now: float | None = None) -> bool:
     """Whether the browser wrote something in the last READ_YOUR_WRITES_SECONDS (the cookie's moment is ahead)."""
     until = request.COOKIES.get(PIN_COOKIE, "")
-    if not until.isdigit():
+    if not (until.isascii() and until.isdigit()):  # "²".isdigit() too, and int() refuses it
         return False
     return int(until) > (time.time() if now is None else now)
 

@@ -165,3 +165,21 @@ def test_the_app_role_on_the_replica_sees_no_tenant_rows_without_a_sealed_contex
         conn.execute("SELECT set_config('vulhub.tenant', '1:forged', true)")
         assert conn.execute("SELECT count(*) FROM badges").fetchone()[0] == 0
         conn.execute("ROLLBACK")
+
+
+def test_the_default_replica_views_all_name_pages_and_a_typo_is_a_warning(settings):
+    from vulhub import checks
+
+    settings.REPLICA_DATABASE_URL = "postgres://vulhub_app@127.0.0.1:5432/anything"
+    assert checks.check_replica_views(None) == []
+    settings.REPLICA_VIEWS = [*settings.REPLICA_VIEWS, "leaderbord", "scoring:*"]
+    [warning] = checks.check_replica_views(None)
+    assert warning.id == "vulhub.W030" and "leaderbord" in warning.msg and "scoring:*" not in warning.msg
+
+
+def test_a_pin_is_a_moment_ahead_and_anything_else_is_no_pin(rf):
+    now = 1_000_000
+    for value, expected in (("1000060", True), ("1000000", False), ("999", False), ("", False), ("-5", False),
+                            ("1e9", False), ("\xb2", False), ("1" * 40, True)):  # fmt: skip
+        request = rf.get("/", HTTP_COOKIE=f"{replica.PIN_COOKIE}={value}")
+        assert replica.pinned(request, now=now) is expected, value
