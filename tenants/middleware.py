@@ -116,6 +116,7 @@ class TenantMiddleware:
                 response = self._serve(request, nested=False)
         except (DatabaseError, _LostConnection) as error:  # it did not answer: nothing of the page was sent
             replica.HEALTH.failed(error)
+            replica.retried()
             return None
         if replica_failed():
             # a query of the page failed there (the replica went away, a recovery conflict

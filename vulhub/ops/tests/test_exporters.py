@@ -5,17 +5,21 @@ every query of it against the test server as a role made by the monitoring state
 of docker/postgres/init.sql (pg_monitor, no superuser): each must be valid, readable by
 that role, and return exactly the columns the file declares, numbers where it declares a
 metric. A lock wait staged between two sessions shows in the lock and transaction
-queries. Then Debian's `prometheus-postgres-exporter` runs the file against the test
-database as that role and its /metrics carries every VulHub metric; Debian's
+queries. On a primary of the test's own with a real streaming standby and a
+pg_receivewal beside it, the WAL senders count the standby, not the receiver, until the
+standby stops. Then Debian's `prometheus-postgres-exporter` runs the file against the
+test database as that role and its /metrics carries every VulHub metric; Debian's
 `prometheus-redis-exporter` reads Redis from the REDIS_ADDR that compose sets.
 """
 
 import os
 import re
 import secrets
+import tempfile
 import threading
 import time
 import urllib.request
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -24,6 +28,7 @@ from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
 from vulhub.ops.pg_cluster import free_port
+from vulhub.tests.replica_servers import primary_and_standby, wait_until
 from vulhub.tests.servers import ROOT, OwnRedis, binary, owner_dsn, running
 
 QUERIES_FILE = ROOT / "deploy" / "postgres-exporter" / "queries.yaml"
@@ -36,6 +41,7 @@ ALWAYS_ROWS = {
     "vulhub_pg_wraparound",
     "vulhub_pg_archiver",
     "vulhub_pg_recovery",
+    "vulhub_pg_wal_senders",
     "vulhub_pg_transactions",
     "vulhub_pg_locks",
     "vulhub_pg_connections",
@@ -54,15 +60,8 @@ def metric_names(namespace: str) -> list[str]:
     return [f"{namespace}_{name}" for name, usage in columns(namespace).items() if usage != "LABEL"]
 
 
-@pytest.fixture(scope="module")
-def monitor(django_db_setup):
-    """A login role made by init.sql's monitoring statements (its names and password made the test's own).
-
-    Yields the libpq key/value connection string of the test database as that role.
-    """
-    name = f"vulhub_test_monitor_{os.getpid()}"
-    password = secrets.token_hex(16)
-    database = connection.settings_dict["NAME"]
+def monitoring_statements(name: str, password: str, database: str) -> list[str]:
+    """init.sql's statements that make the exporter's role, for role `name` logging in to `database`."""
     assert re.fullmatch(r"\w+", database), database
     statements = [
         line.replace("'vulhub_monitor123'", f"'{password}'")
@@ -72,8 +71,20 @@ def monitor(django_db_setup):
         if "vulhub_monitor" in line and not line.startswith("--")
     ]
     assert len(statements) == 3, f"init.sql's monitoring statements changed: {statements}"
+    return statements
+
+
+@pytest.fixture(scope="module")
+def monitor(django_db_setup):
+    """A login role made by init.sql's monitoring statements (its names and password made the test's own).
+
+    Yields the libpq key/value connection string of the test database as that role.
+    """
+    name = f"vulhub_test_monitor_{os.getpid()}"
+    password = secrets.token_hex(16)
+    database = connection.settings_dict["NAME"]
     with psycopg.connect(owner_dsn(), autocommit=True) as owner:
-        for statement in statements:
+        for statement in monitoring_statements(name, password, database):
             owner.execute(statement)
     settings = connection.settings_dict
     where = {"host": settings["HOST"], "port": str(settings["PORT"] or "")}  # the embedded server: a socket folder
@@ -196,6 +207,73 @@ def wait_for_lock_wait(dsn: str) -> dict[str, float]:
     raise AssertionError(f"the lock query never saw the waiting session: {values}")
 
 
+def wal_senders(dsn: str) -> dict[str, dict[str, float]]:
+    """state -> {"standbys": n, "other_clients": n}, as the WAL senders query counts them."""
+    names, rows = run(dsn, "vulhub_pg_wal_senders")
+    return {row[0]: dict(zip(names[1:], row[1:], strict=True)) for row in rows}
+
+
+def every_wal_sender(dsn: str) -> float:
+    """The older count, of every row of pg_stat_replication (vulhub_pg_recovery_standbys)."""
+    names, (row,) = run(dsn, "vulhub_pg_recovery")
+    return dict(zip(names, row, strict=True))["standbys"]
+
+
+def test_the_wal_senders_have_a_row_for_every_state_even_an_empty_one(monitor):
+    """So the streaming count reads 0, not nothing, when the last standby goes (StandbyMissing compares it)."""
+    counts = wal_senders(monitor)
+    assert set(counts) == {"startup", "catchup", "streaming", "backup", "stopping"}
+    assert sum(count["standbys"] + count["other_clients"] for count in counts.values()) == every_wal_sender(monitor)
+
+
+@contextmanager
+def receiving_wal(cluster):
+    """pg_receivewal streaming `cluster`'s WAL into a folder of its own: a WAL client that replays nothing."""
+    streaming = "SELECT 1 FROM pg_stat_replication WHERE application_name = 'pg_receivewal' AND state = 'streaming'"
+    with tempfile.TemporaryDirectory(prefix="vulhub-test-receivewal-") as folder, cluster.connect() as conn:
+        command = [str(cluster.bin_dir / "pg_receivewal"), "-h", str(cluster.socket_dir), "-p", str(cluster.port),
+                   "-U", "postgres", "-D", folder, "--no-loop"]  # fmt: skip
+        with running(command, what="pg_receivewal", ready=lambda: conn.execute(streaming).fetchone()):
+            yield
+
+
+def test_the_wal_senders_count_a_streaming_standby_not_a_wal_receiver_until_it_stops(django_db_setup):
+    """A primary of the test's own, its hot standby (pg_basebackup -R) and a pg_receivewal, read as pg_monitor.
+
+    The streaming standby counts as one, in the query and in the series the exporter
+    serves to StandbyMissing; pg_receivewal, which replays nothing, is another client
+    (the older count of every WAL sender, vulhub_pg_recovery_standbys, has both). Once
+    the standby stops, the streaming count reads 0 and its series stays.
+    """
+    name, password = "vulhub_monitor", secrets.token_hex(16)
+    with primary_and_standby() as pair, receiving_wal(pair.primary):
+        with pair.primary.connect(pair.name) as owner:
+            for statement in monitoring_statements(name, password, pair.name):
+                owner.execute(statement)
+        dsn = psycopg.conninfo.make_conninfo(
+            host=str(pair.primary.socket_dir), port=str(pair.primary.port), user=name, password=password,
+            dbname=pair.name,
+        )  # fmt: skip
+        both, every_sender = wal_senders(dsn), every_wal_sender(dsn)
+        with postgres_exporter(dsn) as port:
+            served_with_the_standby = streaming_standbys(scrape(port))
+            pair.standby.stop("fast")
+            wait_until(lambda: every_wal_sender(dsn) == 1, "the standby's WAL sender to end")
+            served_without = streaming_standbys(scrape(port))
+        after = wal_senders(dsn)
+    assert both["streaming"] == {"standbys": 1, "other_clients": 1}
+    assert sum(count["standbys"] + count["other_clients"] for count in both.values()) == every_sender == 2
+    assert served_with_the_standby == 1
+    assert after["streaming"] == {"standbys": 0, "other_clients": 1}
+    assert served_without == 0
+
+
+def streaming_standbys(metrics: dict[str, list]) -> float:
+    """The value of the one series StandbyMissing reads from the exporter."""
+    (sample,) = [s for s in metrics["vulhub_pg_wal_senders_standbys"] if s.labels["state"] == "streaming"]
+    return sample.value
+
+
 # --- The exporters themselves -------------------------------------------------------------
 
 
@@ -215,15 +293,22 @@ def answers(port: int) -> bool:
         return True
 
 
-def test_the_postgres_exporter_serves_every_vulhub_metric_from_the_queries_file(monitor):
+@contextmanager
+def postgres_exporter(dsn: str):
+    """Debian's exporter running VulHub's queries file against `dsn`; yields the port of its /metrics."""
     port = free_port()
-    environment = {"PATH": os.environ.get("PATH", ""), "DATA_SOURCE_NAME": f"{monitor} sslmode=disable"}
+    environment = {"PATH": os.environ.get("PATH", ""), "DATA_SOURCE_NAME": f"{dsn} sslmode=disable"}
     command = [
         binary("prometheus-postgres-exporter"),
         f"--extend.query-path={QUERIES_FILE}",
         f"--web.listen-address=127.0.0.1:{port}",
     ]
     with running(command, what="postgres-exporter", ready=lambda: answers(port), env=environment):
+        yield port
+
+
+def test_the_postgres_exporter_serves_every_vulhub_metric_from_the_queries_file(monitor):
+    with postgres_exporter(monitor) as port:
         metrics = scrape(port)
     up = [sample.value for sample in metrics.get("pg_up", [])]
     assert up == [1], f"the exporter could not query the test database as the monitoring role (pg_up: {up})"

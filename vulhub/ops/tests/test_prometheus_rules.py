@@ -6,8 +6,9 @@ series and resolves again. Around that, what promtool cannot know: every alert h
 severity, a summary, a description and a runbook link to a section of
 docs/monitoring.md that exists; every rule is fired (at each severity) and resolved by a
 unit test; every metric the rules read is documented, and the vulhub_pg_* ones are
-exported by the queries file. promtool is Debian's `prometheus` package (`make
-test-deps`); without it these tests fail, they do not skip.
+exported by the queries file; the replica's sources the rules name are the app's.
+promtool is Debian's `prometheus` package (`make test-deps`); without it these tests
+fail, they do not skip.
 """
 
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from vulhub.lib import replica
 from vulhub.tests.servers import ROOT, binary
 
 PROMETHEUS = ROOT / "deploy" / "prometheus"
@@ -190,6 +192,16 @@ def test_the_vulhub_pg_metrics_the_rules_read_come_from_the_queries_file():
     }
     read = {name for name in metrics_read_by_the_rules() if name.startswith("vulhub_pg_")}
     assert read and read <= exported, f"the queries file exports none of {sorted(read - exported)}"
+
+
+def test_the_replica_sources_the_rules_name_are_the_ones_the_app_counts():
+    """A source renamed in vulhub/lib/replica.py would leave its alert silent, which promtool cannot see."""
+    counted = {sample.labels["source"] for family in replica.READS.collect() for sample in family.samples}
+    named = set()
+    for rule in alert_rules():
+        for sources in re.findall(r'vulhub_replica_reads_total\{source=~?"([^"]+)"\}', rule["expr"]):
+            named |= set(sources.split("|"))
+    assert named and named <= counted, f"the rules name {sorted(named)}, the app counts {sorted(counted)}"
 
 
 def test_the_docs_links_to_sections_resolve():
