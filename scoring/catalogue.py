@@ -237,14 +237,14 @@ def catalogue_rows(tenant_id: int):
         Submission.objects.filter(project=OuterRef("pk"), status="APPROVED")
         .order_by()
         .values("project")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("*"))
         .values("n")
     )
     requires = Prerequisite.objects.filter(
         tenant_id=tenant_id, project=OuterRef("pk"), required__is_published=True
     ).values("required_id")
-    # one short index-only count per challenge (idx_submissions_project_status), not a
-    # join that reads every submission of the class
+    # one short index-only count per challenge (idx_submissions_solves, tenant included for
+    # row-level security), not a join that reads every submission of the class
     return (
         Project.objects.for_tenant(tenant_id)
         .published()

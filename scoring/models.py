@@ -99,6 +99,14 @@ class Submission(models.Model):
             models.Index(fields=["project", "status"], name="idx_submissions_project_status"),
             # the grading queue: a tenant's pending submissions, oldest first
             models.Index(fields=["tenant", "status", "submitted_at"], name="idx_submissions_queue"),
+            # a challenge's solves (the catalogue, a challenge page) counted from the index
+            # alone: under row-level security the tenant must be in it too, or each approval
+            # is fetched from the table to check its tenant (docs/scaling.md)
+            models.Index(
+                fields=["tenant", "project"],
+                condition=models.Q(status="APPROVED"),
+                name="idx_submissions_solves",
+            ),
         ]
 
     def __str__(self) -> str:

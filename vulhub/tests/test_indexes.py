@@ -186,6 +186,7 @@ def a_student(student_ids):
         ("idx_projects_category_difficulty", "projects", ["category", "difficulty"]),
         ("idx_user_badges_user_tenant", "user_badges", ["user_id", "tenant_id"]),
         ("idx_user_badges_recent", "user_badges", ["tenant_id", "awarded_at"]),
+        ("idx_submissions_solves", "submissions", ["tenant_id", "project_id"]),
     ],
 )
 def test_index_exists_on_its_columns_in_order(name, table, columns):
@@ -221,6 +222,18 @@ def test_a_challenges_grading_queue_is_found_through_idx_submissions_project_sta
 
     assert 0 < len(execute(sql, [project_id])) < 100
     assert "idx_submissions_project_status" in plan_index_names(sql, [project_id])
+
+
+def test_a_challenges_solves_are_counted_from_idx_submissions_solves_under_row_level_security(submissions):
+    """The catalogue's count, as the app role sees it: the policy adds the tenant, which this index holds."""
+    (project_id, tenant_id) = execute(
+        "SELECT project_id, tenant_id FROM submissions WHERE status = 'APPROVED' LIMIT 1"
+    )[0]
+    sql = "SELECT count(*) FROM submissions WHERE project_id = %s AND status = 'APPROVED'"
+
+    with rls.tenant_context(tenant_id):
+        assert execute(sql, [project_id])[0][0] > 0
+        assert "idx_submissions_solves" in plan_index_names(sql, [project_id])
 
 
 def test_the_catalogue_filter_uses_idx_projects_category_difficulty(catalogue):
