@@ -16,6 +16,7 @@ from django.utils.functional import cached_property
 
 from challenges.markdown import render_markdown
 from tenants.models import User
+from vulhub.lib import replica
 from vulhub.lib.tenant_cache import TenantCache
 
 from .forms import EmailPreferenceForm
@@ -76,7 +77,8 @@ def unread_count(user, now: datetime | None = None) -> int:
     if version is None:
         version = UNREAD.version(tenant_id)
     seconds = UNREAD.seconds if next_at is None else (next_at - now).total_seconds() + 1
-    if version is not None and seconds >= 1:
+    # a count made on a replica may miss what was just read or sent: never kept where the primary's pages look
+    if version is not None and seconds >= 1 and not replica.reading_from_replica():
         with contextlib.suppress(Exception):
             cache.set(entry_key, (version, count), min(int(seconds), UNREAD.seconds))
     return count

@@ -8,6 +8,8 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from vulhub.lib import replica
+
 from . import selectors, services
 from .forms import EmailPreferenceForm
 
@@ -21,6 +23,7 @@ def notifications(request):
     page = selectors.notifications_page(user, request.GET.get("page"), now, new_after=seen_until)
     if student:
         services.notifications_mark_read(user=user, until=now)
+        replica.note_write(request)  # a GET that writes: this browser reads the primary for a while
         request.notifications_unread = 0  # the header needs no query to know it
     return render(
         request,

@@ -112,20 +112,24 @@ class TenantMiddleware:
         # the session comes from where it is written (the primary, or its cache), never a replica behind it
         request.session.get("_auth_user_id")
         try:
-            with replica.serving_from_replica() as replica_failed:
+            with replica.serving_from_replica() as failures:
                 response = self._serve(request, nested=False)
-        except (DatabaseError, _LostConnection) as error:  # it did not answer: nothing of the page was sent
-            replica.HEALTH.failed(error)
-            replica.retried()
+        except (DatabaseError, _LostConnection) as error:  # nothing of the page was sent
+            self._replica_failed(error)
             return None
-        if replica_failed():
+        if failures and response.status_code >= 500:
             # a query of the page failed there (the replica went away, a recovery conflict
-            # cancelled it): these pages only read, so the primary serves it again
-            replica.retried()
-            if response.status_code >= 500:
-                replica.HEALTH.failed()
+            # cancelled it, the page wrote): these pages only read, so the primary serves it
+            self._replica_failed(failures[-1])
             return None
         return response
+
+    @staticmethod
+    def _replica_failed(error: BaseException) -> None:
+        """The primary serves the page again; a replica that failed (not one that refused a write) is left a while."""
+        replica.retried()
+        if not replica.wrote(error):
+            replica.HEALTH.failed(error)
 
     def _serve_from_primary(self, request, nested: bool):
         retries = 0 if nested else dead_connection_retries()

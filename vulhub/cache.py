@@ -24,6 +24,8 @@ from django.db import DatabaseError, connections, router, transaction
 from django_prometheus.cache import metrics
 from django_redis.cache import RedisCache
 
+from vulhub.lib import replica
+
 _MISSING = object()
 
 logger = logging.getLogger(__name__)
@@ -112,10 +114,14 @@ class MissingIsAMissDatabaseCache(DatabaseCache):
         return self._attempt("read", False, lambda: base(key, version), False)
 
     def _base_set(self, mode, key, value, timeout=DEFAULT_TIMEOUT):
+        if replica.reading_from_replica():
+            return False  # the table is on the primary: a standby refuses the write (vulhub/lib/replica.py)
         base = super()._base_set
         return self._attempt("write", True, lambda: base(mode, key, value, timeout), False)
 
     def _base_delete_many(self, keys):
+        if replica.reading_from_replica():
+            return False
         base = super()._base_delete_many
         return self._attempt("delete", True, lambda: base(keys), False)
 

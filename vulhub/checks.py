@@ -1,9 +1,12 @@
 """System checks for configuration that is legal but wrong."""
 
+import fnmatch
+
 from django.conf import settings
 from django.core.checks import Info, Warning, register
 from django.db import DatabaseError
 from django.http.request import validate_host
+from django.urls import URLPattern, URLResolver, get_resolver
 
 from tenants.models import Tenant
 
@@ -88,8 +91,6 @@ def check_metrics_token(app_configs, **kwargs):
 
 def _url_names(patterns=None, prefix: str = "") -> set[str]:
     """Every URL name of the site, namespaced as resolve() reports it ("scoring:leaderboard")."""
-    from django.urls import URLPattern, URLResolver, get_resolver
-
     names = set()
     for pattern in get_resolver().url_patterns if patterns is None else patterns:
         if isinstance(pattern, URLResolver):
@@ -105,8 +106,6 @@ def check_replica_views(app_configs, **kwargs):
     """A REPLICA_VIEWS entry that names no page (a typo) silently leaves that page on the primary."""
     if not settings.REPLICA_DATABASE_URL:
         return []
-    import fnmatch
-
     names = _url_names()
     unknown = [p for p in settings.REPLICA_VIEWS if not any(fnmatch.fnmatchcase(n, p) for n in names)]
     if not unknown:
@@ -117,5 +116,21 @@ def check_replica_views(app_configs, **kwargs):
             hint="Use URL names as resolve() gives them, with their namespace: 'scoring:leaderboard', "
             "'admin:*_changelist' (docs/configuration.md).",
             id="vulhub.W030",
+        )
+    ]
+
+
+@register("vulhub")
+def check_read_your_writes(app_configs, **kwargs):
+    """Once the pin ends a browser reads a replica up to the lag limit behind, and cache entries filled from it."""
+    floor = 2 * settings.REPLICA_MAX_LAG_SECONDS + settings.REPLICA_CHECK_SECONDS
+    if not settings.REPLICA_DATABASE_URL or floor < settings.READ_YOUR_WRITES_SECONDS:
+        return []
+    return [
+        Warning(
+            f"READ_YOUR_WRITES_SECONDS ({settings.READ_YOUR_WRITES_SECONDS}) should exceed "
+            f"2 x REPLICA_MAX_LAG_SECONDS + REPLICA_CHECK_SECONDS ({floor:g}).",
+            hint="Otherwise a student who just wrote may read a replica that does not have it yet.",
+            id="vulhub.W031",
         )
     ]

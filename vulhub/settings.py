@@ -267,7 +267,12 @@ if REPLICA_DATABASE_URL and not env.str("DATABASE_URL", default=""):
     raise ImproperlyConfigured("REPLICA_DATABASE_URL needs DATABASE_URL: a replica streams from a server of its own.")
 if REPLICA_DATABASE_URL and not os.environ.get("VULHUB_MANAGEMENT_COMMAND"):
     _replica = _database_from_env("REPLICA_DATABASE_URL")
-    _replica_options = {**_options, "connect_timeout": _int("REPLICA_CONNECT_TIMEOUT", default=2, minimum=1)}
+    # the replica URL's own options (sslmode, sslrootcert, ...) win over the primary's
+    _replica_options = {
+        **_options,
+        **_replica.get("OPTIONS", {}),
+        "connect_timeout": _int("REPLICA_CONNECT_TIMEOUT", default=2, minimum=1),
+    }
     if DB_POOL:
         # a replica that is down must not hold a request for the pool's whole timeout
         _replica_options["pool"] = {**_options["pool"], "min_size": 0, "timeout": _replica_options["connect_timeout"]}

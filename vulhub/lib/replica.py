@@ -43,6 +43,7 @@ import logging
 import threading
 import time
 
+import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.urls import Resolver404, resolve
@@ -88,9 +89,14 @@ def pinned(request, now: float | None = None) -> bool:
     return int(until) > (time.time() if now is None else now)
 
 
+def note_write(request) -> None:
+    """A page that writes on a GET (the notification centre marks all read): pin this browser too."""
+    request.vulhub_wrote = True
+
+
 def pin_after_write(request, response) -> None:
     """After a write, this browser reads from the primary for READ_YOUR_WRITES_SECONDS."""
-    if request.method not in WRITING_METHODS:
+    if request.method not in WRITING_METHODS and not getattr(request, "vulhub_wrote", False):
         return
     seconds = settings.READ_YOUR_WRITES_SECONDS
     response.set_cookie(
@@ -112,6 +118,7 @@ class Health:
         self.down_until = float("-inf")
         self.lag: float | None = None  # seconds; None: not known yet
         self.samples: collections.deque[tuple[float, int]] = collections.deque()  # (moment, primary's WAL position)
+        self.not_a_standby = False  # said once in the log, not on every check
 
     def state(self) -> str:
         """'replica' (use it), 'lagging' or 'down'; checks again when REPLICA_CHECK_SECONDS have passed."""
@@ -137,6 +144,8 @@ class Health:
 
     def check(self, now: float) -> None:
         self.checked_at = now
+        if self.down_until > float("-inf") and not self.answers():
+            return
         try:
             with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
                 cursor.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
@@ -156,10 +165,37 @@ class Health:
             self.failed(error)
             return
         if not in_recovery:
-            self.lag = 0.0  # not a standby (REPLICA_DATABASE_URL names a primary): nothing to wait for
+            # not, or no longer, a standby (promoted: a failover half done, a split brain): it
+            # follows the primary no more, however current it looks; never read from it
+            self.lag = None
+            if not self.not_a_standby:
+                logger.error("REPLICA_DATABASE_URL names a server that is not a standby: reading from the primary")
+            self.not_a_standby = True
             return
+        self.not_a_standby = False
         caught_up = [moment for moment, wal in self.samples if wal <= int(replayed or 0)]
         self.lag = (now - max(caught_up)) if caught_up else None
+
+    def answers(self) -> bool:
+        """After a failure, whether the replica takes a connection again, asked outside the pool.
+
+        A pool (DB_POOL) waits its whole timeout for a server that refuses at once, and
+        retries with growing pauses: a replica still down would cost a page that wait.
+        """
+        if "pool" not in connections[ALIAS].settings_dict["OPTIONS"]:
+            return True  # an ordinary connection fails as fast as the server refuses
+        try:
+            psycopg.connect(**connections[ALIAS].get_connection_params()).close()
+        except psycopg.Error as error:
+            self.failed(error)
+            return False
+        self.down_until = float("-inf")
+        return True
+
+
+def wrote(error: BaseException) -> bool:
+    """Whether `error` is the standby refusing a write (the page wrote something), not the replica failing."""
+    return isinstance(getattr(error, "__cause__", None), psycopg.errors.ReadOnlySqlTransaction)
 
 
 HEALTH = Health()
@@ -188,15 +224,25 @@ def serves(request) -> bool:
 def serving_from_replica():
     """For the block, this thread's default connection is the replica's (put back after).
 
-    Yields a callable that says whether the replica failed during the block (a database
-    error other than bad data), for the caller to serve the page again from the primary.
+    Yields the list of database errors the page's statements raised there (noted as they
+    happen: Django clears its own flag at the transaction's end), for the caller to serve
+    the page again from the primary.
     """
     primary, replica = connections[DEFAULT_DB_ALIAS], connections[ALIAS]
-    replica.errors_occurred = False
+    failures: list[BaseException] = []
+
+    def note_failure(execute, sql, params, many, context):
+        try:
+            return execute(sql, params, many, context)
+        except DatabaseError as error:
+            failures.append(error)
+            raise
+
     connections[DEFAULT_DB_ALIAS] = replica
     _state.active = True
     try:
-        yield lambda: replica.errors_occurred
+        with replica.execute_wrapper(note_failure):
+            yield failures
     finally:
         _state.active = False
         connections[DEFAULT_DB_ALIAS] = primary
