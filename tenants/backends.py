@@ -1,6 +1,9 @@
+import functools
+
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission, update_last_login
-from django.db import connection
+from django.core.exceptions import ValidationError
+from django.db import DEFAULT_DB_ALIAS, connection
 from django.db.models import Q
 
 from .models import User
@@ -32,11 +35,42 @@ class TenantEmailBackend(ModelBackend):
             return user
         return None
 
+    def get_user(self, user_id):
+        """The session's user, read on every signed-in request: one prepared SELECT, not a query built anew.
+
+        ModelBackend's User.objects.get(pk=...) compiles the same statement on every request
+        (0.32 ms of CPU against 0.12 ms, bench/profile_page.py); same columns, same
+        conversions as the ORM's, under the same row-level security.
+        """
+        try:
+            user_id = User._meta.pk.to_python(user_id)
+        except ValidationError:
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(_user_by_id(), [user_id])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        fields = User._meta.concrete_fields
+        values = [
+            field.from_db_value(value, None, connection) if hasattr(field, "from_db_value") else value
+            for field, value in zip(fields, row, strict=True)
+        ]
+        # "default" also on a page served from a replica (its connection stands in for it then)
+        user = User.from_db(DEFAULT_DB_ALIAS, [field.attname for field in fields], values)
+        return user if self.user_can_authenticate(user) else None
+
     def _get_group_permissions(self, user_obj):
         groups = Q(group__user=user_obj)
         if user_obj.role in ROLE_GROUP:
             groups |= Q(group__name=ROLE_GROUP[user_obj.role])
         return Permission.objects.filter(groups).distinct()
+
+
+@functools.cache
+def _user_by_id() -> str:
+    columns = ", ".join(f'"{field.column}"' for field in User._meta.concrete_fields)
+    return f'SELECT {columns} FROM "{User._meta.db_table}" WHERE "{User._meta.pk.column}" = %s'  # noqa: S608  (the model's own names)
 
 
 def record_last_login(sender, user, **kwargs) -> None:

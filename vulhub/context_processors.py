@@ -54,10 +54,6 @@ def header(request):
     return {"header_links": header_links(), "notifications": SimpleLazyObject(notifications)}
 
 
-# the name settings.TEMPLATES gives the header's processor
-notifications = header
-
-
 def header_links() -> dict[str, str]:
     """HEADER_LINKS' URLs as {% url %} gives them: under the request's script prefix, in its URLconf."""
     return _reversed(get_urlconf() or settings.ROOT_URLCONF, get_script_prefix())

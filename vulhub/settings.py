@@ -152,7 +152,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "vulhub.context_processors.class_summary",
-                "vulhub.context_processors.notifications",
+                "vulhub.context_processors.header",
             ],
         },
     },
