@@ -17,7 +17,9 @@ from urllib.parse import urlencode
 from vulhub.ops.db_roles import app_role_name
 from vulhub.ops.pg_cluster import Cluster, hand_over, run_as
 
-from .servers import CSRF_SECRET, own_postgres
+from .servers import CSRF_SECRET, gunicorn, own_postgres
+
+CHECK_SECONDS = 0.2  # how often the test's workers measure the replica's lag (REPLICA_CHECK_SECONDS)
 
 
 def wait_until(probe, what: str, timeout: float = 30.0):
@@ -114,3 +116,36 @@ class Browser:
             return 0, ""
         finally:
             client.close()
+
+
+def site_on(pair: Pair, **env: str):
+    """One gunicorn worker on the pair, reading the pages that only read from the standby.
+
+    Never left for lag alone (REPLICA_MAX_LAG_SECONDS 600) unless `env` says otherwise:
+    which server made a page then shows only in its data.
+    """
+    settings = {
+        "REPLICA_DATABASE_URL": pair.app_url(pair.standby),
+        "REPLICA_MAX_LAG_SECONDS": "600",
+        "REPLICA_CHECK_SECONDS": str(CHECK_SECONDS),
+        **env,
+    }
+    return gunicorn(pair.app_url(pair.primary), workers=1, **settings)
+
+
+def seen_caught_up(reader: Browser, pair: Pair) -> None:
+    """The worker notes a WAL position the standby has replayed: it reads from the standby from now on.
+
+    A worker measures the replica's lag from such notes (vulhub/lib/replica.py); until it
+    has one the replica has caught up with, it reads from the primary.
+    """
+    pair.caught_up()
+    for _ in range(2):
+        time.sleep(CHECK_SECONDS + 0.1)
+        assert reader.request("/badges/")[0] == 200
+
+
+def rename_the_badge_on_the_primary_only(pair: Pair) -> None:
+    """Replay paused, then badge `renamed` renamed on the primary: a page naming it tells the servers apart."""
+    pair.replay(paused=True)
+    pair.on_primary("UPDATE badges SET name = 'New name' WHERE slug = 'renamed'")

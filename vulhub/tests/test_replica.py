@@ -7,8 +7,6 @@ on the primary, and a page that names the badge shows the old name only if the r
 made it.
 """
 
-import time
-
 import psycopg
 import pytest
 
@@ -18,11 +16,17 @@ from tenants.factories import StudentFactory, TenantFactory
 from vulhub.lib import replica
 from vulhub.ops.db_roles import app_role_name
 
-from .replica_servers import Browser, primary_and_standby, wait_until
-from .servers import gunicorn, session_for
+from .replica_servers import (
+    Browser,
+    primary_and_standby,
+    rename_the_badge_on_the_primary_only,
+    seen_caught_up,
+    site_on,
+    wait_until,
+)
+from .servers import session_for
 
 FLAG = "FLAG{read-your-writes}"
-CHECK_SECONDS = 0.2  # how often the worker measures the replica's lag (REPLICA_CHECK_SECONDS)
 
 
 @pytest.fixture
@@ -45,32 +49,10 @@ def browser(port: int, school: dict, who: str) -> Browser:
     return Browser(port, school["host"], {"sessionid": school[who]})
 
 
-def seen_caught_up(reader: Browser, pair) -> None:
-    """The worker notes the primary's WAL position while the replica has replayed all of it.
-
-    A worker measures the replica's lag from such notes (vulhub/lib/replica.py); until it
-    has one the replica has caught up with, it reads from the primary.
-    """
-    pair.caught_up()
-    time.sleep(CHECK_SECONDS + 0.1)
-    assert reader.request("/badges/")[0] == 200
-
-
-def rename_the_badge_where_only_the_primary_sees_it(pair) -> None:
-    pair.replay(paused=True)
-    pair.on_primary("UPDATE badges SET name = 'New name' WHERE slug = 'renamed'")
-
-
 def test_reads_come_from_the_replica_and_a_writer_reads_what_they_wrote(school):
     with (
         primary_and_standby() as pair,
-        gunicorn(
-            pair.app_url(pair.primary),
-            workers=1,
-            REPLICA_DATABASE_URL=pair.app_url(pair.standby),
-            REPLICA_MAX_LAG_SECONDS="600",  # never too far behind here: only a write moves a reader
-            REPLICA_CHECK_SECONDS=str(CHECK_SECONDS),
-        ) as port,
+        site_on(pair) as port,  # never too far behind here: only a write moves a reader
     ):
         writer, reader = browser(port, school, "writer"), browser(port, school, "reader")
         status, page = reader.request("/badges/")
@@ -79,7 +61,7 @@ def test_reads_come_from_the_replica_and_a_writer_reads_what_they_wrote(school):
         assert "Another school" not in page
 
         seen_caught_up(reader, pair)
-        rename_the_badge_where_only_the_primary_sees_it(pair)
+        rename_the_badge_on_the_primary_only(pair)
         status, page = reader.request("/badges/")
         assert status == 200 and "Old name" in page and "New name" not in page  # the replica made it
 
@@ -102,18 +84,12 @@ def test_reads_come_from_the_replica_and_a_writer_reads_what_they_wrote(school):
 def test_a_replica_further_behind_than_the_limit_is_left_for_the_primary(school):
     with (
         primary_and_standby() as pair,
-        gunicorn(
-            pair.app_url(pair.primary),
-            workers=1,
-            REPLICA_DATABASE_URL=pair.app_url(pair.standby),
-            REPLICA_MAX_LAG_SECONDS="1",
-            REPLICA_CHECK_SECONDS=str(CHECK_SECONDS),
-        ) as port,
+        site_on(pair, REPLICA_MAX_LAG_SECONDS="1") as port,
     ):
         reader = browser(port, school, "reader")
         assert "Old name" in reader.request("/badges/")[1]
         seen_caught_up(reader, pair)
-        rename_the_badge_where_only_the_primary_sees_it(pair)
+        rename_the_badge_on_the_primary_only(pair)
         # once the rename is more than a second old and still not replayed, the primary answers
         wait_until(lambda: "New name" in reader.request("/badges/")[1], "the lagging replica to be left")
         # replay resumes: the replica catches up and serves again (the rename is there now)
@@ -126,14 +102,7 @@ def test_a_replica_further_behind_than_the_limit_is_left_for_the_primary(school)
 def test_a_replica_that_stops_costs_no_error_and_is_used_again_when_back(school):
     with (
         primary_and_standby() as pair,
-        gunicorn(
-            pair.app_url(pair.primary),
-            workers=1,
-            REPLICA_DATABASE_URL=pair.app_url(pair.standby),
-            REPLICA_MAX_LAG_SECONDS="600",
-            REPLICA_RETRY_SECONDS="1",
-            REPLICA_CHECK_SECONDS=str(CHECK_SECONDS),
-        ) as port,
+        site_on(pair, REPLICA_RETRY_SECONDS="1") as port,
     ):
         reader = browser(port, school, "reader")
         assert reader.request("/badges/")[0] == 200  # a connection to the replica is open now
@@ -146,7 +115,7 @@ def test_a_replica_that_stops_costs_no_error_and_is_used_again_when_back(school)
 
         pair.standby.start()
         pair.caught_up()
-        rename_the_badge_where_only_the_primary_sees_it(pair)
+        rename_the_badge_on_the_primary_only(pair)
         # back after REPLICA_RETRY_SECONDS: the page shows what only the replica has
         wait_until(lambda: "Old name" in reader.request("/badges/")[1], "the replica to be used again")
 

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -24,10 +23,15 @@ from news.factories import NotificationFactory
 from scoring.factories import BadgeFactory
 from tenants.factories import StudentFactory, TenantFactory
 
-from .replica_servers import Browser, primary_and_standby, wait_until
-from .servers import ROOT, gunicorn, production_environment, session_for
-
-CHECK_SECONDS = 0.2
+from .replica_servers import (
+    Browser,
+    primary_and_standby,
+    rename_the_badge_on_the_primary_only,
+    seen_caught_up,
+    site_on,
+    wait_until,
+)
+from .servers import ROOT, production_environment, session_for
 
 
 @pytest.fixture
@@ -54,36 +58,15 @@ def browser(port: int, school: dict, who: str) -> Browser:
 
 
 def serving(pair, **env):
-    """One gunicorn worker on the pair: reads of the listed pages from the standby, never left for lag alone."""
-    settings = {
-        "REPLICA_DATABASE_URL": pair.app_url(pair.standby),
-        "REPLICA_MAX_LAG_SECONDS": "600",
-        "REPLICA_CHECK_SECONDS": str(CHECK_SECONDS),
-        "REPLICA_RETRY_SECONDS": "600",  # a replica taken for down stays so for the whole test
-        **env,
-    }
-    return gunicorn(pair.app_url(pair.primary), workers=1, **settings)
-
-
-def caught_up_and_seen(reader: Browser, pair) -> None:
-    """The worker has noted a WAL position the standby has replayed: it reads from the standby now."""
-    pair.caught_up()
-    time.sleep(CHECK_SECONDS + 0.1)
-    assert reader.request("/badges/")[0] == 200
-    time.sleep(CHECK_SECONDS + 0.1)
-    assert reader.request("/badges/")[0] == 200
-
-
-def rename_the_badge_on_the_primary_only(pair) -> None:
-    pair.replay(paused=True)
-    pair.on_primary("UPDATE badges SET name = 'New name' WHERE slug = 'renamed'")
+    """The site on the pair; a replica taken for down stays so for the whole test."""
+    return site_on(pair, REPLICA_RETRY_SECONDS="600", **env)
 
 
 def test_it_leaves_a_replica_that_was_promoted(school):
     """A standby promoted on its own (a failover gone half-way) no longer follows the primary: never read it."""
     with primary_and_standby() as pair, serving(pair, REPLICA_MAX_LAG_SECONDS="1") as port:
         reader = browser(port, school, "reader")
-        caught_up_and_seen(reader, pair)
+        seen_caught_up(reader, pair)
         with pair.standby.connect() as conn:
             assert conn.execute("SELECT pg_promote()").fetchone()[0]
         pair.on_primary("UPDATE badges SET name = 'New name' WHERE slug = 'renamed'")
@@ -95,7 +78,7 @@ def test_a_session_that_no_longer_verifies_does_not_take_the_replica_away(school
     """A password changed elsewhere ends the other sessions; ending one must not mark the replica as down."""
     with primary_and_standby() as pair, serving(pair) as port:
         reader, other = browser(port, school, "reader"), browser(port, school, "other")
-        caught_up_and_seen(reader, pair)
+        seen_caught_up(reader, pair)
         # the other student's password changes (on another device): this session of theirs ends
         pair.on_primary("UPDATE users SET password = 'changed elsewhere' WHERE id = %s", [school["other_id"]])
         pair.caught_up()
@@ -119,7 +102,7 @@ def test_opening_the_notifications_keeps_them_read_on_the_next_pages(school):
         redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
     with primary_and_standby() as pair, serving(pair) as port:
         told = browser(port, school, "told")
-        caught_up_and_seen(told, pair)
+        seen_caught_up(told, pair)
         assert ", 2 unread notification" in told.request("/badges/")[1]  # from the replica
 
         pair.replay(paused=True)  # the standby is a moment behind
@@ -142,7 +125,7 @@ def test_a_query_of_the_page_cancelled_on_the_replica_is_served_again_from_the_p
     """A query cancelled on the standby (a recovery conflict, a cancel) leaves its connection working: no 500."""
     with primary_and_standby() as pair, serving(pair) as port:
         reader = browser(port, school, "reader")
-        caught_up_and_seen(reader, pair)
+        seen_caught_up(reader, pair)
         with (
             psycopg.connect(pair.primary.conninfo(pair.name)) as holder,
             pair.standby.connect(pair.name) as standby,
