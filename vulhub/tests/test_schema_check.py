@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from django.db.migrations.loader import MigrationLoader
 
-from .servers import app_database_url, free_port, owner_dsn, production_environment
+from .servers import app_database_url, fetch, free_port, owner_dsn, production_environment, running
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,3 +94,21 @@ def test_gunicorn_stops_instead_of_serving_on_the_old_schema(one_migration_missi
 def test_the_check_can_be_turned_off(one_migration_missing):
     done = load_the_site(SCHEMA_CHECK_AT_START="false")
     assert done.returncode == 0, done.stderr
+
+
+def test_another_application_served_from_this_folder_is_not_asked_about_vulhubs_schema(one_migration_missing):
+    """gunicorn reads ./gunicorn.conf.py for any app: the tests' S3 stand-in starts whatever the database lacks."""
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("gunicorn")),
+        "vulhub.tests.moto_app:app",
+        "--workers",
+        "1",
+        "--bind",
+        f"127.0.0.1:{port}",
+    ]
+    environment = production_environment(app_database_url())
+    with running(
+        command, what="gunicorn", ready=lambda: fetch(port, "localhost", "/moto-api/")[0] != 0, env=environment
+    ):
+        assert fetch(port, "localhost", "/moto-api/")[0] == 200
