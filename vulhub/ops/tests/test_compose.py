@@ -180,13 +180,16 @@ def scrape_targets() -> dict[str, list[str]]:
 
 def test_prometheus_scrapes_the_web_app_every_exporter_and_itself_by_their_compose_names():
     targets = scrape_targets()
-    assert set(targets) == {"prometheus", "vulhub", "postgres", "redis", "node"}
+    assert set(targets) == {"prometheus", "vulhub", "postgres", "redis", "node", "haproxy"}
     assert targets["prometheus"] == ["localhost:9090"]
     for job, service in [("vulhub", "web"), ("postgres", "postgres-exporter"), ("redis", "redis-exporter")]:
         ((host, port),) = [target.split(":") for target in targets[job]]
         assert host == service and service in SERVICES, job
     assert targets["vulhub"] == ["web:8000"] and "0.0.0.0:8000" in " ".join(SERVICES["web"]["command"])
     assert targets["node"] == ["node-exporter:9100"] and "node-exporter" in SERVICES
+    # HAProxy's own exporter, on the port its configuration binds for it
+    assert targets["haproxy"] == ["proxy:8404"] and "proxy" in SERVICES
+    assert "bind :8404" in (ROOT / "deploy" / "haproxy" / "haproxy.cfg").read_text()
 
 
 def test_prometheus_sends_the_apps_metrics_token_which_it_writes_where_its_configuration_reads_it():
