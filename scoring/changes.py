@@ -31,8 +31,8 @@ from django.db.models.signals import post_delete, post_init, post_save, pre_dele
 from challenges.models import Project
 from tenants.models import Tenant, User
 
-from . import dynamic, services
-from .models import Submission
+from . import dynamic, services, team_board
+from .models import Submission, Team
 from .signals import project_deleted, project_rescored, student_deleted
 
 APPROVED = Submission.Status.APPROVED
@@ -46,9 +46,16 @@ def _solvers(project: Project) -> list[int]:
 
 
 def _rescore_students(tenant_id: int, user_ids: list[int]) -> None:
-    """Their leaderboard rows and automatic badges, from their submissions as they are now."""
+    """Their leaderboard rows and automatic badges, from their submissions as they are now; the teams' rows too."""
     for user in User.objects.filter(tenant_id=tenant_id, pk__in=user_ids).order_by("pk"):
         services.after_scoring(user=user, actor=None)
+    _rescore_teams(tenant_id)
+
+
+def _rescore_teams(tenant_id: int) -> None:
+    """The tenant's team standings from the answers as they are now (one statement; none without teams)."""
+    if Team.objects.for_tenant(tenant_id).exists():
+        team_board.rebuild(tenant_id)
 
 
 def _before_tenant_delete(sender, instance: Tenant, **kwargs) -> None:
@@ -113,6 +120,7 @@ def _before_user_delete(sender, instance: User, **kwargs) -> None:
 def _after_user_delete(sender, instance: User, **kwargs) -> None:
     if instance.tenant_id not in (None, *DELETING.get()) and instance.role == User.Role.STUDENT:
         student_deleted.send(sender=User, user=instance, actor=None)
+        _rescore_teams(instance.tenant_id)  # their answers went: a teammate's may be the team's first now
         for project in Project.objects.filter(pk__in=getattr(instance, "_vulhub_dynamic_solved", [])).order_by("pk"):
             dynamic.settle(project)
 

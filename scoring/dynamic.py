@@ -32,13 +32,15 @@ from audit import api as audit
 from challenges.models import Project
 from challenges.selectors import CATALOGUE
 
-from . import leaderboard
+from . import leaderboard, team_board
 from .badges import rule_n
 from .models import Badge, UserBadge
 from .signals import badge_awarded, badge_revoked, project_rescored
 
+# a team counts as one solver (scoring.teams): its members' approvals carry its id; a student
+# who played alone counts as themself (team ids and user ids kept apart by the sign)
 SOLVERS = """
-    SELECT count(*) FROM submissions
+    SELECT count(DISTINCT coalesce(team_id, -user_id)) FROM submissions
     WHERE tenant_id = %(tenant)s AND project_id = %(project)s AND status = 'APPROVED'
 """
 
@@ -117,6 +119,7 @@ def settle(project: Project, *, actor=None, caches_invalidated: bool = False) ->
     with connection.cursor() as cursor:
         cursor.execute(REVALUE, {"tenant": project.tenant_id, "project": project.pk, "value": value})
         rescored, moved = cursor.fetchone()
+    team_board.update_teams_of_project(tenant_id=project.tenant_id, project_id=project.pk)
     with audit.in_bulk():
         audit.update_recorded(Project.objects.filter(pk=project.pk), points=value)
         project.points = value

@@ -10,7 +10,7 @@ from challenges.markdown import render_markdown
 from challenges.models import Hint, Project
 from tenants.models import User
 
-from . import access, services
+from . import access, services, team_board
 from .catalogue import challenge_state
 from .models import HintUnlock
 from .signals import hint_unlocked
@@ -77,7 +77,13 @@ def hint_unlock(*, user, hint: Hint) -> HintUnlock:
     if earlier.exclude(pk__in=mine.filter(hint__isnull=False).values("hint_id")).exists():
         raise services.InvalidAnswer("Unlock the earlier hints first: they open in order.")
     unlock = HintUnlock.objects.create(
-        tenant_id=user.tenant_id, user=user, project=project, hint=hint, cost=hint.cost, unlocked_at=timezone.now()
+        tenant_id=user.tenant_id,
+        user=user,
+        project=project,
+        hint=hint,
+        team_id=team_board.unlock_team_id(user, project.tenant, hint.pk),  # a team pays for a hint once
+        cost=hint.cost,
+        unlocked_at=timezone.now(),
     )
     hint_unlocked.send(sender=HintUnlock, unlock=unlock, actor=user)
     if unlock.cost and challenge_state(user.tenant_id, user, project).score is not None:

@@ -1,10 +1,83 @@
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from challenges.models import Hint, Project
 from tenants.models import Tenant
 from vulhub.lib.tenancy import TenantQuerySet
+
+
+class TeamQuerySet(TenantQuerySet):
+    pass
+
+
+class Team(models.Model):
+    """Students of a class who learn and compete together (the tenant's team mode: tenants.TeamMode).
+
+    A solve by any member counts once for the team: the first member's (scoring.teams).
+    The invite code lets a student join; a new code makes the old one stale.
+    """
+
+    # tenant lookups use uniq_teams_tenant_name_ci, which starts with tenant
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="teams", db_index=False)
+    name = models.CharField(max_length=60)
+    invite_code = models.CharField(max_length=16, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+
+    objects = TeamQuerySet.as_manager()
+
+    class Meta:
+        db_table = "teams"
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                "tenant",
+                name="uniq_teams_tenant_name_ci",
+                violation_error_message="A team of this class already has this name.",
+            ),
+            models.UniqueConstraint(fields=["tenant", "invite_code"], name="uniq_teams_tenant_invite_code"),
+            models.CheckConstraint(condition=~models.Q(name=""), name="chk_teams_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TeamMembership(models.Model):
+    """A student in a team: at most one team per student."""
+
+    # tenant lookups use uniq_team_memberships_student, which starts with tenant
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_memberships", db_index=False
+    )
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        db_table = "team_memberships"
+        verbose_name = "team member"
+        verbose_name_plural = "team members"
+        ordering = ["joined_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "user"],
+                name="uniq_team_memberships_student",
+                violation_error_message="This student is already in a team.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        user = self.user.get_full_name() if type(self).user.is_cached(self) else f"user {self.user_id}"
+        team = self.team.name if type(self).team.is_cached(self) else f"team {self.team_id}"
+        return f"{user} in {team}"
 
 
 class SubmissionQuerySet(TenantQuerySet):
@@ -50,6 +123,17 @@ class Submission(models.Model):
     )
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="submissions", db_index=False, verbose_name="challenge"
+    )
+    # the student's team when they answered: a solve scores for it (scoring.teams), whatever
+    # team they are in later; empty when they played alone. Served by idx_submissions_team_solves
+    team = models.ForeignKey(
+        Team,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="submissions",
+        db_index=False,
+        editable=False,
     )
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.WRITEUP)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -106,6 +190,12 @@ class Submission(models.Model):
                 fields=["tenant", "project"],
                 condition=models.Q(status="APPROVED"),
                 name="idx_submissions_solves",
+            ),
+            # a team's solves (scoring.teams)
+            models.Index(
+                fields=["tenant", "team", "project"],
+                condition=models.Q(status="APPROVED", team__isnull=False),
+                name="idx_submissions_team_solves",
             ),
         ]
 
@@ -285,6 +375,16 @@ class HintUnlock(models.Model):
         Project, on_delete=models.CASCADE, related_name="hint_unlocks", db_index=False, verbose_name="challenge"
     )
     hint = models.ForeignKey(Hint, on_delete=models.SET_NULL, null=True, blank=True, related_name="unlocks")
+    # the student's team when they unlocked it: the team pays for it too (scoring.teams)
+    team = models.ForeignKey(
+        Team,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="hint_unlocks",
+        db_index=False,
+        editable=False,
+    )
     cost = models.IntegerField(default=0)
     unlocked_at = models.DateTimeField(default=timezone.now)
 
@@ -306,6 +406,11 @@ class HintUnlock(models.Model):
         indexes = [
             models.Index(fields=["tenant", "user", "project"], name="idx_hint_unlocks_student"),
             models.Index(fields=["project"], name="idx_hint_unlocks_project"),
+            models.Index(
+                fields=["tenant", "team", "project"],
+                condition=models.Q(team__isnull=False),
+                name="idx_hint_unlocks_team",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -323,3 +428,48 @@ class HintUnlock(models.Model):
             else "A hint"
         )
         return f"{which} of {project.name}, unlocked by {user.get_full_name()}"
+
+
+class TeamLeaderboardQuerySet(TenantQuerySet):
+    def ranked(self):
+        return self.order_by("-points", "last_scored_at", "team_id")
+
+
+class TeamLeaderboard(models.Model):
+    """Materialised team standings: one row per team with a solve, with its totals and rank.
+
+    Kept as the students' board is (Leaderboard): `rank` is the competition rank, stored
+    and kept by the database (migration scoring 0023) after every statement that writes
+    the table, under the tenant's leaderboard lock.
+    """
+
+    # tenant lookups use the composite indexes that start with tenant
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="leaderboard_rows")
+    points = models.IntegerField(default=0)
+    solves = models.IntegerField(default=0)
+    last_scored_at = models.DateTimeField(null=True, blank=True, help_text="Tie-break: who got there first.")
+    rank = models.IntegerField(db_default=1, editable=False, help_text="Kept by the database: never set it.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TeamLeaderboardQuerySet.as_manager()
+
+    class Meta:
+        db_table = "team_leaderboards"
+        verbose_name = "team standings row"
+        verbose_name_plural = "team standings"
+        ordering = ["-points", "last_scored_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "team"], name="uniq_team_leaderboards_tenant_team"),
+            models.CheckConstraint(
+                condition=models.Q(points__gte=0, solves__gte=0), name="chk_team_leaderboards_totals_positive"
+            ),
+            models.CheckConstraint(condition=models.Q(rank__gt=0), name="chk_team_rank_positive"),
+        ]
+        indexes = [
+            models.Index(fields=["tenant", "-points", "last_scored_at", "team"], name="idx_team_leaderboards_points"),
+        ]
+
+    def __str__(self) -> str:
+        team = self.team.name if type(self).team.is_cached(self) else f"Team {self.team_id}"
+        return f"{team}: rank {self.rank}, {self.points} points"

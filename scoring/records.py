@@ -9,7 +9,7 @@ import hashlib
 from audit import api as audit
 
 from . import signals
-from .models import Badge, HintUnlock, Submission, UserBadge
+from .models import Badge, HintUnlock, Submission, Team, TeamMembership, UserBadge
 
 
 def submission_payload(submission: Submission, **signal) -> dict:
@@ -27,6 +27,7 @@ def submission_payload(submission: Submission, **signal) -> dict:
         "score": submission.score,
         "points_awarded": submission.points_awarded,
         "submitted_at": audit.json_value(submission.submitted_at),
+        "team_id": submission.team_id,
     }
 
 
@@ -127,12 +128,23 @@ def hint_unlocked_payload(unlock: HintUnlock, **signal) -> dict:
         "hint_id": unlock.hint_id,
         "cost": unlock.cost,
         "unlocked_at": audit.json_value(unlock.unlocked_at),
+        "team_id": unlock.team_id,
     }
+
+
+def team_payload(team: Team, details: dict | None = None, **signal) -> dict:
+    """A team's change (scoring.teams): which team, its name then, and what changed (a member, the team merged into)."""
+    return {"team_id": team.pk, "tenant_id": team.tenant_id, "name": team.name, **(details or {})}
 
 
 def student_deleted_payload(user, **signal) -> dict:
     return {"user_id": user.pk, "tenant_id": user.tenant_id}
 
+
+TEAM_EVENTS = tuple(
+    audit.DomainEvent(signal, name, "Team", subject="team", payload=team_payload)
+    for name, signal in signals.TEAM_EVENTS.items()
+)
 
 EVENTS = (
     audit.DomainEvent(
@@ -196,6 +208,9 @@ def register() -> None:
             Badge: audit.Audited(),
             UserBadge: audit.Audited(),
             HintUnlock: audit.Audited(),
+            # the invite code lets anyone join: kept out of the audit log like a flag
+            Team: audit.Audited(secrets=frozenset({"invite_code"})),
+            TeamMembership: audit.Audited(),
         }
     )
-    audit.record_events(EVENTS)
+    audit.record_events(EVENTS + TEAM_EVENTS)

@@ -20,10 +20,10 @@ from django.utils import timezone
 from audit import api as audit
 from challenges.models import Project
 from challenges.selectors import CATALOGUE
-from tenants.models import User
+from tenants.models import Tenant, User
 from vulhub.lib import metrics
 
-from . import access, badges, dynamic, leaderboard
+from . import access, badges, dynamic, leaderboard, team_board
 from .catalogue import challenge_state
 from .dynamic import lock_solves
 from .models import Badge, Submission, UserBadge
@@ -120,6 +120,9 @@ def _submit(*, user, project, flag, writeup, link):
     if user.role != User.Role.STUDENT:
         raise NotAllowed("Only students submit answers.")
     lock_student(user)  # one submission of a student at a time: the limit and the rules below hold under races
+    team_id = team_board.answer_team_id(user, project.tenant)  # the team it scores for (scoring.team_board)
+    if team_id is None and project.tenant.team_mode == Tenant.TeamMode.REQUIRED:
+        raise NotAllowed("This class plays in teams: create a team or join one with its invite code first.")
     state = challenge_state(user.tenant_id, user, project)
     if state.solved:
         raise AlreadySolved("You have already solved this challenge; it counts once.")
@@ -129,7 +132,7 @@ def _submit(*, user, project, flag, writeup, link):
             "You can send a new one once it is graded; your best grade counts."
         )
     now = timezone.now()
-    submission = Submission(tenant_id=user.tenant_id, user=user, project=project, submitted_at=now)
+    submission = Submission(tenant_id=user.tenant_id, user=user, project=project, team_id=team_id, submitted_at=now)
     if project.has_flag:
         if not flag or not flag.strip():
             raise InvalidAnswer("Enter the flag you found.")
@@ -161,15 +164,19 @@ def _submit(*, user, project, flag, writeup, link):
         submission.kind = Submission.Kind.WRITEUP
         submission.answer = writeup.strip()
         submission.link = link.strip()
+    superseded_team = None
     if submission.status == Submission.Status.APPROVED and state.partial:
         # a right flag after a partial grade: the full score replaces it (before the save,
         # so that one approval stands at any moment)
-        _supersede(counting=_counting_approval(user=user, project=project), actor=user)
+        counting = _counting_approval(user=user, project=project)
+        superseded_team = counting.team_id
+        _supersede(counting=counting, actor=user)
     submission.save()
     submission_created.send(sender=Submission, submission=submission, actor=user)
     metrics.count_after_commit(metrics.SUBMISSIONS, kind=submission.kind.lower(), outcome=_outcome(submission))
     if submission.status == Submission.Status.APPROVED:
         after_scoring(user=user, actor=None)
+        team_board.update_teams(tenant_id=user.tenant_id, team_ids=[team_id, superseded_team])
         if project.is_dynamic:  # one more solver: the value and every solver's points follow (rows in step first)
             dynamic.settle(project, caches_invalidated=True)
             submission.points_awarded = points_for(project, submission.score)
@@ -312,6 +319,10 @@ def submission_grade(
     submission_graded.send(sender=Submission, submission=current, previous=previous, actor=grader)
     metrics.count_after_commit(metrics.GRADINGS, decision=status.lower())
     after_scoring(user=student, actor=grader)
+    # the answer's team (and a superseded answer's, if another): a grade moves what the team scores
+    team_board.update_teams(
+        tenant_id=current.tenant_id, team_ids=[current.team_id, counting.team_id if counting else None]
+    )
     if current.project.is_dynamic:  # the number of solvers may have moved, and with it the value
         dynamic.settle(current.project, actor=grader, caches_invalidated=True)
         current.points_awarded = points_for(current.project, score) if status == Submission.Status.APPROVED else 0

@@ -24,3 +24,17 @@ student_deleted = Signal()
 hint_unlocked = Signal()
 # submission (a pending write-up, edited by its author), previous (dict: answer, link before the edit), actor
 writeup_edited = Signal()
+
+# team, actor, details (dict): one signal per team event (scoring.teams), recorded under its name
+TEAM_EVENTS = {
+    name: Signal()
+    for name in (
+        "TeamCreated",
+        "TeamJoined",
+        "TeamLeft",
+        "TeamRenamed",
+        "TeamCodeChanged",
+        "TeamMerged",
+        "TeamDissolved",
+    )
+}

@@ -1,5 +1,6 @@
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -25,8 +26,15 @@ class RegistrationMode(models.TextChoices):
     CLOSED = "CLOSED", "Closed (accounts made by staff)"
 
 
+class TeamMode(models.TextChoices):
+    OFF = "OFF", "Off: students play alone"
+    OPTIONAL = "OPTIONAL", "Optional: students may play in teams"
+    REQUIRED = "REQUIRED", "Required: students answer only as a team member"
+
+
 class Tenant(models.Model):
     RegistrationMode = RegistrationMode
+    TeamMode = TeamMode
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
@@ -58,6 +66,20 @@ class Tenant(models.Model):
         help_text="Each student has a page the class can open (name, points, rank, badges, solves, progress), "
         "linked from the leaderboard. Off: only the student and the staff open it.",
     )
+    team_mode = models.CharField(
+        max_length=10,
+        choices=TeamMode.choices,
+        default=TeamMode.OFF,
+        db_default=TeamMode.OFF,  # rows written in SQL get it too
+        help_text="Whether students play in teams. A team's standings sit beside the students' own.",
+    )
+    team_size_max = models.PositiveSmallIntegerField(
+        default=4,
+        db_default=4,
+        validators=[MinValueValidator(1), MaxValueValidator(50)],
+        verbose_name="team size",
+        help_text="The most members a team may have (1 to 50).",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -80,6 +102,12 @@ class Tenant(models.Model):
                 | models.Q(event_ends_at__gt=models.F("event_starts_at")),
                 name="chk_tenants_event_window",
                 violation_error_message="The event must end after it starts.",
+            ),
+            models.CheckConstraint(condition=models.Q(team_mode__in=TeamMode.values), name="chk_tenants_team_mode"),
+            models.CheckConstraint(
+                condition=models.Q(team_size_max__gte=1, team_size_max__lte=50),
+                name="chk_tenants_team_size",
+                violation_error_message="A team has 1 to 50 members.",
             ),
         ]
 

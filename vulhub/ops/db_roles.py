@@ -56,6 +56,8 @@ GRANTED_COLUMNS = {
         "event_ends_at",
         "scoreboard_freeze_at",
         "public_profiles",
+        "team_mode",
+        "team_size_max",
         "updated_at",
     ],
     # a notification's text follows its challenge; its e-mail state moves as it is sent

@@ -1,15 +1,16 @@
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from tqdm import tqdm
 
-from scoring import leaderboard
+from scoring import leaderboard, team_board
 from scoring.replay import replay
 from tenants.models import Tenant
 
 
 class Command(BaseCommand):
     help = (
-        "Rebuild the materialised leaderboards from the submissions (default) or by replaying "
-        "the event store alone (--from-events), for every tenant or one."
+        "Rebuild the materialised leaderboards, the students' and the teams', from the submissions (default) "
+        "or by replaying the event store alone (--from-events), for every tenant or one."
     )
 
     def add_arguments(self, parser):
@@ -34,4 +35,9 @@ class Command(BaseCommand):
                 count, written, removed = leaderboard.rebuild(item.pk)
             total += count
             self.stdout.write(f"  {item.slug}: {count} students ranked, {written} rows written, {removed} removed")
+            with transaction.atomic():
+                teams = team_board.replay(item.pk) if from_events else team_board.rebuild(item.pk)
+            if any(teams):
+                ranked, written, removed = teams
+                self.stdout.write(f"  {item.slug}: {ranked} teams ranked, {written} rows written, {removed} removed")
         self.stdout.write(self.style.SUCCESS(f"Rebuilt {tenants.count()} leaderboard(s) from {source}: {total} rows."))
