@@ -276,6 +276,17 @@ def replay(tenant_id: int) -> tuple[int, int, int]:
     return sync(tenant_id, TEAM_STANDINGS_FROM_EVENTS)
 
 
+def standings_until(tenant_id: int, at) -> list[tuple]:
+    """(team_id, points, solves, last_scored_at) from the answers scored by `at` (a frozen scoreboard), best first."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            TEAM_STANDINGS.format(teams="AND coalesce(s.graded_at, s.submitted_at) <= %(at)s")
+            + " ORDER BY points DESC, last_scored_at, team_id",
+            {"tenant": tenant_id, "at": at},
+        )
+        return cursor.fetchall()
+
+
 def standings_from_events(tenant_id: int) -> list[tuple]:
     """(team_id, points, solves, last_scored_at) per team with a solve, from the events alone."""
     with connection.cursor() as cursor:
