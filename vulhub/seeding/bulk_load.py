@@ -1,4 +1,4 @@
-"""Load generated tenants with COPY: rows, their audit rows and events, then the leaderboard.
+"""Load generated tenants with COPY: rows, their audit rows and events, then the leaderboards.
 
 Each tenant loads in one transaction, so a run cut short leaves whole tenants only,
 and a second run skips the tenants that are there. Primary keys are drawn from the
@@ -19,8 +19,8 @@ from django.db.models import JSONField
 
 from audit.api import AuditLog, EventStore
 from challenges.models import Project
-from scoring import leaderboard
-from scoring.models import Badge, Submission, UserBadge
+from scoring import leaderboard, team_board
+from scoring.models import Badge, Submission, Team, TeamMembership, UserBadge
 from tenants.models import Tenant, User
 
 from .generated import AUDIT_COLUMNS, EVENT_COLUMNS, SUBMISSION_COLUMNS, USER_BADGE_COLUMNS, GeneratedTenant, Ids
@@ -77,7 +77,14 @@ def copy_rows(table: str, columns, rows: list[tuple], progress: Callable[[int], 
 
 def copy_plan(data: GeneratedTenant) -> list[tuple[str, list[str] | tuple, list[tuple]]]:
     """(table, columns, rows) of a generated tenant, in the order the foreign keys need."""
-    tables = [(Tenant, [data.tenant]), (User, data.users), (Project, data.projects), (Badge, data.badges)]
+    tables = [
+        (Tenant, [data.tenant]),
+        (User, data.users),
+        (Project, data.projects),
+        (Badge, data.badges),
+        (Team, data.teams),
+        (TeamMembership, data.memberships),
+    ]
     plan = [(model._meta.db_table, *_model_rows(objs)) for model, objs in tables if objs]
     plan += [
         (Submission._meta.db_table, SUBMISSION_COLUMNS, data.submissions),
@@ -89,7 +96,7 @@ def copy_plan(data: GeneratedTenant) -> list[tuple[str, list[str] | tuple, list[
 
 
 def load_tenant(data: GeneratedTenant, report: LoadReport, progress: Callable[[int], None] | None = None) -> None:
-    """Write one generated tenant and everything in it, then its leaderboard, in one transaction."""
+    """Write one generated tenant and everything in it, then its leaderboards, in one transaction."""
     with transaction.atomic():
         with connection.cursor() as cursor:
             # the generated history is recorded as the recorder would (audit migration 0009)
@@ -100,6 +107,10 @@ def load_tenant(data: GeneratedTenant, report: LoadReport, progress: Callable[[i
         started = time.perf_counter()
         rows, _, _ = leaderboard.rebuild(data.tenant.pk)
         report.add("leaderboards", rows, time.perf_counter() - started)
+        if data.teams:
+            started = time.perf_counter()
+            rows, _, _ = team_board.rebuild(data.tenant.pk)
+            report.add("team_leaderboards", rows, time.perf_counter() - started)
 
 
 def row_count(data: GeneratedTenant) -> int:
@@ -108,6 +119,8 @@ def row_count(data: GeneratedTenant) -> int:
         + len(data.users)
         + len(data.projects)
         + len(data.badges)
+        + len(data.teams)
+        + len(data.memberships)
         + len(data.submissions)
         + len(data.user_badges)
         + len(data.audits)

@@ -1,10 +1,12 @@
-"""The demo data of the operators' plan: one tenant, its staff and students, sample challenges.
+"""The demo data of the operators' plan: one tenant, its staff and students, sample challenges, teams.
 
 `manage.py seed` loads it. Loading is idempotent: rows are found by their natural
 keys (slug, e-mail; a file by its challenge and name, a hint by its challenge and
 position) and left alone when they exist, so a second run changes nothing, not even a
 password a demo user has since changed. The forensics challenges ship real files
 (vulhub/seeding/files/, made by make_demo_files.py), stored in the attachments storage.
+The class plays in teams, optionally: three teams (found by name) formed through the
+team services, and one student who plays alone.
 """
 
 from dataclasses import dataclass, field
@@ -16,9 +18,12 @@ from audit.api import recorded
 from challenges.files import challenge_file_add
 from challenges.models import ChallengeFile, Hint, Project
 from challenges.services import project_publish
-from scoring.models import Badge, Submission
+from scoring import team_board
+from scoring.hints import hint_unlock
+from scoring.models import Badge, Submission, Team
 from scoring.services import submission_create
-from tenants.models import Tenant, User
+from scoring.teams import team_create, team_join, team_of
+from tenants.models import TeamMode, Tenant, User
 from tenants.services import user_register
 
 TENANT = {
@@ -26,6 +31,8 @@ TENANT = {
     "name": "Default Tenant",
     "domain": "localhost",
     "settings": {"theme": "default"},
+    "team_mode": TeamMode.OPTIONAL,
+    "team_size_max": 4,
 }
 
 # e-mail, first name, last name, role, password (listed in the README's Demo logins)
@@ -35,6 +42,19 @@ USERS = [
     ("alice@vulhub.com", "Alice", "Anderson", User.Role.STUDENT, "vulhub-student"),
     ("bob@vulhub.com", "Bob", "Brown", User.Role.STUDENT, "vulhub-student"),
     ("carol@vulhub.com", "Carol", "Chen", User.Role.STUDENT, "vulhub-student"),
+    ("dave@vulhub.com", "Dave", "Diaz", User.Role.STUDENT, "vulhub-student"),
+    ("erin@vulhub.com", "Erin", "Evans", User.Role.STUDENT, "vulhub-student"),
+    ("frank@vulhub.com", "Frank", "Fischer", User.Role.STUDENT, "vulhub-student"),
+    ("grace@vulhub.com", "Grace", "Garcia", User.Role.STUDENT, "vulhub-student"),
+    ("heidi@vulhub.com", "Heidi", "Hughes", User.Role.STUDENT, "vulhub-student"),
+]
+
+# name, members (the first creates the team, the others join with its invite code);
+# heidi plays alone, as the class's optional team mode lets her
+TEAMS = [
+    ("Null Pointers", ["alice@vulhub.com", "dave@vulhub.com", "erin@vulhub.com"]),
+    ("Root Cause", ["bob@vulhub.com", "frank@vulhub.com"]),
+    ("Packet Sniffers", ["carol@vulhub.com", "grace@vulhub.com"]),
 ]
 
 D = Project.Difficulty
@@ -229,8 +249,12 @@ def load_demo_data() -> SeedReport:
         )
         report.count("badges", created)
 
+    _form_teams(tenant, report)
+
     if not Submission.objects.for_tenant(tenant).exists():
         _play_a_little(tenant, report)
+    if Team.objects.for_tenant(tenant).exists():
+        team_board.rebuild(tenant.pk)  # in this transaction: the services kept it, this proves nothing is left over
     return report
 
 
@@ -264,7 +288,27 @@ def _add_hints(tenant, report: SeedReport) -> None:
         report.count("hints", created)
 
 
-# Who tries what first, so the demo opens on a leaderboard, badges and a grading queue:
+def _form_teams(tenant, report: SeedReport) -> None:
+    """The demo's teams, each formed unless the class has a team of that name or does not play in teams.
+
+    A member already in another team is left there.
+    """
+    if tenant.team_mode == TeamMode.OFF:
+        return
+    users = {u.email: u for u in User.objects.for_tenant(tenant).filter(email__in={e for t in TEAMS for e in t[1]})}
+    present = {name.lower() for name in Team.objects.for_tenant(tenant).values_list("name", flat=True)}
+    for name, emails in TEAMS:
+        free = [users[e] for e in emails if e in users and team_of(users[e]) is None]
+        if name.lower() in present or not free:
+            report.count("teams", False)
+            continue
+        team = team_create(user=free[0], name=name)
+        for user in free[1:]:
+            team_join(user=user, code=team.invite_code)
+        report.count("teams", True)
+
+
+# Who tries what first, so the demo opens on leaderboards, badges and a grading queue:
 # (student, challenge slug, flag or None for a write-up, write-up text)
 ACTIVITY = [
     ("alice@vulhub.com", "sql-injection", "FLAG{union_select_all_the_things}", ""),
@@ -286,12 +330,29 @@ ACTIVITY = [
         "Byte by byte from the last block: flip bytes of the previous "
         "block until the padding is valid, then recover the plaintext with XOR.",
     ),
+    # teams: a teammate's solve of a challenge the team has solved already earns the team nothing more
+    ("dave@vulhub.com", "sql-injection", "FLAG{union_select_all_the_things}", ""),
+    ("erin@vulhub.com", "packet-capture", "FLAG{follow_the_tcp_stream}", ""),
+    ("frank@vulhub.com", "caesar-cipher", "FLAG{veni_vidi_decrypsi}", ""),
+    ("frank@vulhub.com", "sql-injection", "FLAG{union_select_all_the_things}", ""),
+    ("grace@vulhub.com", "packet-capture", "FLAG{follow_the_tcp_stream}", ""),
+    ("grace@vulhub.com", "caesar-cipher", "FLAG{veni_vidi_decrypsi}", ""),
+    ("heidi@vulhub.com", "memory-forensics", "FLAG{volatile_memories}", ""),
 ]
+
+
+# Hints unlocked before those answers: (student, challenge slug, position). Erin's is charged
+# to her team, which then solves that challenge for 10 points less.
+UNLOCKS = [("erin@vulhub.com", "packet-capture", 1)]
 
 
 def _play_a_little(tenant, report: SeedReport) -> None:
     users = {u.email: u for u in User.objects.for_tenant(tenant)}
     projects = {p.slug: p for p in Project.objects.for_tenant(tenant)}
+    hints = {(h.project.slug, h.position): h for h in Hint.objects.for_tenant(tenant).select_related("project")}
+    for email, slug, position in UNLOCKS:
+        hint_unlock(user=users[email], hint=hints[(slug, position)])
+        report.count("unlocks", True)
     for email, slug, flag, writeup in ACTIVITY:
         submission_create(user=users[email], project=projects[slug], flag=flag, writeup=writeup)
         report.count("submissions", True)

@@ -21,7 +21,12 @@ What makes the data realistic:
   rejected flags, graded write-ups, and write-ups still waiting for grading at the
   end of the term;
 - badges are earned by the rules at the moment a rule is first met, and a few are
-  given by hand; points come in steps, so ranks have ties.
+  given by hand; points come in steps, so ranks have ties;
+- the largest class of a run (when it has at least TEAM_CLASS_MIN students) plays in
+  teams, optionally: most of its students form teams of up to TEAM_SIZE in its first
+  weeks, and their answers from then on carry their team (hundreds of teams at
+  `--scale large`, for the team standings' benchmark). Its teams are drawn from a
+  generator of their own, so the rest of the data is the same as without them.
 """
 
 import functools
@@ -44,9 +49,10 @@ from challenges.models import Project
 from challenges.records import project_payload
 from scoring import records as scoring_records
 from scoring.factories import BadgeFactory, SubmissionFactory
-from scoring.models import Badge, Submission, UserBadge
+from scoring.models import Badge, Submission, Team, TeamMembership, UserBadge
+from scoring.teams import CODE_ALPHABET, CODE_LENGTH
 from tenants.factories import InstructorFactory, StudentFactory, TenantAdminFactory, TenantFactory
-from tenants.models import User
+from tenants.models import TeamMode, User
 from tenants.records import user_payload
 
 # The generated term: students join in its first weeks; write-ups not graded by its
@@ -128,7 +134,7 @@ BAD_FEEDBACK = ["The root cause is missing.", "Show the steps, not only the resu
 
 SUBMISSION_COLUMNS = (
     "id", "tenant_id", "user_id", "project_id", "kind", "status", "score", "points_awarded", "answer",
-    "link", "feedback", "graded_by_id", "submitted_at", "graded_at",
+    "link", "feedback", "graded_by_id", "submitted_at", "graded_at", "team_id",
 )  # fmt: skip
 USER_BADGE_COLUMNS = ("id", "tenant_id", "user_id", "badge_id", "awarded_at", "awarded_by_id")
 AUDIT_COLUMNS = (
@@ -147,6 +153,19 @@ class Sizes:
     challenges: int  # per tenant
     submissions: int  # in all tenants together
 
+
+# Teams (issue 31): the largest class of a run plays in teams once it has this many students
+TEAM_CLASS_MIN = 40
+TEAM_SIZE = 4  # the class's team_size_max
+TEAM_SHARE = 0.8  # of its students end up in a team; the others play alone
+TEAM_SIZES = [(1, 4), (2, 16), (3, 35), (4, 45)]  # members a team ends with: (size, weight)
+TEAM_WORDS = (
+    ["Null", "Root", "Buffer", "Stack", "Heap", "Packet", "Cipher", "Kernel", "Shell", "Byte", "Hash", "Socket",
+     "Binary", "Crypto", "Zero", "Syntax", "Vector", "Payload", "Sudo", "Quantum"],
+    ["Pointers", "Cause", "Overflows", "Smashers", "Sprayers", "Sniffers", "Punks", "Panics", "Shockers",
+     "Bandits", "Collisions", "Wizards", "Ninjas", "Breakers", "Days", "Errors", "Knights", "Pirates", "Owls",
+     "Foxes"],
+)  # fmt: skip
 
 SCALES = {
     "small": Sizes(tenants=2, students=200, challenges=20, submissions=5_000),
@@ -172,6 +191,8 @@ class GeneratedTenant:
     users: list = field(default_factory=list)
     projects: list = field(default_factory=list)
     badges: list = field(default_factory=list)
+    teams: list = field(default_factory=list)
+    memberships: list = field(default_factory=list)
     submissions: list[tuple] = field(default_factory=list)
     user_badges: list[tuple] = field(default_factory=list)
     audits: list[tuple] = field(default_factory=list)
@@ -196,10 +217,16 @@ def tenant_slug(seed: int, number: int) -> str:
     return f"gen{seed}-{number}"
 
 
+def plays_in_teams(number: int, students: int) -> bool:
+    """Whether generated tenant `number` of a run, of this many students, plays in teams: the largest, if large."""
+    return number == 1 and students >= TEAM_CLASS_MIN
+
+
 def generate_tenant(*, seed: int, number: int, students: int, challenges: int, submissions: int, ids: Ids,
                     request_id: str = "seed") -> GeneratedTenant:  # fmt: skip
-    """Tenant `number` (1-based) of run `seed`: its people, challenges, badges, submissions and records."""
+    """Tenant `number` (1-based) of run `seed`: its people, challenges, badges, teams, submissions and records."""
     key = f"vulhub-seed:{seed}:{number}"
+    teams = plays_in_teams(number, students)
     rng = random.Random(key)
     factory.random.reseed_random(key)  # Faker's names and texts follow the seed too
     slug = tenant_slug(seed, number)
@@ -222,6 +249,8 @@ def generate_tenant(*, seed: int, number: int, students: int, challenges: int, s
         },  # fmt: skip
         created_at=TERM_START - timedelta(days=14),
         updated_at=TERM_START - timedelta(days=14),
+        team_mode=TeamMode.OPTIONAL if teams else TeamMode.OFF,
+        team_size_max=TEAM_SIZE,
     )
     tenant.pk = ids.take("tenants", 1)[0]
     out = GeneratedTenant(tenant=tenant)
@@ -269,6 +298,8 @@ def generate_tenant(*, seed: int, number: int, students: int, challenges: int, s
     out.badges = _badges(tenant, out.projects, ids)
     for badge in out.badges:
         records.created(badge, None, badge.created_at)
+    # each team member's (team id, joined at): their answers from then on carry the team
+    member_of = _teams(out, people, random.Random(f"{key}:teams"), ids, records) if teams else {}
 
     published = [p for p in out.projects if p.is_published]
     instructors = staff[1:]
@@ -296,25 +327,27 @@ def generate_tenant(*, seed: int, number: int, students: int, challenges: int, s
     flags = {p.pk: p._seed_flag for p in out.projects if p.has_flag}
     for student in people:
         times = _times(rng, student.date_joined, len(attempts[student]))
+        team_id, joined = member_of.get(student.pk, (None, None))
         for (project, ok, score), at in zip(attempts[student], times, strict=True):
             pk = next(submission_ids)
+            team = team_id if joined is not None and at >= joined else None
             if project.has_flag:
                 answer = flags[project.pk] if ok else f"FLAG{{{rng.choice(WRONG_WORDS)}_{rng.getrandbits(16):04x}}}"
                 row = (pk, tenant.pk, student.pk, project.pk, "FLAG", "APPROVED" if ok else "REJECTED",
-                       100 if ok else 0, project.points if ok else 0, answer, "", "", None, at, at)  # fmt: skip
+                       100 if ok else 0, project.points if ok else 0, answer, "", "", None, at, at, team)  # fmt: skip
             else:
                 answer = rng.choice(writeups)
                 link = f"https://notes.{domain}/{student.pk}/{project.slug}" if rng.random() < 0.3 else ""
                 graded_at = at + timedelta(seconds=rng.randrange(2 * 3600, 5 * 86400))
                 if graded_at > TERM_END:
                     row = (pk, tenant.pk, student.pk, project.pk, "WRITEUP", "PENDING", None, 0, answer, link, "",
-                           None, at, None)  # fmt: skip
+                           None, at, None, team)  # fmt: skip
                 else:
                     points = (project.points * score + 50) // 100 if ok else 0
                     feedback = rng.choice(GOOD_FEEDBACK if ok else BAD_FEEDBACK)
                     grader = rng.choice(instructors).pk
                     row = (pk, tenant.pk, student.pk, project.pk, "WRITEUP", "APPROVED" if ok else "REJECTED",
-                           score, points, answer, link, feedback, grader, at, graded_at)  # fmt: skip
+                           score, points, answer, link, feedback, grader, at, graded_at, team)  # fmt: skip
             out.submissions.append(row)
             records.submission(row, project, student, instructors)
 
@@ -329,6 +362,49 @@ def _password_hashes(seed: int) -> tuple[str, str]:
     return make_password(STUDENT_PASSWORD, salt=f"vulhubseed{seed}s"), make_password(
         STAFF_PASSWORD, salt=f"vulhubseed{seed}t"
     )
+
+
+def _teams(out: GeneratedTenant, people: list, rng: random.Random, ids: Ids, records) -> dict[int, tuple]:
+    """The class's teams, formed in its first weeks: {student id: (team id, joined at)} of their members.
+
+    A student creates each team (and is its first member); the others join with its
+    code over the next days, as scoring.teams.team_create and team_join record it.
+    """
+    tenant = out.tenant
+    members = rng.sample(people, int(len(people) * TEAM_SHARE))
+    groups = []
+    while members:
+        size = rng.choices([s for s, _ in TEAM_SIZES], [w for _, w in TEAM_SIZES])[0]
+        groups.append(members[:size])
+        members = members[size:]
+    first, second = TEAM_WORDS
+    names = [f"{a} {b}" for a in first for b in second]
+    rng.shuffle(names)
+    codes: set[str] = set()
+    member_of = {}
+    for n, (group, pk) in enumerate(zip(groups, ids.take("teams", len(groups)), strict=True)):
+        name = names[n % len(names)] + (f" {n // len(names) + 1}" if n >= len(names) else "")
+        code = ""
+        while not code or code in codes:
+            code = "".join(rng.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        codes.add(code)
+        creator = group[0]
+        created = creator.date_joined + timedelta(seconds=rng.randrange(3600, 5 * 86400))
+        team = Team(pk=pk, tenant=tenant, name=name, invite_code=code, created_at=created, created_by=creator)
+        out.teams.append(team)
+        records.team_created(team, creator)
+        joins = [(creator, created)]
+        for student in group[1:]:
+            start = max(created, student.date_joined)
+            joins.append((student, start + timedelta(seconds=rng.randrange(600, 7 * 86400))))
+        for student, at in sorted(joins, key=lambda j: j[1]):
+            out.memberships.append(TeamMembership(tenant=tenant, team=team, user=student, joined_at=at))
+            member_of[student.pk] = (team.pk, at)
+    for membership, pk in zip(out.memberships, ids.take("team_memberships", len(out.memberships)), strict=True):
+        membership.pk = pk
+        how = "created" if membership.user is membership.team.created_by else "code"
+        records.team_joined(membership, how)
+    return member_of
 
 
 WRONG_WORDS = ["guess", "admin", "password", "flag", "letmein", "root", "test", "secret", "maybe", "again"]
@@ -625,13 +701,28 @@ class Records:
             payload = _json(project_payload(project))
             self._event("Project", project.pk, "ProjectPublished", payload, project.created_at, None)
 
+    def team_created(self, team, creator):
+        """A team a student created (scoring.teams.team_create): its audit row (code redacted), TeamCreated."""
+        self.created(team, creator, team.created_at)
+        payload = _json(scoring_records.team_payload(team))
+        self._event("Team", team.pk, "TeamCreated", payload, team.created_at, creator)
+
+    def team_joined(self, membership, how: str):
+        """A member in (its creator, or a student with the code): the membership's audit row, TeamJoined."""
+        student, team = membership.user, membership.team
+        self.created(membership, student, membership.joined_at)
+        payload = _json(scoring_records.team_payload(team, details={"user_id": student.pk, "how": how}))
+        self._event("Team", team.pk, "TeamJoined", payload, membership.joined_at, student)
+
     def submission(self, row, project, student, instructors):
         """A submission's records: created as the student sent it, then its grading if an instructor graded it.
 
         A million of them go through here: each record is the template of the row's
         shape, filled with the row's values (JSON-encoded, in `_SUBMISSION_SLOTS` order).
         """
-        pk, tenant_id, user_id, project_id, _, _, score, points, answer, link, feedback, grader, at, graded_at = row
+        pk, tenant_id, user_id, project_id, _, _, score, points, answer, link, feedback, grader, at, graded_at, team = (
+            row
+        )
         challenge = self._projects.get(project_id)
         if challenge is None:  # the challenge's values, which the payloads copy: raw, then as JSON
             values = (project.points, project.category, project.difficulty)
@@ -647,7 +738,7 @@ class Records:
             _string(feedback) if _FEEDBACK in used else None,
             grader, submitted,
             submitted if graded_at is at else f'"{graded_at.isoformat()}"' if graded_at is not None else None,
-            challenge[0][0], challenge[1], challenge[2],
+            team, challenge[0][0], challenge[1], challenge[2],
         )  # fmt: skip
         audits, events, request_id = self.out.audits, self.out.events, self.request_id
         key = str(pk)

@@ -58,5 +58,5 @@ def test_seeding_records_its_audit_rows_and_events_in_one_write(db):
         call_command("seed")
 
     assert len([q for q in queries.captured_queries if "audit_record(" in q["sql"]]) == 1
-    assert AuditLog.objects.filter(action="create", object_type="tenants.user").count() == 5
-    assert EventStore.objects.filter(event_type="UserRegistered").count() == 5
+    assert AuditLog.objects.filter(action="create", object_type="tenants.user").count() == 10
+    assert EventStore.objects.filter(event_type="UserRegistered").count() == 10
