@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models import BigIntegerField, Count, F, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -98,7 +98,8 @@ def _challenges(tenant_id: int, at: datetime) -> dict[int, ChallengeAtFreeze]:
         .filter(scored_at__lte=at)
         .order_by()
         .values("project")
-        .annotate(n=Count("user", distinct=True))
+        # a team is one solver (scoring.dynamic): its members' approvals carry its id
+        .annotate(n=Count(Coalesce(F("team_id"), F("user_id") * -1, output_field=BigIntegerField()), distinct=True))
         .values("n")
     )
     projects = (

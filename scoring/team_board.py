@@ -28,7 +28,7 @@ from django.db import connection
 
 from tenants.models import TeamMode
 
-from . import leaderboard
+from . import freeze, leaderboard
 
 # The student's team with its rows locked: FOR SHARE for an answer (merges and dissolves,
 # which lock the team FOR UPDATE, apply wholly before or after it), FOR NO KEY UPDATE of
@@ -39,13 +39,14 @@ TEAM_OF_STUDENT = """
 """
 
 # A tenant's teams' totals (team_id, points, solves, last_scored_at), from the tables;
-# {teams} narrows them to some teams (an empty string: every team).
-TEAM_STANDINGS = """
+# {teams} narrows them to some teams (an empty string: every team); {points} and {values}
+# (standings_until) score dynamic challenges at their value as of a freeze.
+_TEAM_STANDINGS = """
     WITH firsts AS MATERIALIZED (
         SELECT DISTINCT ON (s.team_id, s.project_id)
-               s.team_id, s.project_id, s.points_awarded AS points,
+               s.team_id, s.project_id, {points} AS points,
                coalesce(s.graded_at, s.submitted_at) AS scored_at
-        FROM submissions s
+        FROM submissions s {values}
         WHERE s.tenant_id = %(tenant)s AND s.status = 'APPROVED' AND s.team_id IS NOT NULL {teams}
         ORDER BY s.team_id, s.project_id, coalesce(s.graded_at, s.submitted_at), s.id
     ),
@@ -63,6 +64,16 @@ TEAM_STANDINGS = """
     LEFT JOIN charged c ON c.team_id = f.team_id AND c.project_id = f.project_id
     GROUP BY f.team_id
 """
+
+TEAM_STANDINGS = _TEAM_STANDINGS.replace("{points}", "s.points_awarded").replace("{values}", "")
+FROZEN_VALUES = """
+    LEFT JOIN unnest(%(projects)s::bigint[], %(values)s::int[]) AS v (project_id, value) ON v.project_id = s.project_id
+"""
+TEAM_STANDINGS_UNTIL = (
+    _TEAM_STANDINGS.replace("{points}", "coalesce((v.value::bigint * s.score + 50) / 100, s.points_awarded)")
+    .replace("{values}", FROZEN_VALUES)
+    .replace("{teams}", "AND coalesce(s.graded_at, s.submitted_at) <= %(at)s")
+)
 
 SOME_TEAMS = "AND s.team_id = ANY(%(teams)s)"
 
@@ -277,13 +288,14 @@ def replay(tenant_id: int) -> tuple[int, int, int]:
 
 
 def standings_until(tenant_id: int, at) -> list[tuple]:
-    """(team_id, points, solves, last_scored_at) from the answers scored by `at` (a frozen scoreboard), best first."""
+    """(team_id, points, solves, last_scored_at) from the answers scored by `at` (a frozen scoreboard), best first.
+
+    A dynamic challenge scores its value as of the freeze, as on the students' frozen board (scoring.freeze).
+    """
+    dynamic = {pk: c.value for pk, c in freeze.challenges(tenant_id, at).items() if c.dynamic}
+    params = {"tenant": tenant_id, "at": at, "projects": list(dynamic), "values": list(dynamic.values())}
     with connection.cursor() as cursor:
-        cursor.execute(
-            TEAM_STANDINGS.format(teams="AND coalesce(s.graded_at, s.submitted_at) <= %(at)s")
-            + " ORDER BY points DESC, last_scored_at, team_id",
-            {"tenant": tenant_id, "at": at},
-        )
+        cursor.execute(TEAM_STANDINGS_UNTIL + " ORDER BY points DESC, last_scored_at, team_id", params)
         return cursor.fetchall()
 
 

@@ -118,6 +118,8 @@ def _check_room(team: Team, tenant: Tenant, joining: int = 1) -> None:
 
 def _event(team: Team, event: str, actor, **details) -> None:
     TEAM_EVENTS[event].send(sender=Team, team=team, actor=actor, details=details)
+    # the team standings' cached pages show each team's name and member count (scoring.team_selectors)
+    leaderboard.CACHE.invalidate_on_commit(team.tenant_id)
 
 
 def _save_new_team(team: Team) -> None:
@@ -146,9 +148,9 @@ def _name_taken(tenant_id: int, name: str, exclude: int | None = None) -> bool:
 @audit.recorded
 def team_create(*, user: User, name: str) -> Team:
     """A student creates a team and is its first member."""
+    _require_student(user)
     tenant = Tenant.objects.get(pk=user.tenant_id)
     _require_mode(tenant)
-    _require_student(user)
     name = clean_name(name)
     lock_student(user)
     if team_of(user) is not None:
@@ -172,9 +174,9 @@ def _add_member(team: Team, user: User, *, actor, how: str) -> TeamMembership:
 @audit.recorded
 def team_join(*, user: User, code: str) -> Team:
     """A student joins the team of their class whose invite code they give."""
+    _require_student(user)
     tenant = Tenant.objects.get(pk=user.tenant_id)
     _require_mode(tenant)
-    _require_student(user)
     code = normalise_code(code)
     if not code:
         raise InvalidAnswer("Enter the team's invite code.")
@@ -272,9 +274,9 @@ def team_create_for(*, tenant: Tenant, name: str, actor: User) -> Team:
 @audit.recorded
 def team_move(*, user: User, team: Team | None, actor: User) -> Team | None:
     """An instructor moves a student into `team` (None: out of any team). Their points stay where they were earned."""
+    _require_student(user)
     tenant = Tenant.objects.get(pk=user.tenant_id)
     _require_staff(actor, tenant.pk)
-    _require_student(user)
     if team is not None and team.tenant_id != user.tenant_id:
         raise NotAllowed("That team is not in this student's class.")
     lock_student(user)

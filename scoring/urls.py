@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, writeup_views
+from . import team_views, views, writeup_views
 
 app_name = "scoring"
 
@@ -10,4 +10,11 @@ urlpatterns = [
     path("submissions/<int:pk>/edit/", writeup_views.writeup_edit, name="writeup-edit"),
     path("leaderboard/", views.leaderboard, name="leaderboard"),
     path("badges/", views.badges, name="badges"),
+    path("team/", team_views.my_team, name="team"),
+    path("team/create/", team_views.team_create, name="team-create"),
+    path("team/join/", team_views.team_join, name="team-join"),
+    path("team/code/", team_views.team_new_code, name="team-code"),
+    path("team/leave/", team_views.team_leave, name="team-leave"),
+    path("teams/", team_views.standings, name="teams"),
+    path("teams/<int:pk>/", team_views.team_detail, name="team-detail"),
 ]

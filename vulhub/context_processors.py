@@ -15,6 +15,8 @@ HEADER_LINKS = {
     "leaderboard": "scoring:leaderboard",
     "badges": "scoring:badges",
     "submissions": "scoring:submissions",
+    "team": "scoring:team",
+    "teams": "scoring:teams",
     "notifications": "news:notifications",
     "profile": "profile",
     "admin": "admin:index",

@@ -10,12 +10,12 @@ from django.utils import dateformat, timezone
 from django.views.decorators.http import require_http_methods
 
 from news import selectors as news
-from scoring import access, freeze, progress
+from scoring import access, freeze, progress, team_selectors
 from scoring import selectors as scoring
 from scoring.catalogue import CatalogueFilters, ProgressCounts, catalogue, student_challenges
 from scoring.models import Submission, UserBadge
 from tenants.forms import ProfileForm
-from tenants.models import User
+from tenants.models import TeamMode, User
 from vulhub.lib import charts
 
 
@@ -67,8 +67,23 @@ def dashboard(request):
             "frozen_at": frozen_at,
             "event_notice": access.event_notice(tenant, now),
             "event_started": access.event_started(tenant, now),
+            "team": team_card(request, frozen_at),
         },
     )
+
+
+def team_card(request, frozen_at) -> dict | None:
+    """The dashboard's team card for a student while the class plays in teams; None otherwise.
+
+    Their team with its members (one query) and its place (cached with the standings,
+    as of the freeze while it is frozen for them); `mine` is None when they have no team.
+    """
+    tenant, user = request.tenant, request.user
+    if tenant.team_mode == TeamMode.OFF or user.role != User.Role.STUDENT:
+        return None
+    mine = team_selectors.team_of_student(tenant.pk, user.pk)
+    score = team_selectors.team_score(tenant.pk, mine.team.pk, frozen_at=frozen_at) if mine else None
+    return {"mine": mine, "score": score, "required": tenant.team_mode == TeamMode.REQUIRED}
 
 
 @login_required

@@ -4,10 +4,11 @@
   security with the tenant_isolation policy; every reference to a team, a student or a
   team's row is a composite foreign key to a row of the same tenant.
 - team_leaderboards keeps its ranks in the database as leaderboards does (0012): after
-  each statement that writes it, a statement-level trigger re-ranks each tenant it
-  touched, under the tenant's leaderboard lock. A class has few teams (its students
-  over the team size), so the whole tenant is ranked again with one window function and
-  only the rows whose rank changed are written.
+  each statement that writes it, a statement-level trigger re-ranks, per tenant it
+  touched and under the tenant's leaderboard lock, the span of points between the
+  changed rows' lowest and highest points (from 0 when a row came or went), offset by
+  the teams above the span, with one window function; only rows whose rank changed are
+  written. A class has at most a few thousand teams, so one span per tenant is enough.
 """
 
 import django.db.models.deletion
@@ -65,38 +66,52 @@ SECURITY_BACK = [
 ]
 
 RANKS = f"""
-CREATE FUNCTION team_leaderboard_rerank(p_tenant bigint) RETURNS integer
+CREATE FUNCTION team_leaderboard_rerank(p_tenant bigint, p_low integer, p_high integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
+    above bigint;  -- teams with more than p_high points: their ranks cannot have moved
     changed integer;
 BEGIN
     PERFORM pg_advisory_xact_lock({LOCK}, p_tenant::integer);
+    SELECT count(*) INTO above FROM team_leaderboards t WHERE t.tenant_id = p_tenant AND t.points > p_high;
     UPDATE team_leaderboards l SET rank = r.rank
-    FROM (SELECT t.id, rank() OVER (ORDER BY t.points DESC)::integer AS rank
-          FROM team_leaderboards t WHERE t.tenant_id = p_tenant) AS r
+    FROM (SELECT t.id, (above + rank() OVER (ORDER BY t.points DESC))::integer AS rank
+          FROM team_leaderboards t
+          WHERE t.tenant_id = p_tenant AND t.points BETWEEN p_low AND p_high) AS r
     WHERE l.id = r.id AND l.tenant_id = p_tenant AND l.rank IS DISTINCT FROM r.rank;
     GET DIAGNOSTICS changed = ROW_COUNT;
     RETURN changed;
 END
 $$;
 
+-- Per tenant, the span of points whose ranks can have moved: from the lowest to the
+-- highest points a changed row had before or after; from 0 when a row came or went
+-- (every team below it moves by one). Outside the span no team's count of teams above
+-- it changed.
 CREATE FUNCTION team_leaderboards_ranked() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    touched bigint;
+    span record;
 BEGIN
     IF pg_trigger_depth() > 1 THEN RETURN NULL; END IF;  -- the re-ranking's own updates
     IF TG_OP = 'INSERT' THEN
-        FOR touched IN SELECT DISTINCT tenant_id FROM new_rows ORDER BY 1 LOOP
-            PERFORM team_leaderboard_rerank(touched);
+        FOR span IN SELECT tenant_id, 0 AS low, max(points) AS high FROM new_rows GROUP BY 1 ORDER BY 1 LOOP
+            PERFORM team_leaderboard_rerank(span.tenant_id, span.low, span.high);
         END LOOP;
     ELSIF TG_OP = 'DELETE' THEN
-        FOR touched IN SELECT DISTINCT tenant_id FROM old_rows ORDER BY 1 LOOP
-            PERFORM team_leaderboard_rerank(touched);
+        FOR span IN SELECT tenant_id, 0 AS low, max(points) AS high FROM old_rows GROUP BY 1 ORDER BY 1 LOOP
+            PERFORM team_leaderboard_rerank(span.tenant_id, span.low, span.high);
         END LOOP;
     ELSE
-        FOR touched IN SELECT tenant_id FROM new_rows UNION SELECT tenant_id FROM old_rows ORDER BY 1 LOOP
-            PERFORM team_leaderboard_rerank(touched);
+        FOR span IN
+            SELECT tenant_id, CASE WHEN bool_and(seen = 2) THEN min(low) ELSE 0 END AS low, max(high) AS high
+            FROM (SELECT tenant_id, id, min(points) AS low, max(points) AS high, count(*) AS seen
+                  FROM (SELECT tenant_id, id, points FROM old_rows
+                        UNION ALL SELECT tenant_id, id, points FROM new_rows) AS r
+                  GROUP BY tenant_id, id) AS per_row
+            GROUP BY tenant_id ORDER BY tenant_id
+        LOOP
+            PERFORM team_leaderboard_rerank(span.tenant_id, span.low, span.high);
         END LOOP;
     END IF;
     RETURN NULL;
@@ -115,7 +130,7 @@ DROP TRIGGER team_leaderboards_rank_delete ON team_leaderboards;
 DROP TRIGGER team_leaderboards_rank_update ON team_leaderboards;
 DROP TRIGGER team_leaderboards_rank_insert ON team_leaderboards;
 DROP FUNCTION team_leaderboards_ranked();
-DROP FUNCTION team_leaderboard_rerank(bigint);
+DROP FUNCTION team_leaderboard_rerank(bigint, integer, integer);
 """
 
 
