@@ -14,9 +14,10 @@ from django.views.decorators.http import require_http_methods
 
 from challenges.markdown import render_markdown
 from challenges.models import Project
+from tenants.models import TeamMode
 from vulhub.lib import drafts
 
-from . import access, freeze, hints, services
+from . import access, freeze, hints, services, teams
 from . import catalogue as selectors
 from .forms import FlagForm, WriteupForm
 from .models import Submission
@@ -133,8 +134,14 @@ def detail(request, slug):
         if project.is_dynamic:  # never the live value: one added since the freeze shows its value with no solver
             value = then.value if then else project.value_with(0)
     attempts = list(mine.order_by("-submitted_at")[:20])
+    # where teams are required, a student without one reads the challenge but has no form (scoring.teams)
+    needs_team = (
+        request.tenant.team_mode == TeamMode.REQUIRED
+        and request.user.role == request.user.Role.STUDENT
+        and teams.team_of(request.user) is None
+    )
     # the page shows the answer form only while a new answer is taken
-    takes_answer = gates.takes_answers and state.can_submit
+    takes_answer = gates.takes_answers and state.can_submit and not needs_team
     # the write-up waiting for grading (the newest attempt: nothing is taken while one waits)
     waiting = next((a for a in attempts if a.status == Submission.Status.PENDING), None)
     unsent, starts_from_last = {}, False
@@ -164,6 +171,7 @@ def detail(request, slug):
             # while answers are taken: when the event ends (once closed, the page says why instead)
             "event_notice": "" if gates.closed else access.event_notice(request.tenant, now),
             "access": gates,
+            "needs_team": needs_team and gates.takes_answers,
             "files": list(project.files.all()) if gates.usable else [],
             "hints": hints.for_student(request.user, project) if gates.usable else [],
         },

@@ -163,3 +163,21 @@ def test_a_dynamic_challenge_counts_a_team_as_one_solver(team_tenant, student):
 
     assert Project.objects.get(pk=project.pk).points == after_one
     assert team_board_rows(team_tenant) == [("Red", after_one, 1, 1)]
+
+
+def test_the_challenge_page_asks_for_a_team_where_teams_are_required(team_tenant, student, flag_project, client_for):
+    team_tenant.team_mode = TeamMode.REQUIRED
+    team_tenant.save()
+    client = client_for(team_tenant, student)
+    url = f"/challenges/{flag_project.slug}/"
+
+    page = client.get(url).content.decode()
+    assert "Join a team to answer" in page
+    assert 'name="flag"' not in page
+    refused = client.post(url, {"flag": FLAG})
+    assert refused.status_code == 403
+    assert "plays in teams" in refused.content.decode()
+    assert not Submission.objects.exists()
+
+    teams.team_create(user=student, name="Red")
+    assert 'name="flag"' in client.get(url).content.decode()
