@@ -176,7 +176,8 @@ def _submit(*, user, project, flag, writeup, link):
     metrics.count_after_commit(metrics.SUBMISSIONS, kind=submission.kind.lower(), outcome=_outcome(submission))
     if submission.status == Submission.Status.APPROVED:
         after_scoring(user=user, actor=None)
-        team_board.update_teams(tenant_id=user.tenant_id, team_ids=[team_id, superseded_team])
+        # after_scoring holds the tenant's leaderboard lock: a teammate's solve waits for this one
+        team_board.update_teams(tenant_id=user.tenant_id, team_ids=[team_id, superseded_team], tenant_locked=True)
         if project.is_dynamic:  # one more solver: the value and every solver's points follow (rows in step first)
             dynamic.settle(project, caches_invalidated=True)
             submission.points_awarded = points_for(project, submission.score)
@@ -321,7 +322,9 @@ def submission_grade(
     after_scoring(user=student, actor=grader)
     # the answer's team (and a superseded answer's, if another): a grade moves what the team scores
     team_board.update_teams(
-        tenant_id=current.tenant_id, team_ids=[current.team_id, counting.team_id if counting else None]
+        tenant_id=current.tenant_id,
+        team_ids=[current.team_id, counting.team_id if counting else None],
+        tenant_locked=True,  # after_scoring took it
     )
     if current.project.is_dynamic:  # the number of solvers may have moved, and with it the value
         dynamic.settle(current.project, actor=grader, caches_invalidated=True)

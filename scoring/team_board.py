@@ -241,12 +241,17 @@ def unlock_team_id(user, tenant, hint_id: int) -> int | None:
     return None if paid else row[0]
 
 
-def update_teams(*, tenant_id: int, team_ids) -> None:
-    """Bring some teams' rows up to date from their answers (one statement), under the tenant's lock."""
+def update_teams(*, tenant_id: int, team_ids, tenant_locked: bool = False) -> None:
+    """Bring some teams' rows up to date from their answers (one statement), under the tenant's lock.
+
+    `tenant_locked`: the caller's transaction holds the lock already (a solve took it for
+    the student's row), so it is not asked for again.
+    """
     teams = sorted({team for team in team_ids if team is not None})
     if not teams:
         return
-    leaderboard.lock_tenant(tenant_id)
+    if not tenant_locked:
+        leaderboard.lock_tenant(tenant_id)
     with connection.cursor() as cursor:
         cursor.execute(UPDATE_TEAMS, {"tenant": tenant_id, "teams": teams})
     leaderboard.CACHE.invalidate_on_commit(tenant_id)
