@@ -1,5 +1,5 @@
 """The instructor's side of scoring: the grading queue (grading_admin), badges and awards (badge_admin),
-the leaderboard and hint unlocks (here)."""
+teams, their members and the team standings (team_admin), the leaderboard and hint unlocks (here)."""
 
 from django.contrib import admin
 from import_export.admin import ExportMixin
@@ -8,7 +8,7 @@ from import_export.formats.base_formats import CSV
 from tenants.time_zone import zone_of
 from vulhub.lib.admin import CappedCountPaginator, ReadOnlyAdminMixin, TenantScopedAdminMixin
 
-from . import badge_admin, grading_admin  # noqa: F401  (they register their admins)
+from . import badge_admin, grading_admin, team_admin  # noqa: F401  (they register their admins)
 from .admin_filters import TenantChallengeFilter
 from .models import HintUnlock, Leaderboard
 from .resources import LeaderboardExportResource

@@ -50,10 +50,14 @@ EDITABLE_COLUMNS = [
     "event_ends_at",
     "scoreboard_freeze_at",
     "public_profiles",
+    "team_mode",
+    "team_size_max",
     "updated_at",
 ]
 # The event window and the freeze, as the settings page shows them (after the other settings).
 SCHEDULE_FIELDS = ["time_zone", "event_starts_at", "event_ends_at", "scoreboard_freeze_at"]
+# Whether students play in teams, and how large a team may be: a section of their own.
+TEAM_FIELDS = ["team_mode", "team_size_max"]
 
 
 def time_zone_choices():
@@ -90,9 +94,32 @@ class TenantSettingsForm(forms.ModelForm):
         },
     )
 
+    # left out (an older form, a script): the class keeps its team mode and size
+    team_mode = forms.ChoiceField(
+        choices=Tenant.TeamMode.choices,
+        required=False,
+        help_text="Whether students play in teams. Optional: a student may create or join a team, or play "
+        "alone. Required: a student answers only as a team member. The team standings sit beside the "
+        "students’ own; the students keep their own points whatever the mode.",
+        error_messages={"invalid_choice": "Choose off, optional or required."},
+    )
+    team_size_max = forms.IntegerField(
+        label="Team size",
+        min_value=1,
+        max_value=50,
+        required=False,
+        help_text="The most members a team may have (1 to 50). Lowering it takes nobody out of a team: a team "
+        "above it takes no new member until it is below it.",
+        error_messages={
+            "min_value": "A team has 1 to 50 members.",
+            "max_value": "A team has 1 to 50 members.",
+            "invalid": "Give a whole number from 1 to 50.",
+        },
+    )
+
     class Meta:
         model = Tenant
-        fields = ["name", "registration_mode", "public_profiles", *SCHEDULE_FIELDS]
+        fields = ["name", "registration_mode", "public_profiles", *SCHEDULE_FIELDS, *TEAM_FIELDS]
         help_texts = {
             "public_profiles": "Each student gets a page the class can open from the leaderboard: their name "
             "(never their e-mail), points, rank, badges, solved challenges and progress chart. Off: only the "
@@ -114,6 +141,13 @@ class TenantSettingsForm(forms.ModelForm):
             flag_attempt_limit=attempts.get("limit"),
             flag_attempt_window=attempts.get("window_minutes"),
         )
+
+    def clean_team_mode(self):
+        return self.cleaned_data.get("team_mode") or self.instance.team_mode
+
+    def clean_team_size_max(self):
+        size = self.cleaned_data.get("team_size_max")
+        return size if size is not None else self.instance.team_size_max
 
     def clean_time_zone(self):
         # left out (an older form, a script): the class keeps its zone
@@ -181,8 +215,8 @@ class TenantAdmin(StrictInputAdminMixin, admin.ModelAdmin):
         queryset = super().get_queryset(request)
         return queryset.filter(pk=request_tenant_id(request))
 
-    def get_fields(self, request, obj=None):
-        editable = [
+    def get_fieldsets(self, request, obj=None):
+        general = [
             "name",
             "registration_mode",
             "invite_code",
@@ -193,7 +227,14 @@ class TenantAdmin(StrictInputAdminMixin, admin.ModelAdmin):
             "public_profiles",
             *SCHEDULE_FIELDS,
         ]
-        return ["slug", "domain", *editable, "is_active"] if request.user.is_superuser else editable
+        if request.user.is_superuser:
+            general = ["slug", "domain", *general, "is_active"]
+        teams = {
+            "fields": TEAM_FIELDS,
+            "description": "Teams are made, merged and dissolved under Grading and badges › Teams; students move "
+            "between them under Grading and badges › Team members.",
+        }
+        return [(None, {"fields": general}), ("Teams", teams)]
 
     def get_readonly_fields(self, request, obj=None):
         # the site's role may update these columns of its own tenant only (vulhub/ops/db_roles.py);

@@ -16,17 +16,20 @@ _groups = import_module("tenants.migrations.0002_permission_groups")
 _content = import_module("tenants.migrations.0008_content_permissions")
 _news = import_module("tenants.migrations.0011_news_permissions")
 _roster = import_module("tenants.migrations.0012_roster_permissions")
+_teams = import_module("tenants.migrations.0015_team_permissions")
 INSTRUCTOR_PERMISSIONS = [
     *_groups.INSTRUCTOR_PERMISSIONS,
     *_content.INSTRUCTOR_PERMISSIONS,
     *_news.INSTRUCTOR_PERMISSIONS,
     *_roster.INSTRUCTOR_PERMISSIONS,
+    *_teams.INSTRUCTOR_PERMISSIONS,
 ]
 TENANT_ADMIN_PERMISSIONS = [
     *_groups.TENANT_ADMIN_PERMISSIONS,
     *_content.TENANT_ADMIN_PERMISSIONS,
     *_news.TENANT_ADMIN_PERMISSIONS,
     *_roster.TENANT_ADMIN_PERMISSIONS,
+    *_teams.TENANT_ADMIN_PERMISSIONS,
 ]
 
 GROUP_PERMISSIONS = {

@@ -22,6 +22,7 @@ SECRET_FIELDS: dict[str, frozenset[str]] = {
     "challenges.Project": frozenset({"flag_hash"}),
     "tenants.User": frozenset({"password"}),
     "tenants.Tenant": frozenset({"settings"}),  # the invite code
+    "scoring.Team": frozenset({"invite_code"}),  # lets anyone of the class join the team
     "audit.AuditLog": frozenset({"changes"}),  # recorded values, among them a tenant's settings
     "sessions.Session": frozenset({"session_key", "session_data"}),
 }
