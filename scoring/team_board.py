@@ -30,13 +30,18 @@ from tenants.models import TeamMode
 
 from . import freeze, leaderboard
 
-# The student's team with its rows locked: FOR SHARE for an answer (merges and dissolves,
-# which lock the team FOR UPDATE, apply wholly before or after it), FOR NO KEY UPDATE of
-# the team for a hint unlock (two members' unlocks of one hint apply one after the other).
-TEAM_OF_STUDENT = """
-    SELECT t.id FROM team_memberships m JOIN teams t ON t.id = m.team_id AND t.tenant_id = m.tenant_id
-    WHERE m.tenant_id = %s AND m.user_id = %s {lock}
+# The student's team with its row locked ({lock}): FOR SHARE for an answer (a merge or
+# dissolve, which locks the team FOR UPDATE, applies wholly before or after it), FOR NO KEY
+# UPDATE for a hint unlock (two members' unlocks of one hint apply one after the other).
+# The membership row is never locked: a merge or dissolve locks the team, then changes its
+# memberships, so a caller holding a membership while waiting for the team would deadlock it.
+LOCKED_TEAM_OF_STUDENT = """
+    SELECT t.id FROM teams t
+    WHERE t.tenant_id = %(tenant)s
+      AND t.id = (SELECT m.team_id FROM team_memberships m WHERE m.tenant_id = %(tenant)s AND m.user_id = %(user)s)
+    {lock}
 """
+TEAM_OF_STUDENT = "SELECT team_id FROM team_memberships WHERE tenant_id = %(tenant)s AND user_id = %(user)s"
 
 # A tenant's teams' totals (team_id, points, solves, last_scored_at), from the tables;
 # {teams} narrows them to some teams (an empty string: every team); {points} and {values}
@@ -214,31 +219,48 @@ SYNC = """
 """
 
 
+def _locked_team_of(user, lock: str) -> int | None:
+    """The student's team with its row locked, or None (one statement for a member).
+
+    A team merged or dissolved while the lock was awaited is gone once it is granted: the
+    membership is read again (a new statement, so after that commit), and the student is
+    in the team it went into, or in none. The caller holds the student's row, so they
+    cannot leave, join or be moved meanwhile; each turn of the loop follows a merge or
+    dissolve that committed.
+    """
+    params = {"tenant": user.tenant_id, "user": user.pk}
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(LOCKED_TEAM_OF_STUDENT.format(lock=lock), params)
+            row = cursor.fetchone()
+            if row is not None:
+                return row[0]
+            cursor.execute(TEAM_OF_STUDENT, params)  # no team, or one that went while we waited
+            if cursor.fetchone() is None:
+                return None
+
+
 def answer_team_id(user, tenant) -> int | None:
-    """The team an answer of the student scores for: theirs when the class plays in teams (rows locked FOR SHARE)."""
+    """The team an answer of the student scores for: theirs when the class plays in teams (its row FOR SHARE)."""
     if tenant.team_mode == TeamMode.OFF:
         return None
-    with connection.cursor() as cursor:
-        cursor.execute(TEAM_OF_STUDENT.format(lock="FOR SHARE"), [user.tenant_id, user.pk])
-        row = cursor.fetchone()
-    return row[0] if row else None
+    return _locked_team_of(user, "FOR SHARE")
 
 
 def unlock_team_id(user, tenant, hint_id: int) -> int | None:
     """The team a hint unlock is charged to: the student's, unless a member has unlocked that hint already."""
     if tenant.team_mode == TeamMode.OFF:
         return None
+    team_id = _locked_team_of(user, "FOR NO KEY UPDATE")
+    if team_id is None:
+        return None
     with connection.cursor() as cursor:
-        cursor.execute(TEAM_OF_STUDENT.format(lock="FOR NO KEY UPDATE OF t"), [user.tenant_id, user.pk])
-        row = cursor.fetchone()
-        if row is None:
-            return None
         cursor.execute(
             "SELECT EXISTS (SELECT 1 FROM hint_unlocks WHERE tenant_id = %s AND team_id = %s AND hint_id = %s)",
-            [user.tenant_id, row[0], hint_id],
+            [user.tenant_id, team_id, hint_id],
         )
         paid = cursor.fetchone()[0]
-    return None if paid else row[0]
+    return None if paid else team_id
 
 
 def update_teams(*, tenant_id: int, team_ids, tenant_locked: bool = False) -> None:

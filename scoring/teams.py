@@ -8,10 +8,11 @@ an event (TeamCreated, TeamJoined, TeamLeft, TeamRenamed, TeamCodeChanged, TeamM
 TeamDissolved). What a team scores, and where points go when students change team:
 scoring.team_board.
 
-Lock order (after scoring.services'): the student's row, then the team's row (and its
-membership rows), then the tenant's leaderboard lock. An answer and a hint unlock read
-the student's team with its rows locked FOR SHARE, so a merge or dissolve (which lock
-the team FOR UPDATE) applies wholly before or wholly after them.
+Lock order (after scoring.services'): the student's row, then the team's row, then the
+approvals of the team's dynamic challenges (a merge or dissolve moves their count of
+solvers), then the tenant's leaderboard lock. An answer and a hint unlock lock the
+student's team's row (never a membership row: scoring.team_board), so a merge or dissolve
+(which lock the team FOR UPDATE) applies wholly before or wholly after them.
 """
 
 import secrets
@@ -20,9 +21,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit import api as audit
+from challenges.models import Project
 from tenants.models import TeamMode, Tenant, User
 
-from . import leaderboard, team_board
+from . import dynamic, leaderboard, team_board
 from .models import HintUnlock, Submission, Team, TeamMembership
 from .services import InvalidAnswer, NotAllowed, ScoringError, lock_student
 from .signals import TEAM_EVENTS
@@ -114,6 +116,27 @@ def _check_room(team: Team, tenant: Tenant, joining: int = 1) -> None:
             f"{team.name} is full: a team of this class has at most {tenant.team_size_max} "
             f"member{'s' if tenant.team_size_max != 1 else ''}."
         )
+
+
+def _dynamic_solved(team: Team) -> list[Project]:
+    """The dynamic challenges the team solved, their approvals locked (scoring.dynamic.lock_solves).
+
+    A merge or dissolve moves their count of solvers (a team is one solver): their values
+    are settled once the team's answers have moved. Taken after the team's row and before
+    any submission row or the tenant's leaderboard lock, the order a solve takes them in.
+    """
+    solved = Submission.objects.for_tenant(team.tenant_id).filter(
+        team_id=team.pk, status=Submission.Status.APPROVED, project__scoring=Project.Scoring.DYNAMIC
+    )
+    ids = sorted(set(solved.values_list("project_id", flat=True)))
+    for project_id in ids:
+        dynamic.lock_solves(project_id)
+    return list(Project.objects.filter(pk__in=ids).order_by("pk"))
+
+
+def _settle(projects: list[Project], *, actor) -> None:
+    for project in projects:
+        dynamic.settle(project, actor=actor)
 
 
 def _event(team: Team, event: str, actor, **details) -> None:
@@ -312,6 +335,7 @@ def team_merge(*, source: Team, into: Team, actor: User) -> Team:
     locked = {t.pk: _lock_team(t) for t in (first, second)}
     source, into = locked[source.pk], locked[into.pk]
     _check_room(into, tenant, joining=_members(source))
+    solved = _dynamic_solved(source)  # one solver fewer where both teams solved
     moved = list(
         TeamMembership.objects.for_tenant(tenant.pk).filter(team_id=source.pk).values_list("user_id", flat=True)
     )
@@ -321,6 +345,7 @@ def team_merge(*, source: Team, into: Team, actor: User) -> Team:
     _event(source, "TeamMerged", actor, into_team_id=into.pk, into_name=into.name, members=sorted(moved))
     source.delete()
     team_board.update_teams(tenant_id=tenant.pk, team_ids=[into.pk])
+    _settle(solved, actor=actor)
     return into
 
 
@@ -338,7 +363,9 @@ def _dissolve(team: Team, *, actor) -> None:
     members = list(
         TeamMembership.objects.for_tenant(team.tenant_id).filter(team_id=team.pk).values_list("user_id", flat=True)
     )
+    solved = _dynamic_solved(team)  # its members' answers count as theirs alone: more solvers
     leaderboard.lock_tenant(team.tenant_id)  # the team's row leaves the standings
     _event(team, "TeamDissolved", actor, members=sorted(members))
     team.delete()
+    _settle(solved, actor=actor)
     leaderboard.CACHE.invalidate_on_commit(team.tenant_id)

@@ -4,15 +4,21 @@ A hypothesis state machine drives a class on the real database through the ways 
 move: flags right and wrong, write-ups graded and regraded, badges revoked, challenges
 unpublished and published again, deleted, re-valued, students deactivated and deleted,
 a neighbouring class deleted, hints unlocked (their costs come off a challenge's points)
-and dynamic challenges solved, graded and re-decayed (every solver's points follow).
+and dynamic challenges solved, graded and re-decayed (every solver's points follow); and,
+interleaved with all of these, teams (issue 31): the class's team mode switched, teams
+created, joined by code, left, students moved, teams merged and dissolved, codes renewed.
 After every step the three ways to know the standings must agree, for every live class
-of the run:
+of the run, for the students and for the teams:
 
-- incremental: the leaderboards table as the services and scoring.changes keep it;
-- rebuild: the standings computed from the submissions (scoring.leaderboard.STANDINGS);
-- replay: the standings computed from the event store alone (scoring.replay);
+- incremental: the leaderboards and team_leaderboards tables as the services and
+  scoring.changes keep them;
+- rebuild: the standings computed from the submissions (scoring.leaderboard.STANDINGS,
+  scoring.team_board.standings_from_tables);
+- replay: the standings computed from the event store alone (scoring.replay,
+  scoring.team_board.standings_from_events);
 
-and every stored rank is a fresh window rank.
+every stored rank is a fresh window rank, and a dynamic challenge is worth its value for
+its solvers (a team counts once).
 """
 
 import pytest
@@ -31,17 +37,18 @@ from hypothesis.stateful import (
 
 from challenges.factories import ProjectFactory
 from challenges.models import Hint, Project
-from scoring import leaderboard, services
+from scoring import leaderboard, services, team_board, teams
 from scoring.factories import BadgeFactory
 from scoring.hints import hint_unlock
-from scoring.models import Badge, HintUnlock, Leaderboard, Submission, UserBadge
+from scoring.models import Badge, HintUnlock, Leaderboard, Submission, Team, TeamLeaderboard, UserBadge
 from scoring.replay import standings_from_events
 from tenants.factories import InstructorFactory, StudentFactory, TenantFactory
-from tenants.models import Tenant, User
+from tenants.models import TeamMode, Tenant, User
 
 FLAG = "FLAG{replay}"
 STUDENTS, CHALLENGES = 4, 4
 index = st.integers(min_value=0, max_value=15)
+modes = st.sampled_from([TeamMode.OPTIONAL, TeamMode.OPTIONAL, TeamMode.REQUIRED, TeamMode.OFF])
 
 
 def fetch(sql, params=None):
@@ -57,8 +64,8 @@ def standings(rows) -> set[tuple]:
 class Class:
     """A tenant of the run: its instructor, students and challenges (half with a flag)."""
 
-    def __init__(self):
-        self.tenant = TenantFactory()
+    def __init__(self, team_mode=TeamMode.OFF):
+        self.tenant = TenantFactory(team_mode=team_mode, team_size_max=3)  # 3 of 4 students: a team can be full
         self.instructor = InstructorFactory(tenant=self.tenant, password=Transformer.Force("!"))
         self.students = [StudentFactory(tenant=self.tenant, password=Transformer.Force("!")) for _ in range(STUDENTS)]
         self.projects = [
@@ -91,11 +98,15 @@ class Class:
         alive = list(Project.objects.filter(pk__in=[p.pk for p in self.projects]).order_by("pk"))
         return alive[i % len(alive)] if alive else None
 
+    def team(self, k: int) -> Team | None:
+        alive = list(Team.objects.filter(tenant=self.tenant).order_by("pk"))
+        return alive[k % len(alive)] if alive else None
+
 
 class PointsMachine(RuleBasedStateMachine):
-    @initialize()
-    def classes(self):
-        self.main = Class()
+    @initialize(team_mode=modes)
+    def classes(self, team_mode):
+        self.main = Class(team_mode)
         self.neighbour = Class()  # active too, then perhaps deleted: never touches the main class
         self.live = [self.main, self.neighbour]
 
@@ -201,6 +212,54 @@ class PointsMachine(RuleBasedStateMachine):
         Tenant.objects.get(pk=self.neighbour.tenant.pk).delete()
         self.live.remove(self.neighbour)
 
+    # --- teams (the main class) ---
+
+    @rule(mode=modes)
+    def switch_the_team_mode(self, mode):
+        Tenant.objects.filter(pk=self.main.tenant.pk).update(team_mode=mode)
+
+    @rule(i=index, n=st.integers(min_value=0, max_value=5))
+    def create_a_team(self, i, n):
+        student = self.main.student(i)
+        if student:
+            self._try(teams.team_create, user=student, name=f"Team {n}")
+
+    @rule(i=index, k=index)
+    def join_a_team_by_its_code(self, i, k):
+        student, team = self.main.student(i), self.main.team(k)
+        if student and team:
+            self._try(teams.team_join, user=student, code=team.invite_code)
+
+    @rule(i=index)
+    def leave_a_team(self, i):
+        student = self.main.student(i)
+        if student:
+            self._try(teams.team_leave, user=student)
+
+    @rule(i=index, k=index, out=st.booleans())
+    def move_a_student(self, i, k, out):
+        student, team = self.main.student(i), self.main.team(k)
+        if student and (team or out):
+            self._try(teams.team_move, user=student, team=None if out else team, actor=self.main.instructor)
+
+    @rule(k=index, into=index)
+    def merge_two_teams(self, k, into):
+        source, target = self.main.team(k), self.main.team(into)
+        if source and target:
+            self._try(teams.team_merge, source=source, into=target, actor=self.main.instructor)
+
+    @rule(k=index)
+    def dissolve_a_team(self, k):
+        team = self.main.team(k)
+        if team:
+            self._try(teams.team_dissolve, team=team, actor=self.main.instructor)
+
+    @rule(k=index)
+    def renew_a_teams_code(self, k):
+        team = self.main.team(k)
+        if team:
+            self._try(teams.team_new_code, team=team, actor=self.main.instructor)
+
     @invariant()
     def incremental_rebuild_and_replay_agree(self):
         for klass in self.live:
@@ -214,6 +273,15 @@ class PointsMachine(RuleBasedStateMachine):
             replayed = standings(standings_from_events(tenant_id))
             assert incremental == rebuilt, "the table differs from the submissions"
             assert replayed == rebuilt, "the events differ from the submissions"
+            if klass is not self.main:
+                continue  # the neighbour plays alone: its team standings stay empty by construction
+            team_table = sorted(
+                TeamLeaderboard.objects.filter(tenant_id=tenant_id).values_list(
+                    "team_id", "points", "solves", "last_scored_at"
+                )
+            )
+            assert team_table == team_board.standings_from_tables(tenant_id), "the team table differs from the answers"
+            assert team_board.standings_from_events(tenant_id) == team_table, "the events differ from the team table"
         stale = fetch(
             """
             SELECT id FROM (SELECT id, rank, rank() OVER (PARTITION BY tenant_id ORDER BY points DESC) AS fresh
@@ -223,8 +291,21 @@ class PointsMachine(RuleBasedStateMachine):
             [[klass.tenant.pk for klass in self.live]],
         )
         assert stale == []
+        stale_teams = fetch(
+            """
+            SELECT id FROM (SELECT id, rank, rank() OVER (PARTITION BY tenant_id ORDER BY points DESC) AS fresh
+                            FROM team_leaderboards WHERE tenant_id = ANY(%s)) r
+            WHERE rank <> fresh
+            """,
+            [[klass.tenant.pk for klass in self.live]],
+        )
+        assert stale_teams == []
         for project in Project.objects.filter(tenant_id__in=[k.tenant.pk for k in self.live], scoring="DYNAMIC"):
-            solvers = Submission.objects.filter(project=project, status=Submission.Status.APPROVED).count()
+            approvals = Submission.objects.filter(project=project, status=Submission.Status.APPROVED)
+            # a team is one solver; a student who answered alone is one (scoring.dynamic.SOLVERS)
+            solvers = len(
+                {("team", t) if t else ("student", u) for u, t in approvals.values_list("user_id", "team_id")}
+            )
             assert project.points == project.value_with(solvers), "a dynamic value lags its solvers"
         if self.neighbour not in self.live:
             gone = self.neighbour.tenant.pk
@@ -243,3 +324,29 @@ def test_every_change_that_moves_points_keeps_replay_incremental_and_rebuild_equ
             database=None,  # the examples need no memory across runs: CI explores afresh
         ),
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("change", ["merge", "dissolve"])
+def test_a_merge_or_dissolve_moves_a_dynamic_challenges_solver_count_and_its_value_follows(change):
+    """Two teams solved a dynamic challenge (two solvers); merged they are one solver, dissolved three students."""
+    machine = PointsMachine()
+    machine.classes(team_mode=TeamMode.OPTIONAL)
+    klass = machine.main
+    first, second, third = klass.students[:3]
+    red = teams.team_create(user=first, name="Red")
+    teams.team_join(user=third, code=red.invite_code)
+    blue = teams.team_create(user=second, name="Blue")
+    dynamic = klass.projects[CHALLENGES]  # the dynamic flag
+    for student in (first, second, third):
+        services.submission_create(user=student, project=dynamic, flag=FLAG)
+    machine.incremental_rebuild_and_replay_agree()
+    assert Project.objects.get(pk=dynamic.pk).points == dynamic.value_with(2)
+
+    if change == "merge":
+        teams.team_merge(source=blue, into=red, actor=klass.instructor)
+    else:
+        teams.team_dissolve(team=red, actor=klass.instructor)
+
+    machine.incremental_rebuild_and_replay_agree()  # the value follows its solvers, everywhere
+    assert Project.objects.get(pk=dynamic.pk).points == dynamic.value_with(1 if change == "merge" else 3)
