@@ -195,10 +195,16 @@ class ServiceActionsMixin:
         request.current_app = self.admin_site.name
         return TemplateResponse(request, CONFIRM_TEMPLATE, context)
 
-    def run_all(self, request, work, items) -> bool:
-        """work(item) for each item in one transaction: the first refusal undoes them all and is the error shown."""
+    def run_all(self, request, work, items, *, team_ids=(), user_ids=()) -> bool:
+        """work(item) for each item in one transaction: the first refusal undoes them all and is the error shown.
+
+        The teams and students the items touch are locked first, in the services' lock order
+        (teams.lock_selection): taken one by one as the items go, a member's answer could
+        deadlock the action.
+        """
         try:
             with transaction.atomic():
+                teams.lock_selection(tenant_id=request_tenant_id(request), team_ids=team_ids, user_ids=user_ids)
                 for item in items:
                     work(item)
         except ScoringError as refusal:
@@ -419,7 +425,8 @@ class TeamAdmin(ServiceActionsMixin, TenantScopedAdminMixin, admin.ModelAdmin):
             def merge(source):
                 teams.team_merge(source=source, into=into, actor=request.user)
 
-            if self.run_all(request, merge, sources):
+            selected = [team.pk for team in sources] + [into.pk]
+            if self.run_all(request, merge, sources, team_ids=selected):
                 names = ", ".join(team.name for team in sources)
                 self.message_user(request, f"Merged {names} into {into.name}.", messages.SUCCESS)
             return None
@@ -449,7 +456,7 @@ class TeamAdmin(ServiceActionsMixin, TenantScopedAdminMixin, admin.ModelAdmin):
         if chosen is None:
             return None
         if request.POST.get("post") == "yes":
-            if self.run_all(request, self.dissolver(request), chosen):
+            if self.run_all(request, self.dissolver(request), chosen, team_ids=[t.pk for t in chosen]):
                 self.message_user(request, f"Dissolved {', '.join(t.name for t in chosen)}.", messages.SUCCESS)
             return None
         return self.dissolve_page(request, chosen)
@@ -477,7 +484,7 @@ class TeamAdmin(ServiceActionsMixin, TenantScopedAdminMixin, admin.ModelAdmin):
     @admin.action(description="New invite code", permissions=["change"])
     def new_codes(self, request, queryset):
         chosen = self.selection(request, queryset.order_by("name", "pk"), "teams")
-        if chosen and self.run_all(request, self.coder(request), chosen):
+        if chosen and self.run_all(request, self.coder(request), chosen, team_ids=[t.pk for t in chosen]):
             self.message_user(
                 request,
                 f"New invite codes for {', '.join(t.name for t in chosen)}: the old ones no longer work."
@@ -599,7 +606,13 @@ class TeamMembershipAdmin(ServiceActionsMixin, TenantScopedAdminMixin, admin.Mod
             def move(membership):
                 teams.team_move(user=membership.user, team=team, actor=request.user)
 
-            if self.run_all(request, move, chosen):
+            if self.run_all(
+                request,
+                move,
+                chosen,
+                team_ids=[m.team_id for m in chosen] + [team.pk if team is not None else None],
+                user_ids=[m.user_id for m in chosen],
+            ):
                 where = team.name if team is not None else "no team"
                 names = ", ".join(m.user.get_full_name() for m in chosen)
                 self.message_user(request, f"Moved {names} to {where}.", messages.SUCCESS)

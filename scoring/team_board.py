@@ -170,6 +170,9 @@ TEAM_STANDINGS_FROM_EVENTS = """
         FROM event_store e
         JOIN ended t ON t.team_id = (e.payload->>'team_id')::bigint
         WHERE e.tenant_id = %(tenant)s AND e.event_type = 'HintUnlocked'
+          AND (e.payload->>'unlock_id')::bigint NOT IN (
+              SELECT jsonb_array_elements_text(m.payload->'uncharged')::bigint FROM event_store m
+              WHERE m.tenant_id = %(tenant)s AND m.event_type = 'TeamMerged' AND m.payload ? 'uncharged')
           AND (e.payload->>'user_id')::bigint NOT IN (
               SELECT c.user_id FROM changes c WHERE c.event_type = 'StudentDeleted')
     ),

@@ -18,13 +18,15 @@ student's team's row (never a membership row: scoring.team_board), so a merge or
 import secrets
 
 from django.db import IntegrityError, transaction
+from django.db.models import Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from audit import api as audit
 from challenges.models import Project
 from tenants.models import TeamMode, Tenant, User
 
-from . import dynamic, leaderboard, team_board
+from . import dynamic, freeze, leaderboard, team_board
 from .models import HintUnlock, Submission, Team, TeamMembership
 from .services import InvalidAnswer, NotAllowed, ScoringError, lock_student
 from .signals import TEAM_EVENTS
@@ -139,10 +141,33 @@ def _settle(projects: list[Project], *, actor) -> None:
         dynamic.settle(project, actor=actor)
 
 
+def lock_selection(*, tenant_id: int, team_ids=(), user_ids=()) -> None:
+    """What an instructor's action over several teams or students will lock, taken up front in the lock order.
+
+    The admin runs a selection in one transaction: without this, the second team's row
+    would be asked for while the first one's change holds the tenant's leaderboard lock,
+    which a member's answer (holding that team FOR SHARE) waits for. The services take the
+    same locks again as they go, at no cost in the same transaction.
+    """
+    teams = sorted({pk for pk in team_ids if pk is not None})
+    for pk in sorted(set(user_ids)):
+        User.objects.select_for_update(no_key=True).filter(pk=pk).values_list("pk").first()
+    list(Team.objects.select_for_update(of=("self",)).filter(tenant_id=tenant_id, pk__in=teams).order_by("pk"))
+    answers = Submission.objects.for_tenant(tenant_id).filter(team_id__in=teams)
+    dynamic_solved = answers.filter(status=Submission.Status.APPROVED, project__scoring=Project.Scoring.DYNAMIC)
+    for project_id in sorted(set(dynamic_solved.values_list("project_id", flat=True))):
+        dynamic.lock_solves(project_id)
+    list(answers.order_by("pk").select_for_update(no_key=True, of=("self",)).values_list("pk"))
+    unlocks = HintUnlock.objects.for_tenant(tenant_id).filter(team_id__in=teams).order_by("pk")
+    list(unlocks.select_for_update(no_key=True, of=("self",)).values_list("pk"))
+
+
 def _event(team: Team, event: str, actor, **details) -> None:
     TEAM_EVENTS[event].send(sender=Team, team=team, actor=actor, details=details)
     # the team standings' cached pages show each team's name and member count (scoring.team_selectors)
     leaderboard.CACHE.invalidate_on_commit(team.tenant_id)
+    if event in ("TeamMerged", "TeamDissolved"):  # the frozen team board reads the answers' teams as they are now
+        freeze.FROZEN.invalidate_on_commit(team.tenant_id)
 
 
 def _save_new_team(team: Team) -> None:
@@ -162,7 +187,8 @@ def _save_new_team(team: Team) -> None:
 
 
 def _name_taken(tenant_id: int, name: str, exclude: int | None = None) -> bool:
-    teams = Team.objects.for_tenant(tenant_id).filter(name__iexact=name)
+    # lower() as the unique index compares (iexact's upper() differs on a few letters: K, Kelvin sign)
+    teams = Team.objects.for_tenant(tenant_id).annotate(lowered=Lower("name")).filter(lowered=Lower(Value(name)))
     if exclude is not None:
         teams = teams.exclude(pk=exclude)
     return teams.exists()
@@ -276,7 +302,13 @@ def team_rename(*, team: Team, name: str, actor: User) -> Team:
         raise InvalidAnswer(_NAME_TAKEN.format(name=name))
     previous = team.name
     team.name = name
-    team.save(update_fields=["name"])
+    try:
+        with transaction.atomic():
+            team.save(update_fields=["name"])
+    except IntegrityError as error:  # a rename of another team to this name committed meanwhile
+        if "uniq_teams_tenant_name_ci" not in str(error):
+            raise
+        raise InvalidAnswer(_NAME_TAKEN.format(name=name)) from None
     _event(team, "TeamRenamed", actor, previous_name=previous)
     return team
 
@@ -341,8 +373,23 @@ def team_merge(*, source: Team, into: Team, actor: User) -> Team:
     )
     audit.update_recorded(TeamMembership.objects.for_tenant(tenant.pk).filter(team_id=source.pk), team_id=into.pk)
     audit.update_recorded(Submission.objects.for_tenant(tenant.pk).filter(team_id=source.pk), team_id=into.pk)
+    # a hint both teams paid for is charged to the merged team once: its earliest unlock
+    # stays charged, the others are taken off the team (listed in the event for the replay)
+    both = HintUnlock.objects.for_tenant(tenant.pk).filter(team_id__in=[source.pk, into.pk], hint_id__isnull=False)
+    kept = both.order_by("hint_id", "unlocked_at", "pk").distinct("hint_id").values("pk")
+    uncharged = sorted(both.exclude(pk__in=kept).values_list("pk", flat=True))
+    if uncharged:
+        audit.update_recorded(HintUnlock.objects.for_tenant(tenant.pk).filter(pk__in=uncharged), team_id=None)
     audit.update_recorded(HintUnlock.objects.for_tenant(tenant.pk).filter(team_id=source.pk), team_id=into.pk)
-    _event(source, "TeamMerged", actor, into_team_id=into.pk, into_name=into.name, members=sorted(moved))
+    _event(
+        source,
+        "TeamMerged",
+        actor,
+        into_team_id=into.pk,
+        into_name=into.name,
+        members=sorted(moved),
+        uncharged=uncharged,
+    )
     source.delete()
     team_board.update_teams(tenant_id=tenant.pk, team_ids=[into.pk])
     _settle(solved, actor=actor)
@@ -364,6 +411,10 @@ def _dissolve(team: Team, *, actor) -> None:
         TeamMembership.objects.for_tenant(team.tenant_id).filter(team_id=team.pk).values_list("user_id", flat=True)
     )
     solved = _dynamic_solved(team)  # its members' answers count as theirs alone: more solvers
+    # the team's answers and unlocks let go first: their row locks come before the tenant's
+    # leaderboard lock, the order a grading takes them in (a grading in flight holds its answer)
+    Submission.objects.for_tenant(team.tenant_id).filter(team_id=team.pk).update(team_id=None)
+    HintUnlock.objects.for_tenant(team.tenant_id).filter(team_id=team.pk).update(team_id=None)
     leaderboard.lock_tenant(team.tenant_id)  # the team's row leaves the standings
     _event(team, "TeamDissolved", actor, members=sorted(members))
     team.delete()
