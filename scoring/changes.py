@@ -31,7 +31,7 @@ from django.db.models.signals import post_delete, post_init, post_save, pre_dele
 from challenges.models import Project
 from tenants.models import Tenant, User
 
-from . import dynamic, services, team_board
+from . import dynamic, leaderboard, services, team_board
 from .models import Submission, Team
 from .signals import project_deleted, project_rescored, student_deleted
 
@@ -56,6 +56,7 @@ def _rescore_teams(tenant_id: int) -> None:
     """The tenant's team standings from the answers as they are now (one statement; none without teams)."""
     if Team.objects.for_tenant(tenant_id).exists():
         team_board.rebuild(tenant_id)
+        leaderboard.CACHE.invalidate_on_commit(tenant_id)  # member counts move with a deleted student
 
 
 def _before_tenant_delete(sender, instance: Tenant, **kwargs) -> None:

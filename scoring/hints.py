@@ -8,7 +8,7 @@ from django.utils import timezone
 from audit import api as audit
 from challenges.markdown import render_markdown
 from challenges.models import Hint, Project
-from tenants.models import User
+from tenants.models import TeamMode, User
 
 from . import access, services, team_board
 from .catalogue import challenge_state
@@ -76,12 +76,15 @@ def hint_unlock(*, user, hint: Hint) -> HintUnlock:
     )
     if earlier.exclude(pk__in=mine.filter(hint__isnull=False).values("hint_id")).exists():
         raise services.InvalidAnswer("Unlock the earlier hints first: they open in order.")
+    team_id, team_pays = team_board.unlock_team_id(user, project.tenant, hint.pk)  # a team pays for a hint once
+    if team_id is None and project.tenant.team_mode == TeamMode.REQUIRED:
+        raise services.NotAllowed("This class plays in teams: create a team or join one with its invite code first.")
     unlock = HintUnlock.objects.create(
         tenant_id=user.tenant_id,
         user=user,
         project=project,
         hint=hint,
-        team_id=team_board.unlock_team_id(user, project.tenant, hint.pk),  # a team pays for a hint once
+        team_id=team_id if team_pays else None,
         cost=hint.cost,
         unlocked_at=timezone.now(),
     )

@@ -250,20 +250,24 @@ def answer_team_id(user, tenant) -> int | None:
     return _locked_team_of(user, "FOR SHARE")
 
 
-def unlock_team_id(user, tenant, hint_id: int) -> int | None:
-    """The team a hint unlock is charged to: the student's, unless a member has unlocked that hint already."""
+def unlock_team_id(user, tenant, hint_id: int) -> tuple[int | None, bool]:
+    """The student's team for a hint unlock (its row locked FOR NO KEY UPDATE), and whether the team pays for it.
+
+    A team pays for a hint once: not when a member has unlocked that hint already. Two
+    members' unlocks of one hint apply one after the other on the team's row.
+    """
     if tenant.team_mode == TeamMode.OFF:
-        return None
+        return None, False
     team_id = _locked_team_of(user, "FOR NO KEY UPDATE")
     if team_id is None:
-        return None
+        return None, False
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT EXISTS (SELECT 1 FROM hint_unlocks WHERE tenant_id = %s AND team_id = %s AND hint_id = %s)",
             [user.tenant_id, team_id, hint_id],
         )
         paid = cursor.fetchone()[0]
-    return None if paid else team_id
+    return team_id, not paid
 
 
 def update_teams(*, tenant_id: int, team_ids, tenant_locked: bool = False) -> None:

@@ -334,6 +334,8 @@ def team_move(*, user: User, team: Team | None, actor: User) -> Team | None:
     _require_staff(actor, tenant.pk)
     if team is not None and team.tenant_id != user.tenant_id:
         raise NotAllowed("That team is not in this student's class.")
+    if team is not None:
+        _require_mode(tenant)  # out of a team is always possible; into one only while the class plays in teams
     lock_student(user)
     current = team_of(user)
     if team is not None and current is not None and current.pk == team.pk:

@@ -6,7 +6,7 @@ from audit.models import AuditLog, EventStore
 from challenges.factories import ProjectFactory
 from challenges.models import Hint, Project
 from scoring import hints, services, team_board, teams
-from scoring.models import Submission, Team, TeamLeaderboard, TeamMembership
+from scoring.models import HintUnlock, Submission, Team, TeamLeaderboard, TeamMembership
 from tenants.factories import StudentFactory
 from tenants.models import TeamMode
 
@@ -181,3 +181,21 @@ def test_the_challenge_page_asks_for_a_team_where_teams_are_required(team_tenant
 
     teams.team_create(user=student, name="Red")
     assert 'name="flag"' in client.get(url).content.decode()
+
+
+def test_required_mode_refuses_a_hint_without_a_team(team_tenant, student, flag_project):
+    hint = Hint.objects.create(tenant=team_tenant, project=flag_project, position=1, text="Look", cost=30)
+    team_tenant.team_mode = TeamMode.REQUIRED
+    team_tenant.save()
+    with pytest.raises(services.NotAllowed, match="plays in teams"):
+        hints.hint_unlock(user=student, hint=hint)
+    assert not HintUnlock.objects.exists()
+
+
+def test_an_instructor_moves_nobody_into_a_team_while_the_class_plays_alone(team_tenant, student, instructor):
+    team = teams.team_create_for(tenant=team_tenant, name="Red", actor=instructor)
+    team_tenant.team_mode = TeamMode.OFF
+    team_tenant.save()
+    with pytest.raises(services.NotAllowed, match="does not play in teams"):
+        teams.team_move(user=student, team=team, actor=instructor)
+    assert not TeamMembership.objects.exists()
