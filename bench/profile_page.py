@@ -162,6 +162,7 @@ def rows(host: str, anonymous: str, signed_in: str) -> dict[str, tuple[str, str,
         "template": ("all", "/_bench/leaderboard-template/", signed_in),
         "goal": ("all", "/_bench/leaderboard-template/", ""),
         "leaderboard": ("all", "/leaderboard/", signed_in),
+        "teams": ("all", "/teams/", signed_in),  # where the class plays in teams (the large data set's largest)
     }
 
 

@@ -10,11 +10,13 @@ students' frozen board is; the names and member counts of a frozen page's teams 
 read live (one query), since teams change during a freeze.
 """
 
+import html
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
+from django.utils.safestring import SafeString, mark_safe
 
 from . import freeze, leaderboard, team_board
 from .models import Submission, Team, TeamLeaderboard, TeamMembership
@@ -50,6 +52,19 @@ class TeamScore:
     solves: int
 
 
+ROW_HTML = (
+    '<tr><td class="num rank" data-label="Rank">{0}</td><th scope="row"><a href="{1}{2}/">{3}</a></th>'
+    '<td class="num" data-label="Members">{4}</td><td class="num" data-label="Points">{5}</td>'
+    '<td class="num" data-label="Solves">{6}</td></tr>'
+)
+MY_ROW_HTML = (
+    '<tr class="me" id="me" aria-current="true"><td class="num rank" data-label="Rank">{0}</td>'
+    '<th scope="row"><a href="{1}{2}/">{3}</a> <span class="pill pill--you">Your team</span></th>'
+    '<td class="num" data-label="Members">{4}</td><td class="num" data-label="Points">{5}</td>'
+    '<td class="num" data-label="Solves">{6}</td></tr>'
+)
+
+
 @dataclass(frozen=True)
 class TeamsPage:
     number: int
@@ -60,6 +75,28 @@ class TeamsPage:
     @property
     def pages(self) -> int:
         return _pages(self.total, self.page_size)
+
+    def body_for(self, team_id: int | None, teams_url: str) -> SafeString:
+        """The table's rows, the team `team_id` marked: formatted here rather than by a template loop.
+
+        What the template gave (the name escaped, the numbers as numbers), in a fraction of its
+        time: the page's rows were half of its CPU (scenario 19, bench/profile_page.py).
+        """
+        prefix = html.escape(teams_url)
+        return mark_safe(  # noqa: S308  (the name is escaped, the rest are numbers)
+            "".join(
+                (MY_ROW_HTML if row.team_id == team_id else ROW_HTML).format(
+                    int(row.rank),
+                    prefix,
+                    int(row.team_id),
+                    html.escape(str(row.name)),
+                    int(row.members),
+                    int(row.points),
+                    int(row.solves),
+                )
+                for row in self.rows
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -207,10 +244,14 @@ def frozen_teams_page(tenant_id: int, at: datetime, number: int = 1, page_size: 
 
 
 def standings_view(
-    tenant_id: int, page=None, *, team_id: int | None = None, frozen_at: datetime | None = None
+    tenant_id: int, page=None, *, team_id: int | None = None, frozen_at: datetime | None = None, version=None
 ) -> TeamsView:
-    """The page `page` asks for (a number, as typed), by default the one with the student's team (as student_view)."""
-    version = leaderboard.CACHE.version(tenant_id) if frozen_at is None else None
+    """The page `page` asks for (a number, as typed), by default the one with the student's team (as student_view).
+
+    `version`: the cache's version, when the caller has read it already.
+    """
+    if frozen_at is None and version is None:
+        version = leaderboard.CACHE.version(tenant_id)
     mine = team_score(tenant_id, team_id, frozen_at=frozen_at, version=version) if team_id else None
     my_page = (mine.rank - 1) // PAGE_SIZE + 1 if mine is not None else None
     try:

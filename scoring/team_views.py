@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from tenants.models import TeamMode, User
@@ -62,7 +63,7 @@ def _is_student(user) -> bool:
     return user.role == User.Role.STUDENT and user.tenant_id is not None
 
 
-def _my_team(user, tenant_id: int) -> SimpleNamespace | None:
+def _my_team(user, tenant_id: int, version) -> SimpleNamespace | None:
     """The student's team (its pk and name) for the standings, from the standings' cache.
 
     Every team change and every solve bumps the cache's version (scoring.teams), so a
@@ -73,7 +74,7 @@ def _my_team(user, tenant_id: int) -> SimpleNamespace | None:
         team = teams.team_of(user)
         return (team.pk, team.name) if team else (0, "")
 
-    pk, name = leaderboard.CACHE.get_or_load(tenant_id, leaderboard.CACHE.version(tenant_id), f"member:{user.pk}", load)
+    pk, name = leaderboard.CACHE.get_or_load(tenant_id, version, f"member:{user.pk}", load)
     return SimpleNamespace(pk=pk, name=name) if pk else None
 
 
@@ -221,12 +222,14 @@ def standings(request):
     _teams_on(request)
     tenant, user = request.tenant, request.user
     frozen_at = freeze.frozen_for(user, tenant)
-    mine = _my_team(user, tenant.pk) if _is_student(user) else None
+    version = leaderboard.CACHE.version(tenant.pk)  # read once for the page
+    mine = _my_team(user, tenant.pk, version) if _is_student(user) else None
     view = team_selectors.standings_view(
-        tenant.pk, request.GET.get("page"), team_id=mine.pk if mine else None, frozen_at=frozen_at
+        tenant.pk, request.GET.get("page"), team_id=mine.pk if mine else None, frozen_at=frozen_at, version=version
     )
     context = {
         "board": view.board,
+        "body": view.board.body_for(mine.pk if mine else None, reverse("scoring:teams")),
         "mine": view.mine,
         "my_page": view.my_page,
         "my_team": mine,
