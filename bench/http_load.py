@@ -486,9 +486,12 @@ def page_one_students(tenant_id: int, limit: int) -> list:
     return [users[i] for i in ids[:limit] if i in users]
 
 
-def sample_students(tenant_id: int, limit: int) -> list:
-    """Active students of the tenant, drawn at random."""
-    return list(User.objects.filter(tenant_id=tenant_id, is_active=True).students().order_by("?")[:limit])
+def sample_students(tenant_id: int, limit: int, *, alone: bool = False) -> list:
+    """Active students of the tenant, drawn at random; `alone`: only those in no team (each solve one more solver)."""
+    students = User.objects.filter(tenant_id=tenant_id, is_active=True).students()
+    if alone:
+        students = students.filter(team_memberships__isnull=True)
+    return list(students.order_by("?")[:limit])
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,8 @@ DECAY = {"decay_function": Project.Decay.LINEAR, "initial_points": 2000, "minimu
 def run(ctx: Context) -> list[Figure]:
     tenant = ctx.largest
     measured = 2 * (ctx.runs + 1)  # a fresh student for every solve, warm-up included
-    students = sample_students(tenant["id"], EARLIER_SOLVERS + measured)
+    # students who play alone: in a class that plays in teams a team is one solver (scoring.dynamic)
+    students = sample_students(tenant["id"], EARLIER_SOLVERS + measured, alone=True)
     earlier = len(students) - measured
     if earlier < 2:
         raise BenchError(f"{tenant['slug']}: {len(students)} students; the scenario needs {measured + 2}")
