@@ -73,10 +73,6 @@ def clean_name(name: str) -> str:
     return name
 
 
-def mode(tenant: Tenant) -> str:
-    return tenant.team_mode
-
-
 def team_of(user: User) -> Team | None:
     """The student's team now (one query), or None."""
     memberships = TeamMembership.objects.for_tenant(user.tenant_id).filter(user_id=user.pk)
@@ -415,8 +411,9 @@ def _dissolve(team: Team, *, actor) -> None:
     solved = _dynamic_solved(team)  # its members' answers count as theirs alone: more solvers
     # the team's answers and unlocks let go first: their row locks come before the tenant's
     # leaderboard lock, the order a grading takes them in (a grading in flight holds its answer)
-    Submission.objects.for_tenant(team.tenant_id).filter(team_id=team.pk).update(team_id=None)
-    HintUnlock.objects.for_tenant(team.tenant_id).filter(team_id=team.pk).update(team_id=None)
+    # (audited in bulk, as a merge's moves are)
+    audit.update_recorded(Submission.objects.for_tenant(team.tenant_id).filter(team_id=team.pk), team_id=None)
+    audit.update_recorded(HintUnlock.objects.for_tenant(team.tenant_id).filter(team_id=team.pk), team_id=None)
     leaderboard.lock_tenant(team.tenant_id)  # the team's row leaves the standings
     _event(team, "TeamDissolved", actor, members=sorted(members))
     team.delete()

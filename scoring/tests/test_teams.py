@@ -199,3 +199,13 @@ def test_an_instructor_moves_nobody_into_a_team_while_the_class_plays_alone(team
     with pytest.raises(services.NotAllowed, match="does not play in teams"):
         teams.team_move(user=student, team=team, actor=instructor)
     assert not TeamMembership.objects.exists()
+
+
+def test_a_dissolve_audits_each_answer_it_takes_off_the_team(team_tenant, student, flag_project, instructor):
+    team = teams.team_create(user=student, name="Red")
+    answer = services.submission_create(user=student, project=flag_project, flag=FLAG)
+
+    teams.team_dissolve(team=team, actor=instructor)
+
+    rows = AuditLog.objects.filter(action="update", object_type="scoring.submission", object_id=str(answer.pk))
+    assert [row.changes.get("team") or row.changes.get("team_id") for row in rows] == [[team.pk, None]]
